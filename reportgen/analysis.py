@@ -1,0 +1,460 @@
+"""Pure numpy analysis of attention arrays: entropy, word merging, rollout, focus, packing.
+
+Conventions: an attention array is shaped ``[..., n_query, n_key]``; the last axis is the
+key (the position attended to) and every query row sums to 1. A sentence's full array is
+``[layers, heads, n, n]``. Everything is computed in float64 (attention usually arrives as
+float32, whose rounding would otherwise leak into entropies and sums) and returned as
+float64 unless a function says otherwise. Nothing here does I/O or imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "LAYER_VERDICT_THRESHOLD",
+    "QUANT_SCALE",
+    "VERDICT_RULE",
+    "PairSummary",
+    "align_words",
+    "dequantize",
+    "drop_positions",
+    "find_word",
+    "focus_scores",
+    "head_average",
+    "layer_verdicts",
+    "mean_entropy",
+    "merge_groups",
+    "normalized_entropy",
+    "pair_summary",
+    "quantize_rows",
+    "rank_heads",
+    "rollout",
+    "row_entropy",
+    "winner_grid",
+    "word_groups",
+]
+
+Float64Array = NDArray[np.float64]
+
+LAYER_VERDICT_THRESHOLD: float = 0.5
+VERDICT_RULE: str = (
+    "A layer is 'diffuse' when its heads' mean normalised entropy (entropy / log n) "
+    f"is at least {LAYER_VERDICT_THRESHOLD:g}, otherwise 'focused'."
+)
+
+# 500 steps per row keep every weight within 0.002 of the truth (invisible on a colour
+# scale) while a value never exceeds 500, so the packed high byte is almost always 0.
+QUANT_SCALE: int = 500
+
+# Rows quantised per block, so that large maps (e.g. 12 x 12 x 512 x 512) do not need
+# several float64 temporaries of the whole array at once.
+_QUANT_BLOCK_ELEMENTS = 1 << 20
+
+
+def _as_f64(attn: ArrayLike) -> Float64Array:
+    return np.asarray(attn, dtype=np.float64)
+
+
+def _require_ndim(arr: np.ndarray, ndim: int, name: str) -> None:
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+
+
+def _require_min_ndim(arr: np.ndarray, ndim: int, name: str) -> None:
+    if arr.ndim < ndim:
+        raise ValueError(f"{name} must have at least {ndim} dimensions, got shape {arr.shape}")
+
+
+# ---------------------------------------------------------------------------------------
+# Averages and entropy
+# ---------------------------------------------------------------------------------------
+
+
+def head_average(attn: ArrayLike) -> Float64Array:
+    """Mean over heads: ``[L, H, q, k] -> [L, q, k]``."""
+    a = _as_f64(attn)
+    _require_ndim(a, 4, "attention")
+    return a.mean(axis=1)
+
+
+def row_entropy(attn: ArrayLike) -> Float64Array:
+    """Shannon entropy (nats) of every row: ``[..., q, k] -> [..., q]``, with 0 log 0 = 0."""
+    a = _as_f64(attn)
+    _require_min_ndim(a, 1, "attention")
+    # log only where p > 0: zeros (and tiny negative round-off) contribute nothing, and
+    # no "divide by zero in log" warning or NaN is ever produced.
+    positive = a > 0
+    logs = np.log(a, out=np.zeros_like(a), where=positive)
+    return -(np.where(positive, a, 0.0) * logs).sum(axis=-1)
+
+
+def mean_entropy(attn: ArrayLike) -> Float64Array:
+    """Mean row entropy over the query rows: ``[..., q, k] -> [...]``."""
+    a = _as_f64(attn)
+    _require_min_ndim(a, 2, "attention")
+    return row_entropy(a).mean(axis=-1)
+
+
+def normalized_entropy(entropy: ArrayLike, n: int) -> Float64Array:
+    """Entropy divided by its maximum ``log n`` (so 1 = uniform); zeros when ``n <= 1``."""
+    e = _as_f64(entropy)
+    if n <= 1:
+        # A single key can only receive all the attention: there is nothing to spread.
+        return np.zeros_like(e)
+    return e / np.log(n)
+
+
+def layer_verdicts(norm_entropy_LH: ArrayLike) -> list[str]:
+    """One verdict per layer of an ``[L, H]`` grid of normalised entropies (see VERDICT_RULE)."""
+    grid = _as_f64(norm_entropy_LH)
+    _require_ndim(grid, 2, "normalised entropy grid")
+    means = grid.mean(axis=1)
+    return ["diffuse" if m >= LAYER_VERDICT_THRESHOLD else "focused" for m in means]
+
+
+# ---------------------------------------------------------------------------------------
+# Words: grouping, merging, hiding special tokens
+# ---------------------------------------------------------------------------------------
+
+
+def word_groups(word_ids: Sequence[int | None]) -> list[list[int]]:
+    """Group token positions into words, in order; each special (``None``) token stands alone.
+
+    Only *consecutive* positions with the same word id merge, so a word id that reappears
+    later (e.g. the same index in the second segment of a pair) starts a new group.
+    """
+    groups: list[list[int]] = []
+    previous: int | None = None
+    for pos, wid in enumerate(word_ids):
+        if wid is not None and groups and previous == wid:
+            groups[-1].append(pos)
+        else:
+            groups.append([pos])
+        previous = wid
+    return groups
+
+
+def _membership(groups: Sequence[Sequence[int]], n: int, name: str) -> Float64Array:
+    """0/1 matrix ``[g, n]`` with ``M[i, j] = 1`` when position j belongs to group i."""
+    m = np.zeros((len(groups), n), dtype=np.float64)
+    for i, group in enumerate(groups):
+        idx = np.asarray(list(group), dtype=np.intp)
+        if idx.size == 0:
+            raise ValueError(f"{name} {i} is empty")
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"{name} {i} has a position outside 0..{n - 1}: {list(group)}")
+        m[i, idx] = 1.0
+    return m
+
+
+def merge_groups(attn: ArrayLike, groups: Sequence[Sequence[int]]) -> Float64Array:
+    """Merge token attention into word attention: ``[..., n, n] -> [..., g, g]``.
+
+    Attention *to* a word is the sum over its pieces' columns and attention *from* a word
+    is the mean over its pieces' rows, so when the groups partition the tokens every
+    merged row still sums to 1.
+    """
+    a = _as_f64(attn)
+    _require_min_ndim(a, 2, "attention")
+    n = a.shape[-1]
+    if a.shape[-2] != n:
+        raise ValueError(f"merge_groups needs square attention, got shape {a.shape}")
+    # Clark et al. 2019, "What does BERT look at?", Sec. 3: sum over the pieces of the
+    # attended word (attention mass is additive) and mean over the pieces of the attending
+    # word (each piece's row is already a distribution).
+    member = _membership(groups, n, "group")
+    from_rows = member / member.sum(axis=1, keepdims=True)
+    return from_rows @ a @ member.T
+
+
+def drop_positions(attn: ArrayLike, keep: Sequence[bool]) -> Float64Array:
+    """Remove rows and columns where ``keep`` is False and renormalise the rows to sum to 1.
+
+    Used to hide special tokens ([CLS], [SEP], <s>, ...), which often soak up most of the
+    attention. A row whose kept mass is 0 becomes uniform over the kept keys.
+    """
+    a = _as_f64(attn)
+    _require_min_ndim(a, 2, "attention")
+    n = a.shape[-1]
+    if a.shape[-2] != n:
+        raise ValueError(f"drop_positions needs square attention, got shape {a.shape}")
+    mask = np.asarray(keep, dtype=bool)
+    if mask.shape != (n,):
+        raise ValueError(f"keep must have {n} entries, got {mask.shape[0] if mask.ndim else 0}")
+    idx = np.flatnonzero(mask)
+    sub = np.take(np.take(a, idx, axis=-2), idx, axis=-1)
+    if idx.size == 0:
+        return sub
+    totals = sub.sum(axis=-1, keepdims=True)
+    empty = totals <= 0
+    safe = np.where(empty, 1.0, totals)
+    return np.where(empty, 1.0 / idx.size, sub / safe)
+
+
+# ---------------------------------------------------------------------------------------
+# Attention rollout
+# ---------------------------------------------------------------------------------------
+
+
+def rollout(attn: ArrayLike) -> Float64Array:
+    """Cumulative attention rollout: ``[L, H, n, n] -> [L, n, n]``; ``result[-1]`` is the full one.
+
+    ``result[l] = A_l @ A_(l-1) @ ... @ A_0`` with ``A_l`` the head-averaged attention of
+    layer l mixed half-and-half with the identity and row-renormalised.
+    """
+    a = _as_f64(attn)
+    _require_ndim(a, 4, "attention")
+    n = a.shape[-1]
+    if a.shape[-2] != n:
+        raise ValueError(f"rollout needs square attention, got shape {a.shape}")
+    # Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers", Sec. 3: the
+    # residual connection is modelled by adding the identity (0.5 W + 0.5 I), and the
+    # flow from layer 0 to layer l is the product of the per-layer matrices.
+    eye = np.eye(n)
+    per_layer = 0.5 * a.mean(axis=1) + 0.5 * eye
+    per_layer /= per_layer.sum(axis=-1, keepdims=True)
+    out = np.empty_like(per_layer)
+    current = eye
+    for layer in range(per_layer.shape[0]):
+        # Later layers multiply on the left: row i of the product is where the token at
+        # position i (top layer) ultimately draws its information from among the inputs.
+        current = per_layer[layer] @ current
+        out[layer] = current
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Focus word: locating it and scoring candidate antecedents
+# ---------------------------------------------------------------------------------------
+
+# Straight and typographic apostrophes are treated as the same character, since tokenised
+# text and a word typed on the command line often disagree on which one is used.
+_APOSTROPHES = "'\u2019\u02bc"
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    for ch in word:
+        parts.append(f"[{_APOSTROPHES}]" if ch in _APOSTROPHES else re.escape(ch))
+    # \w in a str pattern is Unicode-aware: letters, digits and underscore of any script,
+    # so "it" does not match inside "itself" or "Ítem", and "naïve" still matches whole.
+    return re.compile(r"(?<!\w)" + "".join(parts) + r"(?!\w)", re.IGNORECASE)
+
+
+def find_word(text: str, offsets: Sequence[tuple[int, int]], word: str) -> tuple[list[int], int]:
+    """Find ``word`` as a whole word (case-insensitive) in ``text``.
+
+    Returns the token positions whose ``(start, end)`` char offsets overlap the first match,
+    and the number of matches in the text. Tokens with ``start == end`` (special tokens,
+    given as (0, 0)) never match. No match gives ``([], 0)``; a match that no token covers
+    (e.g. the text was truncated) gives ``([], count)``.
+    """
+    needle = word.strip()
+    if not needle:
+        return [], 0
+    matches = list(_word_pattern(needle).finditer(text))
+    if not matches:
+        return [], 0
+    first_start, first_end = matches[0].span()
+    positions = [
+        pos
+        for pos, (start, end) in enumerate(offsets)
+        if start < end and start < first_end and end > first_start
+    ]
+    return positions, len(matches)
+
+
+def focus_scores(
+    attn: ArrayLike, focus: Sequence[int], candidates: Sequence[Sequence[int]]
+) -> Float64Array:
+    """Attention from the focus word to each candidate, per head: ``[L, H, n, n] -> [L, H, C]``.
+
+    From = mean over the focus word's pieces' rows; to = sum over a candidate's pieces'
+    columns (the same convention as :func:`merge_groups`).
+    """
+    a = _as_f64(attn)
+    _require_ndim(a, 4, "attention")
+    n = a.shape[-1]
+    if a.shape[-2] != n:
+        raise ValueError(f"focus_scores needs square attention, got shape {a.shape}")
+    focus_row = _membership([focus], n, "focus word")[0]
+    focus_row /= focus_row.sum()
+    to_cols = _membership(candidates, n, "candidate")  # [C, n]
+    # [L,H,n,n] -> [L,H,n] (mean of focus rows) -> [L,H,C] (sum of candidate columns).
+    from_focus = np.einsum("q,lhqk->lhk", focus_row, a)
+    return from_focus @ to_cols.T
+
+
+def rank_heads(scores_LH: ArrayLike, k: int = 5) -> list[tuple[int, int, float]]:
+    """Top-``k`` heads as ``(layer, head, value)``, 0-based, by value descending.
+
+    Ties are broken by (layer, head) ascending, so the ranking is deterministic.
+    """
+    grid = _as_f64(scores_LH)
+    _require_ndim(grid, 2, "score grid")
+    if k <= 0 or grid.size == 0:
+        return []
+    layers, heads = np.indices(grid.shape)
+    values = grid.ravel()
+    # lexsort sorts by the last key first: value descending, then layer, then head.
+    order = np.lexsort((heads.ravel(), layers.ravel(), -values))[:k]
+    return [(int(layers.flat[i]), int(heads.flat[i]), float(values[i])) for i in order]
+
+
+def winner_grid(scores_LHC: ArrayLike) -> NDArray[np.intp]:
+    """Index of the most-attended candidate per head: ``[L, H, C] -> [L, H]`` (first on ties)."""
+    s = _as_f64(scores_LHC)
+    _require_ndim(s, 3, "scores")
+    return np.argmax(s, axis=-1)
+
+
+# ---------------------------------------------------------------------------------------
+# Minimal pairs
+# ---------------------------------------------------------------------------------------
+
+
+def align_words(words_a: Sequence[str], words_b: Sequence[str]) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of corresponding words in two sentences of a minimal pair, sorted by i.
+
+    Identical words (case-insensitive) are aligned by difflib's matching blocks; inside a
+    replaced stretch of equal length on both sides, words are paired by position, so the
+    one swapped word ("tired" / "wide") still lines up.
+    """
+    low_a = [w.lower() for w in words_a]
+    low_b = [w.lower() for w in words_b]
+    matcher = difflib.SequenceMatcher(None, low_a, low_b, autojunk=False)
+    pairs: list[tuple[int, int]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            pairs.extend((i1 + d, j1 + d) for d in range(i2 - i1))
+    pairs.sort()
+    return pairs
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """How many heads switch candidate between sentence A and B, and the strongest one.
+
+    ``best`` is a 0-based (layer, head) or None; ``best_a`` / ``best_b`` are that head's
+    weight on candidate 0 in A and in B; ``sentence`` is ready to print (1-based numbers).
+    """
+
+    flips: int
+    total: int
+    best: tuple[int, int] | None
+    best_a: float
+    best_b: float
+    sentence: str
+
+
+def pair_summary(
+    scores_a: ArrayLike, scores_b: ArrayLike, focus: str, candidates: tuple[str, str]
+) -> PairSummary:
+    """Summarise the heads that "flip" between the two sentences of a minimal pair.
+
+    ``scores_*`` are ``[L, H, C]`` focus scores (C >= 2; only candidates 0 and 1 are used).
+    A head flips when in A it gives candidate 0 strictly more attention than candidate 1
+    and in B candidate 1 strictly more than candidate 0. The strongest flip maximises
+    ``(A0 - A1) + (B1 - B0)``; ties go to the lowest (layer, head).
+    """
+    a = _as_f64(scores_a)
+    b = _as_f64(scores_b)
+    _require_ndim(a, 3, "scores_a")
+    if a.shape != b.shape:
+        raise ValueError(f"scores_a and scores_b differ in shape: {a.shape} vs {b.shape}")
+    if a.shape[-1] < 2:
+        raise ValueError(f"pair_summary needs at least 2 candidates, got {a.shape[-1]}")
+    margin_a = a[..., 0] - a[..., 1]
+    margin_b = b[..., 1] - b[..., 0]
+    flipped = (margin_a > 0) & (margin_b > 0)
+    flips = int(flipped.sum())
+    total = int(flipped.size)
+    c0, c1 = candidates
+    if flips == 0:
+        sentence = (
+            f"In 0 of {total} heads does '{focus}' attend more to '{c0}' in A "
+            f"and more to '{c1}' in B."
+        )
+        return PairSummary(0, total, None, 0.0, 0.0, sentence)
+    strength = np.where(flipped, margin_a + margin_b, -np.inf)
+    # argmax returns the first maximum in row-major order: lowest layer, then head.
+    layer, head = (int(x) for x in np.unravel_index(int(np.argmax(strength)), strength.shape))
+    best_a = float(a[layer, head, 0])
+    best_b = float(b[layer, head, 0])
+    sentence = (
+        f"In {flips} of {total} heads '{focus}' attends more to '{c0}' in A and more to "
+        f"'{c1}' in B; strongest: Layer {layer + 1}, Head {head + 1} "
+        f"({best_a:.2f} -> {best_b:.2f})."
+    )
+    return PairSummary(flips, total, (layer, head), best_a, best_b, sentence)
+
+
+# ---------------------------------------------------------------------------------------
+# Quantisation for the compact store
+# ---------------------------------------------------------------------------------------
+
+
+def _check_scale(scale: int) -> None:
+    if not 1 <= scale <= np.iinfo(np.uint16).max:
+        raise ValueError(f"scale must be between 1 and 65535, got {scale}")
+
+
+def _quantize_block(rows: Float64Array, scale: int) -> NDArray[np.uint16]:
+    """Largest-remainder rounding of a ``[r, m]`` block of rows (values already >= 0)."""
+    scaled = rows * scale
+    floors = np.floor(scaled)
+    remainders = scaled - floors
+    # The target is the row's own rounded total, so a row summing to 1 gets exactly
+    # `scale` and an all-zero padding row gets 0, instead of forcing every row to `scale`.
+    target = np.rint(rows.sum(axis=-1) * scale)
+    # Clipping to [0, m] only guards against float noise; each entry then moves from its
+    # floor by at most 1, which is what bounds the error below 1/scale.
+    extra = np.clip(target - floors.sum(axis=-1), 0, rows.shape[-1]).astype(np.intp)
+    # Stable sort on the negated remainders: largest remainders first, and equal remainders
+    # resolved by position, so the same input always yields the same integers.
+    order = np.argsort(-remainders, axis=-1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(rows.shape[-1])[None, :], axis=-1)
+    q = floors + (rank < extra[:, None])
+    if q.max(initial=0.0) > np.iinfo(np.uint16).max:
+        raise ValueError(f"attention values too large to quantise with scale {scale}")
+    return q.astype(np.uint16)
+
+
+def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint16]:
+    """Quantise attention to integers of ``1/scale``, preserving each row's total exactly.
+
+    Same shape as the input. Each row of the result sums exactly to
+    ``round(row_sum * scale)`` (so to ``scale`` for a row summing to 1) and every value is
+    within ``1/scale`` of the original. Tiny negative round-off is clipped to 0 first.
+    """
+    _check_scale(scale)
+    a = np.asarray(attn)
+    _require_min_ndim(a, 1, "attention")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("cannot quantise non-finite attention values")
+    shape = a.shape
+    m = shape[-1]
+    out = np.empty(shape, dtype=np.uint16)
+    if a.size == 0:
+        return out
+    flat = a.reshape(-1, m)
+    flat_out = out.reshape(-1, m)
+    step = max(1, _QUANT_BLOCK_ELEMENTS // m)
+    for start in range(0, flat.shape[0], step):
+        block = np.clip(flat[start : start + step].astype(np.float64), 0.0, None)
+        flat_out[start : start + step] = _quantize_block(block, scale)
+    return out
+
+
+def dequantize(q: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.float32]:
+    """Inverse of :func:`quantize_rows`: integers back to float32 weights (``q / scale``)."""
+    _check_scale(scale)
+    return (np.asarray(q, dtype=np.float64) / scale).astype(np.float32)

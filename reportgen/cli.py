@@ -1,0 +1,225 @@
+"""The `reportgen` command: parse options, call the pipeline, report errors in one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from reportgen import __version__
+from reportgen.errors import ReportgenError
+
+EPILOG = """\b
+Examples:
+  # The seed lab's minimal pair, with the focus word and its candidates:
+  reportgen "The animal didn't cross the street because it was too tired." \\
+            "The animal didn't cross the street because it was too wide." \\
+            --compare --focus it --candidates animal,street -o winograd.html
+
+\b
+  # Every line of a file through a cached hub model, Layer 5, Head 4 first:
+  reportgen -i sample_inputs/winograd.txt -m bert-base-uncased --layer 5 --head 4
+"""
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size}"
+
+
+@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("sentences", nargs=-1)
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    metavar="PATH",
+    help="A .txt file (one sentence a line; blank and # lines skipped), a .jsonl "
+    "file, or - for stdin.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="Where to write the report.",
+)
+@click.option(
+    "-m",
+    "--model",
+    metavar="ID_OR_PATH",
+    default=None,
+    help="A local model folder, a .gguf file, or a Hugging Face id that is cached or "
+    "reachable. Default: the embedded all-MiniLM-L6-v2.",
+)
+@click.option(
+    "--layer",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Layer shown first (1-based). Default: 10, else the last layer.",
+)
+@click.option(
+    "--head",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Head shown first (1-based). Default: 5 with layer 10, else 1.",
+)
+@click.option("--title", default=None, help="Title printed at the top of the report.")
+@click.option(
+    "--focus",
+    metavar="WORD",
+    default=None,
+    help="Word whose attention the focus view follows (e.g. it).",
+)
+@click.option(
+    "--candidates",
+    metavar="WORD[,WORD...]",
+    default=None,
+    help="Words the focus word may refer to (e.g. animal,street).",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Treat consecutive sentences as minimal pairs (1 with 2, 3 with 4, ...).",
+)
+@click.option(
+    "--pair",
+    "text_pair",
+    metavar="TEXT",
+    default=None,
+    help="Second segment for BERT-style sentence pairs ([CLS] A [SEP] B [SEP]).",
+)
+@click.option(
+    "--target",
+    metavar="TEXT",
+    default=None,
+    help="Decoder input for encoder-decoder models (T5, BART, Marian).",
+)
+@click.option(
+    "--export-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the raw attention (full precision) as JSON to this path.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Sentences per forward pass.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default="auto",
+    show_default=True,
+    help="Where the model runs.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Model weights' precision.",
+)
+@click.option(
+    "--no-truncate",
+    is_flag=True,
+    help="Refuse inputs longer than the model's limit instead of truncating them.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.version_option(__version__, "--version", prog_name="reportgen")
+def main(
+    sentences: tuple[str, ...],
+    input_path: str | None,
+    output: Path,
+    model: str | None,
+    layer: int | None,
+    head: int | None,
+    title: str | None,
+    focus: str | None,
+    candidates: str | None,
+    compare: bool,
+    text_pair: str | None,
+    target: str | None,
+    export_json: Path | None,
+    batch_size: int,
+    device: str,
+    dtype: str,
+    no_truncate: bool,
+    quiet: bool,
+) -> None:
+    """Write one self-contained HTML report of a transformer's attention over SENTENCES.
+
+    The report opens offline in any browser: per-head heatmaps, layer averages
+    with entropy, and bertviz's head view for every sentence.
+    """
+    log = (lambda _msg: None) if quiet else _say
+    try:
+        from reportgen.config import ReportConfig
+        from reportgen.inputs import collect_inputs, split_candidates
+        from reportgen.pipeline import build_report
+
+        if output.parent != Path("") and not output.parent.is_dir():
+            raise click.BadParameter(
+                f"folder '{output.parent}' does not exist", param_hint="'-o' / '--output'"
+            )
+        batch = collect_inputs(
+            sentences,
+            input_path,
+            focus=focus,
+            candidates=split_candidates(candidates),
+            compare=compare,
+            text_pair=text_pair,
+            target=target,
+        )
+        config = ReportConfig(
+            model=model,
+            title=title,
+            layer=layer,
+            head=head,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            truncate=not no_truncate,
+            quiet=quiet,
+        )
+        progress = None
+        if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
+            progress = _progress_printer()
+        report = build_report(batch, config=config, log=log, progress=progress)
+        if export_json is not None:
+            size = report.export_json(export_json)
+            log(f"wrote {export_json} ({_human_size(size)})")
+        size = report.save(output)
+    except KeyboardInterrupt:
+        _say("reportgen: interrupted; no report written")
+        sys.exit(130)
+    except ReportgenError as exc:
+        _say(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    log(f"wrote {output} ({_human_size(size)})")
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total
+        end = "\n" if done == total else ""
+        click.echo(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} sentences{end}",
+            err=True,
+            nl=False,
+        )
+
+    return progress

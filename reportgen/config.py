@@ -1,0 +1,127 @@
+"""Typed records that flow between the pipeline's stages.
+
+Each stage takes and returns frozen dataclasses; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+ModelKind = Literal["encoder", "causal", "encoder-decoder"]
+
+# The seed lab's coreference head: "Layer 10, Head 5" (1-based).
+SEED_LAYER = 10
+SEED_HEAD = 5
+
+
+@dataclass(frozen=True)
+class SentenceInput:
+    """One sentence as the user gave it, with the optional lab annotations."""
+
+    text: str
+    focus: str | None = None
+    candidates: tuple[str, ...] = ()
+    text_pair: str | None = None  # BERT-style second segment ([SEP] B [SEP])
+    target: str | None = None  # decoder input for encoder-decoder models
+    source: str = ""  # where it came from, e.g. "args", "file.txt:3", for error messages
+
+
+@dataclass(frozen=True)
+class InputBatch:
+    """Everything the user asked to report on, in order."""
+
+    items: tuple[SentenceInput, ...]
+    pairs: tuple[tuple[int, int], ...] = ()  # minimal pairs, as indices into items
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Options that shape extraction and the report (not the sentences themselves)."""
+
+    model: str | None = None  # None: the embedded all-MiniLM-L6-v2
+    title: str | None = None
+    layer: int | None = None  # 1-based, the head shown first
+    head: int | None = None  # 1-based
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "float32"
+    truncate: bool = True
+    quiet: bool = False
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class TokenSeq:
+    """The tokens of one text as the model saw them."""
+
+    tokens: tuple[str, ...]  # raw tokenizer tokens, as `convert_ids_to_tokens` prints them
+    display: tuple[str, ...]  # readable form: markers such as "Ġ", "▁", "##" removed
+    word_ids: tuple[int | None, ...]  # None for special tokens
+    offsets: tuple[tuple[int, int], ...]  # char span in `text`; (0, 0) for special tokens
+    special: tuple[bool, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class AttentionMap:
+    """One kind of attention of one sentence: self, decoder self or cross.
+
+    `attention` is float32[layers, heads, len(query), len(key)]; rows sum to 1.
+    """
+
+    name: str
+    query: TokenSeq
+    key: TokenSeq
+    attention: NDArray[np.float32]
+    causal: bool = False
+    sentence_b_start: int | None = None  # first token of segment B, for sentence pairs
+
+
+@dataclass(frozen=True)
+class NextToken:
+    """One of the model's top predictions after the last position."""
+
+    token: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class AttentionResult:
+    """Everything extracted for one input sentence."""
+
+    item: SentenceInput
+    maps: tuple[AttentionMap, ...]  # maps[0] is the primary one (encoder or decoder self)
+    truncated: bool = False
+    next_tokens: tuple[NextToken, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the report says about the model."""
+
+    name: str  # as the user named it (id or path)
+    architecture: str
+    kind: ModelKind
+    layers: int
+    heads: int
+    max_length: int | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The extractor's output for a whole batch."""
+
+    model: ModelInfo
+    results: tuple[AttentionResult, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def default_output() -> Path:
+    """Where the report goes when `-o` is not given."""
+    return Path("report.html")

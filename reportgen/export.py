@@ -1,0 +1,65 @@
+"""`--export-json`: the raw numbers behind a report, at full float precision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reportgen.config import Extraction
+from reportgen.render import atomic_path
+
+
+def export_data(
+    extraction: Extraction, extra: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The export document: model facts, then one item per sentence in report order.
+
+    `attention` is layers x heads x n x n (the primary map). Encoder-decoder models
+    add `decoder_attention` and `cross_attention`; `extra` merges per-item analysis
+    numbers (focus, pair, entropy, rollout) computed for the report.
+    """
+    model = extraction.model
+    items = []
+    for i, result in enumerate(extraction.results):
+        primary = result.maps[0]
+        item: dict[str, Any] = {
+            "text": result.item.text,
+            "tokens": list(primary.query.tokens),
+            "attention": primary.attention.tolist(),
+        }
+        if result.item.text_pair is not None:
+            item["text_pair"] = result.item.text_pair
+        for amap in result.maps[1:]:
+            key = amap.name.lower().replace("-", "_").replace(" ", "_")
+            item[key.replace("_self_attention", "_attention")] = {
+                "query_tokens": list(amap.query.tokens),
+                "key_tokens": list(amap.key.tokens),
+                "attention": amap.attention.tolist(),
+            }
+        if result.next_tokens:
+            item["next_tokens"] = [
+                {"token": t.token, "probability": t.probability} for t in result.next_tokens
+            ]
+        if extra is not None and i < len(extra):
+            item.update(extra[i])
+        items.append(item)
+    return {
+        "model": {
+            "name": model.name,
+            "architecture": model.architecture,
+            "kind": model.kind,
+            "layers": model.layers,
+            "heads": model.heads,
+        },
+        "items": items,
+    }
+
+
+def write_export(path: Path, data: dict[str, Any]) -> int:
+    """Write the export atomically; return its size in bytes."""
+    # float32 values widened to Python floats keep every bit; json writes them exactly.
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return len(text.encode("utf-8"))

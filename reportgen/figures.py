@@ -1,0 +1,148 @@
+"""Plotly figure builders. They return plain Plotly JSON (dicts), never HTML.
+
+Attention heatmaps are built here without their data: the page fills in `z`,
+`x`/`y` ticks and hover text from the one compact attention store, so no view
+carries its own copy. Small grids (layers x heads) carry their numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+
+COLORSCALE = "Viridis"
+DIVERGING = "RdBu"
+_FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12}
+
+
+def _plain(fig: go.Figure) -> dict[str, Any]:
+    # Through plotly's own encoder (numpy-aware), then back to plain Python for our encoder.
+    data: dict[str, Any] = json.loads(pio.to_json(fig, validate=True, engine="json"))
+    return data
+
+
+def _base_layout(title: str, height: int) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.5, "xanchor": "center"},
+        "template": "none",
+        "font": _FONT,
+        "height": height,
+        "margin": {"l": 90, "r": 30, "t": 50, "b": 90},
+        "plot_bgcolor": "#d9d9d9",  # shows through masked (impossible) cells
+        "paper_bgcolor": "#ffffff",
+    }
+
+
+def attention_heatmap_spec(
+    *, diverging: bool = False, colorbar_title: str = "weight"
+) -> dict[str, Any]:
+    """Spec of one attention heatmap; the page supplies z, ticks and the title.
+
+    Axes are numeric (token positions) with token text as tick labels, because
+    categorical axes would merge repeated tokens such as the two "the"s.
+    """
+    trace = go.Heatmap(
+        z=[[0.0]],
+        colorscale=DIVERGING if diverging else COLORSCALE,
+        zmin=-1.0 if diverging else 0.0,
+        zmax=1.0,
+        zmid=0.0 if diverging else None,
+        colorbar={"title": {"text": colorbar_title}, "thickness": 14},
+        hoverongaps=False,
+        xgap=0,
+        ygap=0,
+    )
+    fig = go.Figure(trace)
+    fig.update_layout(**_base_layout("", 520))
+    fig.update_xaxes(
+        title_text="Key (attended to)",
+        tickmode="array",
+        tickangle=-60,
+        showgrid=False,
+        zeroline=False,
+        constrain="domain",
+    )
+    fig.update_yaxes(
+        title_text="Query (attending from)",
+        tickmode="array",
+        autorange="reversed",
+        showgrid=False,
+        zeroline=False,
+        scaleanchor="x",
+        constrain="domain",
+    )
+    spec = _plain(fig)
+    spec["data"][0].pop("z", None)
+    return spec
+
+
+def grid_figure(
+    values: np.ndarray,
+    *,
+    title: str,
+    colorbar_title: str,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    diverging: bool = False,
+    hover_label: str = "value",
+    text: Sequence[Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """A layers x heads grid (1-based labels, 0-based index in the hover)."""
+    layers, heads = values.shape
+    z = np.round(values.astype(float), 4)
+    custom = [[[li, hi] for hi in range(heads)] for li in range(layers)]
+    hover = (
+        "Layer %{y}, Head %{x} [index (%{customdata[0]}, %{customdata[1]})]<br>"
+        + hover_label
+        + ": %{z:.3f}"
+        + ("<br>%{text}" if text is not None else "")
+        + "<extra></extra>"
+    )
+    trace = go.Heatmap(
+        z=z,
+        x=list(range(1, heads + 1)),
+        y=list(range(1, layers + 1)),
+        customdata=custom,
+        text=[list(row) for row in text] if text is not None else None,
+        colorscale=DIVERGING if diverging else COLORSCALE,
+        zmin=zmin,
+        zmax=zmax,
+        zmid=0.0 if diverging else None,
+        colorbar={"title": {"text": colorbar_title}, "thickness": 14},
+        hovertemplate=hover,
+        xgap=1,
+        ygap=1,
+    )
+    fig = go.Figure(trace)
+    fig.update_layout(**_base_layout(title, 120 + 26 * layers))
+    fig.update_layout(margin={"l": 60, "r": 30, "t": 50, "b": 50})
+    fig.update_xaxes(title_text="Head", dtick=1, showgrid=False, zeroline=False)
+    fig.update_yaxes(
+        title_text="Layer", dtick=1, autorange="reversed", showgrid=False, zeroline=False
+    )
+    return _plain(fig)
+
+
+def bar_figure(
+    labels: Sequence[str], values: Sequence[float], *, title: str, x_title: str
+) -> dict[str, Any]:
+    """A horizontal bar chart (top predictions, per-layer numbers)."""
+    fig = go.Figure(
+        go.Bar(
+            x=[float(v) for v in values],
+            y=list(labels),
+            orientation="h",
+            marker={"color": "#440154"},
+            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(**_base_layout(title, 80 + 28 * len(labels)))
+    fig.update_layout(plot_bgcolor="#ffffff", margin={"l": 120, "r": 30, "t": 50, "b": 40})
+    fig.update_xaxes(title_text=x_title, rangemode="tozero")
+    fig.update_yaxes(autorange="reversed", type="category")
+    return _plain(fig)

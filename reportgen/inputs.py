@@ -1,0 +1,198 @@
+"""Turn command-line sentences and input files into an :class:`InputBatch`.
+
+Text files hold one sentence a line (blank lines and `#` comments skipped);
+JSONL files hold one object a line with at least a "text" key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from reportgen.config import InputBatch, SentenceInput
+from reportgen.errors import InputError
+
+JSONL_KEYS = frozenset({"text", "compare", "focus", "candidates", "text_pair", "target"})
+# A sentence longer than this is almost certainly a mistake (a whole book on one line).
+MAX_CHARS = 100_000
+
+
+def read_text_source(path: str) -> tuple[str, str]:
+    """Read an input file (or stdin for "-") as UTF-8; return (label, text)."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        label = "<stdin>"
+    else:
+        p = Path(path)
+        label = str(p)
+        if not p.exists():
+            raise InputError(f"input file '{label}' does not exist")
+        if p.is_dir():
+            raise InputError(f"input '{label}' is a folder, not a file")
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read input file '{label}': {exc.strerror or exc}") from None
+    if b"\x00" in data:
+        raise InputError(f"input '{label}' looks binary (it contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"input '{label}' is not UTF-8 text (bad byte at offset {exc.start}); "
+            "save it as UTF-8 and try again"
+        ) from None
+    return label, text
+
+
+def _is_jsonl(label: str, text: str) -> bool:
+    if label.endswith((".jsonl", ".ndjson")):
+        return True
+    if label.endswith(".txt"):
+        return False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.startswith("{")
+    return False
+
+
+def parse_text_lines(label: str, text: str) -> list[SentenceInput]:
+    """One sentence a line; blank lines and lines starting with `#` are skipped."""
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        sentence = line.strip()
+        if not sentence or sentence.startswith("#"):
+            continue
+        items.append(SentenceInput(text=sentence, source=f"{label}:{number}"))
+    return items
+
+
+def _str_field(obj: dict[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f'{where}: "{key}" must be a non-empty string')
+    return value.strip()
+
+
+def parse_jsonl(label: str, text: str) -> tuple[list[SentenceInput], list[tuple[int, int]]]:
+    """Parse JSONL records; a "compare" sentence becomes the second item of a pair."""
+    items: list[SentenceInput] = []
+    pairs: list[tuple[int, int]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"{label} line {number}"
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise InputError(f'{where}: expected a JSON object like {{"text": "..."}}')
+        unknown = sorted(set(obj) - JSONL_KEYS)
+        if unknown:
+            raise InputError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; "
+                f"known keys are {', '.join(sorted(JSONL_KEYS))}"
+            )
+        sentence = _str_field(obj, "text", where)
+        if sentence is None:
+            raise InputError(f'{where}: missing "text"')
+        candidates = obj.get("candidates", [])
+        if isinstance(candidates, str):
+            candidates = [c for c in candidates.split(",")]
+        if not isinstance(candidates, list) or not all(
+            isinstance(c, str) and c.strip() for c in candidates
+        ):
+            raise InputError(f'{where}: "candidates" must be a list of words')
+        item = SentenceInput(
+            text=sentence,
+            focus=_str_field(obj, "focus", where),
+            candidates=tuple(c.strip() for c in candidates),
+            text_pair=_str_field(obj, "text_pair", where),
+            target=_str_field(obj, "target", where),
+            source=where,
+        )
+        items.append(item)
+        compare = _str_field(obj, "compare", where)
+        if compare is not None:
+            items.append(replace(item, text=compare, text_pair=None, target=None))
+            pairs.append((len(items) - 2, len(items) - 1))
+    return items, pairs
+
+
+def split_candidates(value: str | None) -> tuple[str, ...]:
+    """`--candidates animal,street` -> ("animal", "street")."""
+    if not value:
+        return ()
+    words = tuple(w.strip() for w in value.split(","))
+    if not all(words):
+        raise InputError(f"--candidates '{value}' has an empty word; use WORD[,WORD...]")
+    return words
+
+
+def collect_inputs(
+    sentences: Sequence[str],
+    input_path: str | None = None,
+    *,
+    focus: str | None = None,
+    candidates: Iterable[str] = (),
+    compare: bool = False,
+    text_pair: str | None = None,
+    target: str | None = None,
+) -> InputBatch:
+    """Gather sentences from arguments and an input file, in that order.
+
+    Command-line `focus`/`candidates`/`text_pair`/`target` apply to every item that
+    does not set its own. With `compare`, consecutive sentences form minimal pairs.
+    """
+    items = [
+        SentenceInput(text=s.strip(), source=f"argument {i}") for i, s in enumerate(sentences, 1)
+    ]
+    for i, item in enumerate(items):
+        if not item.text:
+            raise InputError(f"sentence argument {i + 1} is empty")
+    pairs: list[tuple[int, int]] = []
+    if input_path is not None:
+        label, text = read_text_source(input_path)
+        if _is_jsonl(label, text):
+            file_items, file_pairs = parse_jsonl(label, text)
+            offset = len(items)
+            pairs.extend((a + offset, b + offset) for a, b in file_pairs)
+        else:
+            file_items = parse_text_lines(label, text)
+        items.extend(file_items)
+    if not items:
+        where = f" ('{input_path}' has no sentences)" if input_path is not None else ""
+        raise InputError(f"no sentences given{where}: pass SENTENCE arguments or -i FILE")
+    for item in items:
+        if len(item.text) > MAX_CHARS:
+            raise InputError(f"{item.source}: sentence is longer than {MAX_CHARS:,} characters")
+    cand = tuple(candidates)
+    items = [
+        replace(
+            item,
+            focus=item.focus or focus,
+            candidates=item.candidates or cand,
+            text_pair=item.text_pair or text_pair,
+            target=item.target or target,
+        )
+        for item in items
+    ]
+    if compare:
+        if pairs:
+            raise InputError(
+                "--compare pairs consecutive sentences; the JSONL file already sets "
+                '"compare" pairs, so use one or the other'
+            )
+        if len(items) % 2:
+            raise InputError(f"--compare needs an even number of sentences, got {len(items)}")
+        pairs = [(i, i + 1) for i in range(0, len(items), 2)]
+    return InputBatch(items=tuple(items), pairs=tuple(pairs))

@@ -1,0 +1,101 @@
+"""`build_report`: the one code path that the CLI and the Python API share."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from reportgen import __version__
+from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
+from reportgen.errors import InputError
+from reportgen.export import export_data, write_export
+from reportgen.render import render_html, write_atomic
+from reportgen.report import ReportDocument, build_document, page_config
+
+Log = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+def _no_log(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Report:
+    """A finished report: the HTML text plus the data behind it."""
+
+    html: str
+    document: ReportDocument = field(repr=False)
+    extraction: Extraction = field(repr=False)
+    export_extra: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+    def save(self, path: str | Path) -> int:
+        """Write the report atomically; return its size in bytes."""
+        return write_atomic(Path(path), self.html)
+
+    def export_json(self, path: str | Path) -> int:
+        """Write the `--export-json` document; return its size in bytes."""
+        return write_export(Path(path), export_data(self.extraction, list(self.export_extra)))
+
+    def _repr_html_(self) -> str:
+        # A sandboxed iframe keeps the report's scripts and CSP away from the notebook.
+        return (
+            '<iframe sandbox="allow-scripts allow-downloads" style="width:100%;height:800px;'
+            f'border:1px solid #ccc" srcdoc="{html.escape(self.html, quote=True)}"></iframe>'
+        )
+
+
+def _as_batch(sentences: Any) -> InputBatch:
+    if isinstance(sentences, InputBatch):
+        return sentences
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    items: list[SentenceInput] = []
+    for i, s in enumerate(sentences, start=1):
+        if isinstance(s, SentenceInput):
+            items.append(s)
+        elif isinstance(s, str):
+            items.append(SentenceInput(text=s.strip(), source=f"sentence {i}"))
+        else:
+            raise InputError(f"sentence {i} is a {type(s).__name__}, not a string")
+    if not items or any(not it.text for it in items):
+        raise InputError("no sentences given (or an empty one)")
+    return InputBatch(items=tuple(items))
+
+
+def build_report(
+    sentences: InputBatch | Sequence[str | SentenceInput] | str,
+    model: str | None = None,
+    *,
+    config: ReportConfig | None = None,
+    log: Log = _no_log,
+    progress: Progress | None = None,
+    **options: Any,
+) -> Report:
+    """Extract attention for `sentences` and render the report (nothing is written).
+
+    `options` are :class:`ReportConfig` fields (title, layer, head, batch_size,
+    device, dtype, truncate).
+    """
+    from reportgen.extract import extract, load_model
+
+    batch = _as_batch(sentences)
+    cfg = replace(config or ReportConfig(), **options)
+    if model is not None:
+        cfg = replace(cfg, model=model)
+    loaded = load_model(cfg, log)
+    # Validate --layer/--head before the forward pass, so a typo costs no time.
+    from reportgen.report import choose_head
+
+    choose_head(loaded.info, cfg.layer, cfg.head)
+    log(f"extracting attention for {len(batch.items)} sentence(s) ...")
+    extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress)
+    for warning in extraction.warnings:
+        log(f"warning: {warning}")
+    document = build_document(extraction, cfg, __version__)
+    log("rendering the report ...")
+    text = render_html({"doc": document, "page_config": page_config(document)})
+    return Report(html=text, document=document, extraction=extraction)

@@ -1,0 +1,152 @@
+"""Jinja2 rendering, asset inlining and the atomic write of the one HTML file.
+
+One escaping rule: text reaches HTML through Jinja2's autoescape, data reaches
+`<script>` blocks only through :func:`script_json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from markupsafe import Markup
+
+from reportgen.assets import csp_hash, libraries
+from reportgen.errors import InputError, ReportgenError
+
+_SCRIPT_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_SCRIPT_TABLE = str.maketrans(_SCRIPT_ESCAPES)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def script_json(value: Any) -> Markup:
+    """JSON that is safe inside `<script>`: no `</script>`, `<!--` or line separators.
+
+    `<`, `>` and `&` become `\\u003c`-style escapes, which JSON.parse reads back
+    as the same characters.
+    """
+    text = json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+    )
+    return Markup(text.translate(_SCRIPT_TABLE))
+
+
+def template_dir() -> Path:
+    """`templates/` beside the package (a checkout), else the installed data files."""
+    here = Path(__file__).resolve().parent.parent / "templates"
+    if here.is_dir():
+        return here
+    installed = Path(sys.prefix) / "share" / "reportgen" / "templates"
+    if installed.is_dir():
+        return installed
+    raise ReportgenError(f"reportgen's templates are missing (looked in {here} and {installed})")
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The one Jinja2 environment: autoescape on, undefined names are errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["script_json"] = script_json
+    return env
+
+
+@cache
+def static_text(name: str) -> str:
+    """Our own CSS or JS, read raw (never through the Jinja parser)."""
+    text = (template_dir() / name).read_text(encoding="utf-8")
+    if "</script" in text.lower() or "</style" in text.lower():
+        raise ReportgenError(f"templates/{name} must not contain a closing script/style tag")
+    return text
+
+
+def content_security_policy(scripts: list[str]) -> str:
+    """No network at all; only our own inline scripts (by hash) and inline styles."""
+    hashes = " ".join(csp_hash(s) for s in scripts)
+    return (
+        "default-src 'none'; "
+        f"script-src {hashes}; "
+        "style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; connect-src data: blob:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def render_html(context: dict[str, Any]) -> str:
+    """Render `report.html.j2` with the libraries, our CSS/JS and a strict CSP."""
+    script = static_text("report.js")
+    libs = libraries()
+    csp = content_security_policy([script, *(lib.source for lib in libs)])
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            **context,
+            csp=csp,
+            css=Markup(static_text("report.css")),
+            script=Markup(script),
+            libraries=[{"name": lib.name, "packed": lib.packed} for lib in libs],
+        )
+    )
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it into place only if the block succeeds."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"output folder '{folder}' does not exist")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise InputError(f"cannot write to '{folder}': {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> int:
+    """Write `text` to `path` atomically; return the number of bytes written."""
+    data = text.encode("utf-8")
+    if path.is_dir():
+        raise InputError(f"output '{path}' is a folder")
+    with atomic_path(path) as tmp:
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    return len(data)

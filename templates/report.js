@@ -1,0 +1,421 @@
+/* reportgen's page script: inflate the inlined libraries and the compact attention
+ * store, then draw each sentence's views when it scrolls into sight.
+ * Data comes only from JSON blocks (never eval); text is set with textContent. */
+"use strict";
+(function () {
+  const RG = (window.reportgen = window.reportgen || {});
+  const page = JSON.parse(document.getElementById("rg-config").textContent);
+  const state = { wordLevel: false, hideSpecial: false };
+  const sentences = new Map(); // anchor -> {section, data, maps (decoded), rendered}
+
+  // ---------- decoding ----------
+  function base64Bytes(text) {
+    const bin = atob(text.trim());
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  async function gunzip(bytes) {
+    if (typeof DecompressionStream === "undefined") {
+      throw new Error("this browser lacks DecompressionStream (needs Chrome 80+, Firefox 113+, Safari 16.4+)");
+    }
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  RG.decodeText = async function (b64) {
+    return new TextDecoder().decode(await gunzip(base64Bytes(b64)));
+  };
+
+  /** Decode one packed map: two byte planes of 16-bit sum-preserving quantised weights. */
+  RG.decodeMap = async function (m) {
+    const planes = await gunzip(base64Bytes(m.data));
+    const count = planes.length / 2;
+    const values = new Float32Array(count);
+    for (let i = 0; i < count; i++) values[i] = (planes[i] | (planes[count + i] << 8)) / m.scale;
+    return { meta: m, values: values };
+  };
+
+  /** One head's map as an array of rows (plain arrays). */
+  RG.headMatrix = function (decoded, layer, head) {
+    const m = decoded.meta;
+    const base = (layer * m.heads + head) * m.nq * m.nk;
+    const rows = [];
+    for (let i = 0; i < m.nq; i++) {
+      rows.push(Array.from(decoded.values.subarray(base + i * m.nk, base + (i + 1) * m.nk)));
+    }
+    return rows;
+  };
+
+  RG.layerAverage = function (decoded, layer) {
+    const m = decoded.meta;
+    const rows = [];
+    for (let i = 0; i < m.nq; i++) rows.push(new Array(m.nk).fill(0));
+    for (let h = 0; h < m.heads; h++) {
+      const base = (layer * m.heads + h) * m.nq * m.nk;
+      for (let i = 0; i < m.nq; i++) {
+        for (let j = 0; j < m.nk; j++) rows[i][j] += decoded.values[base + i * m.nk + j] / m.heads;
+      }
+    }
+    return rows;
+  };
+
+  // ---------- transforms (mirror reportgen/analysis.py) ----------
+  function renormalise(rows) {
+    return rows.map(function (row) {
+      const total = row.reduce((a, b) => a + b, 0);
+      return total > 0 ? row.map((v) => v / total) : row.map(() => 1 / row.length);
+    });
+  }
+
+  /** Remove rows/columns whose keep flag is false and renormalise rows (drop_positions). */
+  RG.dropPositions = function (rows, keepQ, keepK) {
+    const kept = rows.filter((_, i) => keepQ[i]).map((row) => row.filter((_, j) => keepK[j]));
+    return renormalise(kept);
+  };
+
+  /** Word level: TO a word sums its pieces, FROM a word averages them (merge_groups). */
+  RG.mergeGroups = function (rows, groupsQ, groupsK) {
+    return groupsQ.map(function (gq) {
+      return groupsK.map(function (gk) {
+        let total = 0;
+        for (const i of gq) for (const j of gk) total += rows[i][j];
+        return total / gq.length;
+      });
+    });
+  };
+
+  RG.rowEntropy = function (rows) {
+    let sum = 0;
+    for (const row of rows) {
+      let h = 0;
+      for (const p of row) if (p > 0) h -= p * Math.log(p);
+      sum += h;
+    }
+    return rows.length ? sum / rows.length : 0;
+  };
+
+  // Positions and labels of one token sequence after the current toggles.
+  function view(seq) {
+    const n = seq.tokens.length;
+    const keep = seq.tokens.map((_, i) => !(state.hideSpecial && seq.special[i]));
+    if (!keep.some(Boolean)) keep.fill(true); // a sentence of only special tokens
+    const index = new Map();
+    let kept = 0;
+    for (let i = 0; i < n; i++) if (keep[i]) index.set(i, kept++);
+    let groups = [];
+    if (state.wordLevel) {
+      for (const g of seq.words) {
+        const mapped = g.filter((i) => keep[i]).map((i) => index.get(i));
+        if (mapped.length) groups.push(mapped);
+      }
+    } else {
+      groups = Array.from({ length: kept }, (_, i) => [i]);
+    }
+    const keptTokens = seq.tokens.filter((_, i) => keep[i]);
+    const labels = groups.map((g) => g.map((i) => keptTokens[i]).join(""));
+    // Original position of each group's first piece, for the causal mask.
+    const orig = [];
+    for (let i = 0; i < n; i++) if (keep[i]) orig.push(i);
+    const positions = groups.map((g) => orig[g[0]]);
+    return { keep: keep, groups: groups, labels: labels, positions: positions };
+  }
+
+  /** Apply the page's toggles to one map's rows; returns {rows, q, k}. */
+  RG.transform = function (rows, seqQ, seqK) {
+    const q = view(seqQ);
+    const k = view(seqK);
+    let out = RG.dropPositions(rows, q.keep, k.keep);
+    out = state.wordLevel ? RG.mergeGroups(out, q.groups, k.groups) : out;
+    return { rows: out, q: q, k: k };
+  };
+
+  // ---------- drawing ----------
+  function plotText(s) {
+    // Plotly reads a subset of HTML in labels; entities keep every token literal.
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  function clone(obj) {
+    return JSON.parse(JSON.stringify(obj));
+  }
+
+  function heatmap(div, t, title, causal, spec) {
+    const fig = clone(spec || page.figures.attention);
+    const nq = t.rows.length;
+    const nk = nq ? t.rows[0].length : 0;
+    const xs = Array.from({ length: nk }, (_, j) => j);
+    const ys = Array.from({ length: nq }, (_, i) => i);
+    const qLabels = t.q.labels.map(plotText);
+    const kLabels = t.k.labels.map(plotText);
+    const z = t.rows.map(function (row, i) {
+      return row.map(function (v, j) {
+        return causal && t.k.positions[j] > t.q.positions[i] ? null : v;
+      });
+    });
+    const trace = fig.data[0];
+    trace.z = z;
+    trace.x = xs;
+    trace.y = ys;
+    if (nq * nk <= 65536) {
+      trace.customdata = ys.map((i) => xs.map((j) => [qLabels[i], kLabels[j]]));
+      trace.hovertemplate =
+        "Query %{y}: %{customdata[0]}<br>Key %{x}: %{customdata[1]}<br>weight %{z:.3f}<extra></extra>";
+    } else {
+      trace.hovertemplate = "Query %{y} → Key %{x}<br>weight %{z:.3f}<extra></extra>";
+    }
+    fig.layout.title.text = title;
+    fig.layout.xaxis.tickvals = xs;
+    fig.layout.xaxis.ticktext = kLabels;
+    fig.layout.yaxis.tickvals = ys;
+    fig.layout.yaxis.ticktext = qLabels;
+    const size = Math.max(360, Math.min(900, 120 + 18 * Math.max(nq, nk)));
+    fig.layout.height = size;
+    if (Math.max(nq, nk) > 80) {
+      fig.layout.xaxis.tickmode = "auto";
+      fig.layout.yaxis.tickmode = "auto";
+    }
+    return Plotly.react(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+  }
+
+  function controlValue(root, name, fallback) {
+    const el = root.querySelector('[data-control="' + name + '"]');
+    return el ? +el.value : fallback;
+  }
+
+  async function decodedMaps(entry) {
+    if (!entry.maps) entry.maps = await Promise.all(entry.data.maps.map(RG.decodeMap));
+    return entry.maps;
+  }
+
+  async function drawHead(entry) {
+    const root = entry.section.querySelector('[data-view="head"]');
+    if (!root) return;
+    const maps = await decodedMaps(entry);
+    const mi = controlValue(root, "map", 0);
+    const layer = controlValue(root, "layer", page.startLayer);
+    const head = controlValue(root, "head", page.startHead);
+    const d = maps[mi];
+    const seqs = entry.data.seqs;
+    const t = RG.transform(RG.headMatrix(d, layer, head), seqs[d.meta.q], seqs[d.meta.k]);
+    const title = "Layer " + (layer + 1) + ", Head " + (head + 1) + (maps.length > 1 ? " · " + d.meta.name : "");
+    await heatmap(root.querySelector('[data-plot="head"]'), t, title, d.meta.causal);
+  }
+
+  async function drawAverage(entry) {
+    const root = entry.section.querySelector('[data-view="average"]');
+    if (!root) return;
+    const maps = await decodedMaps(entry);
+    const layer = controlValue(root, "layer", page.startLayer);
+    const d = maps[0];
+    const seqs = entry.data.seqs;
+    const t = RG.transform(RG.layerAverage(d, layer), seqs[d.meta.q], seqs[d.meta.k]);
+    const entropy = RG.rowEntropy(t.rows);
+    const n = t.rows.length ? t.rows[0].length : 1;
+    root.querySelector("[data-entropy]").textContent =
+      "mean entropy " + entropy.toFixed(3) + " nats (" + (n > 1 ? entropy / Math.log(n) : 0).toFixed(3) +
+      " of the maximum log n)";
+    await heatmap(root.querySelector('[data-plot="average"]'), t, "Layer " + (layer + 1) + ", average of " + d.meta.heads + " heads", d.meta.causal);
+  }
+
+  function headViewParams(entry, decoded, layers, domId) {
+    const seqs = entry.data.seqs;
+    const m = decoded.meta;
+    const build = function (rowsFor) {
+      return layers.map((l) => Array.from({ length: m.heads }, (_, h) => rowsFor(l, h)));
+    };
+    const first = RG.transform(RG.headMatrix(decoded, 0, 0), seqs[m.q], seqs[m.k]);
+    const full = build((l, h) => RG.transform(RG.headMatrix(decoded, l, h), seqs[m.q], seqs[m.k]).rows);
+    const attention = [{ name: null, attn: full, left_text: first.q.labels, right_text: first.k.labels }];
+    if (m.bStart !== null && m.q === m.k && !state.hideSpecial && !state.wordLevel) {
+      // bertviz's sentence-pair filters: All, A->A, B->B, A->B, B->A.
+      const b = m.bStart;
+      const n = m.nq;
+      const ranges = { a: [0, b], b: [b, n] };
+      const cut = function (qr, kr) {
+        return build((l, h) =>
+          full[layers.indexOf(l)][h].slice(qr[0], qr[1]).map((row) => row.slice(kr[0], kr[1])),
+        );
+      };
+      attention[0].name = page.pairFilters[0];
+      const labels = first.q.labels;
+      [["a", "a"], ["b", "b"], ["a", "b"], ["b", "a"]].forEach(function (p, i) {
+        attention.push({
+          name: page.pairFilters[i + 1],
+          attn: cut(ranges[p[0]], ranges[p[1]]),
+          left_text: labels.slice(ranges[p[0]][0], ranges[p[0]][1]),
+          right_text: labels.slice(ranges[p[1]][0], ranges[p[1]][1]),
+        });
+      });
+    }
+    return {
+      attention: attention,
+      default_filter: "0",
+      root_div_id: domId,
+      layer: layers.includes(page.startLayer) ? page.startLayer : layers[0],
+      heads: null,
+      include_layers: layers,
+    };
+  }
+
+  async function drawHeadView(entry, allLayers) {
+    const holder = entry.section.querySelector('[data-plot="headview"]');
+    if (!holder) return;
+    const maps = await decodedMaps(entry);
+    const d = maps[0];
+    const domId = "rg-hv-" + entry.section.id;
+    const oneLayer = entry.data.layerAtATime && !allLayers;
+    const layers = oneLayer ? [Math.min(page.startLayer, d.meta.layers - 1)] : Array.from({ length: d.meta.layers }, (_, l) => l);
+    const params = headViewParams(entry, d, layers, domId);
+    // bertviz's markup contract: #root > select#layer (+ select#filter) and div#vis.
+    holder.textContent = "";
+    const root = document.createElement("div");
+    root.id = domId;
+    root.className = "rg-bertviz";
+    const bar = document.createElement("span");
+    bar.append("Layer: ");
+    const layerSelect = document.createElement("select");
+    layerSelect.id = "layer";
+    bar.append(layerSelect);
+    if (params.attention.length > 1) {
+      bar.append(" Attention: ");
+      const filter = document.createElement("select");
+      filter.id = "filter";
+      params.attention.forEach(function (a, i) {
+        const o = document.createElement("option");
+        o.value = String(i);
+        o.textContent = a.name;
+        filter.append(o);
+      });
+      bar.append(filter);
+    }
+    root.append(bar);
+    if (oneLayer) {
+      const more = document.createElement("button");
+      more.type = "button";
+      more.className = "rg-more";
+      more.textContent = "Load all " + d.meta.layers + " layers";
+      more.addEventListener("click", () => drawHeadView(entry, true).catch(fail));
+      root.append(" ", more);
+    }
+    const vis = document.createElement("div");
+    vis.id = "vis";
+    root.append(vis);
+    holder.append(root);
+    window.reportgenHeadView(params);
+  }
+
+  async function render(entry) {
+    entry.section.dataset.rgRendered = "0";
+    await drawHead(entry);
+    await drawAverage(entry);
+    for (const hook of RG.sectionHooks) await hook(entry);
+    await drawHeadView(entry, false);
+    entry.rendered = true;
+    entry.section.dataset.rgRendered = "1";
+  }
+
+  function fail(err) {
+    console.error("reportgen:", err);
+    const box = document.getElementById("rg-error") || document.createElement("div");
+    box.id = "rg-error";
+    box.className = "rg-error";
+    box.textContent = "This report could not draw a view: " + (err && err.message ? err.message : err);
+    document.body.prepend(box);
+  }
+
+  // Other views (focus, pairs, ...) register here: async function (entry) -> void.
+  RG.sectionHooks = RG.sectionHooks || [];
+  RG.page = page;
+  RG.state = state;
+  RG.sentences = sentences;
+  RG.heatmap = heatmap;
+  RG.decodedMaps = decodedMaps;
+  RG.controlValue = controlValue;
+
+  function wire(entry) {
+    const sec = entry.section;
+    sec.querySelectorAll('[data-view="head"] select').forEach((el) =>
+      el.addEventListener("change", () => drawHead(entry).catch(fail)),
+    );
+    sec.querySelectorAll('[data-view="average"] select').forEach((el) =>
+      el.addEventListener("change", () => drawAverage(entry).catch(fail)),
+    );
+  }
+
+  function rerenderAll() {
+    for (const entry of sentences.values()) if (entry.rendered) render(entry).catch(fail);
+  }
+
+  async function loadLibraries() {
+    window.require = { config: function () {} };
+    window.requirejs = function (deps, callback) {
+      callback(window.jQuery, window.d3);
+    };
+    for (const el of document.querySelectorAll('script[type="application/x-reportgen-lib"]')) {
+      const script = document.createElement("script");
+      script.textContent = await RG.decodeText(el.textContent);
+      document.head.appendChild(script);
+    }
+  }
+
+  function setupNav() {
+    const search = document.getElementById("rg-search");
+    if (!search) return;
+    search.addEventListener("input", function () {
+      const needle = search.value.trim().toLowerCase();
+      document.querySelectorAll("#rg-sentence-list li").forEach(function (li) {
+        li.hidden = needle !== "" && !li.dataset.text.includes(needle);
+      });
+    });
+  }
+
+  async function main() {
+    await loadLibraries();
+    setupNav();
+    document.getElementById("rg-word-level").addEventListener("change", function (e) {
+      state.wordLevel = e.target.checked;
+      rerenderAll();
+    });
+    document.getElementById("rg-hide-special").addEventListener("change", function (e) {
+      state.hideSpecial = e.target.checked;
+      rerenderAll();
+    });
+    const queue = [];
+    const observer = new IntersectionObserver(
+      function (records) {
+        for (const r of records) {
+          if (!r.isIntersecting) continue;
+          const entry = sentences.get(r.target.id);
+          observer.unobserve(r.target);
+          queue.push(entry);
+        }
+        drain();
+      },
+      { rootMargin: "300px 0px" },
+    );
+    let draining = false;
+    async function drain() {
+      if (draining) return;
+      draining = true;
+      while (queue.length) await render(queue.shift()).catch(fail);
+      draining = false;
+    }
+    document.querySelectorAll("section.rg-sentence").forEach(function (section) {
+      const data = JSON.parse(document.getElementById("rg-data-" + section.id).textContent);
+      const entry = { section: section, data: data, maps: null, rendered: false };
+      sentences.set(section.id, entry);
+      wire(entry);
+      observer.observe(section);
+    });
+    // Printing needs every figure: draw the rest first.
+    window.addEventListener("beforeprint", function () {
+      for (const entry of sentences.values()) if (!entry.rendered) queue.push(entry);
+      drain();
+    });
+    document.body.dataset.rgReady = "1";
+  }
+
+  main().catch(fail);
+})();

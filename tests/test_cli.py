@@ -1,0 +1,125 @@
+"""cli: options, one-line errors with non-zero exits, no half-written reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import main
+
+from .conftest import WINOGRAD
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_help_has_two_worked_examples() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    assert out.count("reportgen ") >= 2 and "Examples:" in out
+    for flag in (
+        "--input",
+        "--output",
+        "--model",
+        "--layer",
+        "--head",
+        "--title",
+        "--export-json",
+        "--version",
+    ):
+        assert flag in out
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and "reportgen, version 0.1.0" in out
+
+
+def test_report_and_export(tiny_bert: Path, tmp_path: Path) -> None:
+    out, data = tmp_path / "r.html", tmp_path / "d.json"
+    code, _, err = run(
+        WINOGRAD[0],
+        "-m",
+        str(tiny_bert),
+        "-o",
+        str(out),
+        "--export-json",
+        str(data),
+        "--title",
+        "Lab 3",
+    )
+    assert code == 0, err
+    assert err.strip().splitlines()[-1].startswith(f"wrote {out} (")
+    exported = json.loads(data.read_text())
+    assert exported["model"]["layers"] == 2 and exported["model"]["heads"] == 4
+    item = exported["items"][0]
+    assert item["text"] == WINOGRAD[0] and item["tokens"][0] == "[CLS]"
+    att = np.array(item["attention"])
+    assert att.shape == (2, 4, len(item["tokens"]), len(item["tokens"]))
+    assert "<title>Lab 3 · reportgen</title>" in out.read_text()
+
+
+def test_same_input_gives_byte_identical_reports(tiny_bert: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    for path in (a, b):
+        assert run(*WINOGRAD, "-m", str(tiny_bert), "-o", str(path))[0] == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["-i", "missing.txt"], 2, "input file 'missing.txt' does not exist"),
+        (["-i", "empty.txt"], 2, "no sentences given"),
+        (["x", "--layer", "3"], 2, "--layer 3 is out of range: this model has layers 1-2"),
+        (["x", "--head", "9"], 2, "--head 9 is out of range: this model has heads 1-4"),
+        (["x", "--layer", "0"], 2, "0 is not in the range x>=1"),
+        (["x", "--device", "tpu"], 2, "'tpu' is not one of"),
+    ],
+)
+def test_bad_invocations(
+    tiny_bert: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    got, _, err = run(*args, "-m", str(tiny_bert))
+    assert got == code
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_uncached_model_in_a_real_process(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reportgen",
+            "hello",
+            "-m",
+            "bert-base-uncased-not-cached",
+            "-o",
+            str(tmp_path / "r.html"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: model 'bert-base-uncased-not-cached' is not a local folder")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r.html").exists()

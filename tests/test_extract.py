@@ -1,0 +1,100 @@
+"""extract: model loading and attention tensors, checked against direct model calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from reportgen.config import ReportConfig
+from reportgen.errors import InputError, ModelError
+from reportgen.extract import embedded_model_path, extract, load_model, readable
+from reportgen.inputs import collect_inputs
+
+from .conftest import WINOGRAD
+
+
+def _direct(folder: Path | str, text: str) -> tuple[list[str], np.ndarray]:
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+    enc = tok(text, return_tensors="pt")
+    with torch.inference_mode():
+        out = model(**enc, output_attentions=True)
+    att = torch.stack(out.attentions, dim=1)[0].numpy()
+    return tok.convert_ids_to_tokens(enc["input_ids"][0]), att
+
+
+def test_tiny_bert_batched_equals_single_forward(tiny_bert: Path) -> None:
+    texts = ["A short one.", "A noticeably longer sentence than the first one, padded less."]
+    ex = extract(collect_inputs(texts), ReportConfig(model=str(tiny_bert), batch_size=2))
+    assert ex.model.layers == 2 and ex.model.heads == 4 and ex.model.kind == "encoder"
+    for text, result in zip(texts, ex.results, strict=True):
+        tokens, direct = _direct(tiny_bert, text)
+        amap = result.maps[0]
+        assert list(amap.query.tokens) == tokens  # padding stripped
+        assert amap.attention.shape == direct.shape
+        np.testing.assert_allclose(amap.attention, direct, atol=1e-6)
+        np.testing.assert_allclose(amap.attention.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_embedded_model_matches_direct_call() -> None:
+    ex = extract(collect_inputs(list(WINOGRAD)), ReportConfig())
+    assert (ex.model.layers, ex.model.heads, ex.model.architecture) == (6, 12, "BertModel")
+    tokens, direct = _direct(embedded_model_path(), WINOGRAD[0])
+    assert list(ex.results[0].maps[0].query.tokens) == tokens
+    np.testing.assert_allclose(ex.results[0].maps[0].attention, direct, atol=1e-6)
+    assert ex.results[0].maps[0].query.display[1] == "The"  # original text, not "the"
+
+
+def test_word_ids_and_specials(tiny_bert: Path) -> None:
+    ex = extract(collect_inputs(["The councilmen refused."]), ReportConfig(model=str(tiny_bert)))
+    seq = ex.results[0].maps[0].query
+    assert seq.special[0] and seq.special[-1]
+    assert seq.word_ids[0] is None and seq.word_ids[-1] is None
+    pieces = [t for t, w in zip(seq.tokens, seq.word_ids, strict=True) if w == 1]
+    assert len(pieces) > 1 and "".join(readable(p) for p in pieces) == "councilmen"
+
+
+def test_sentence_pair_boundary(tiny_bert: Path) -> None:
+    batch = collect_inputs(["A man plays."], None, text_pair="Music is made.")
+    amap = extract(batch, ReportConfig(model=str(tiny_bert))).results[0].maps[0]
+    b = amap.sentence_b_start
+    assert b is not None and amap.query.tokens[b - 1] == "[SEP]"
+    assert amap.query.tokens[b] == "music"
+
+
+def test_truncation_warns_and_no_truncate_refuses(tiny_bert: Path) -> None:
+    long = " ".join(["word"] * 300)
+    ex = extract(collect_inputs([long]), ReportConfig(model=str(tiny_bert)))
+    assert ex.results[0].truncated and ex.results[0].maps[0].attention.shape[-1] == 128
+    assert "truncated from 302 to 128" in ex.warnings[0]
+    with pytest.raises(InputError, match="at most 128"):
+        extract(collect_inputs([long]), ReportConfig(model=str(tiny_bert), truncate=False))
+
+
+def test_uncached_hub_id_is_a_clear_error() -> None:
+    with pytest.raises(ModelError, match="not in the Hugging Face cache"):
+        load_model(ReportConfig(model="no-such-org/no-such-model"))
+
+
+def test_folder_without_tokenizer(tiny_bert: Path, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text((tiny_bert / "config.json").read_text())
+    with pytest.raises(ModelError, match="tokenizer"):
+        load_model(ReportConfig(model=str(tmp_path)))
+
+
+def test_model_without_attention(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "resnet"}')
+    with pytest.raises(ModelError, match="no attention"):
+        load_model(ReportConfig(model=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("token", "shown"), [("Ġthe", "the"), ("▁the", "the"), ("##men", "men"), ("[CLS]", "[CLS]")]
+)
+def test_readable(token: str, shown: str) -> None:
+    assert readable(token) == shown

@@ -1,0 +1,55 @@
+"""render: the script-safe JSON encoder, the CSP, templates and the atomic write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reportgen.assets import libraries
+from reportgen.errors import InputError
+from reportgen.render import content_security_policy, script_json, write_atomic
+
+
+@given(st.text())
+def test_script_json_round_trips_and_never_closes_a_script(text: str) -> None:
+    encoded = str(script_json({"t": text, "l": [text]}))
+    assert "</" not in encoded and "<!--" not in encoded and "<" not in encoded
+    assert "\u2028" not in encoded and "\u2029" not in encoded
+    assert json.loads(encoded) == {"t": text, "l": [text]}
+
+
+def test_script_json_escapes_breakouts() -> None:
+    out = str(script_json("</script><script>alert(1)</script>&"))
+    assert out == '"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\\u0026"'
+
+
+def test_csp_forbids_network() -> None:
+    csp = content_security_policy(["a"])
+    assert csp.startswith("default-src 'none'")
+    assert "unsafe-eval" not in csp and "http" not in csp
+    assert "script-src 'sha256-" in csp and "'unsafe-inline'" not in csp.split(";")[1]
+
+
+def test_libraries_read_from_installed_packages() -> None:
+    names = [lib.name for lib in libraries()]
+    assert names == ["jquery", "d3", "plotly", "bertviz-head-view"]
+    d3 = libraries()[1].source
+    assert 'version="5.7.0"' in d3.replace(" ", "") or "5.7.0" in d3[:2000]
+    assert libraries()[3].source.startswith("window.reportgenHeadView = function (PYTHON_PARAMS)")
+
+
+def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "r.html"
+    target.write_text("old")
+    assert write_atomic(target, "new ü") == len("new ü".encode())
+    assert target.read_text(encoding="utf-8") == "new ü"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+def test_write_atomic_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        write_atomic(tmp_path / "nope" / "r.html", "x")
