@@ -88,6 +88,13 @@ def static_text(name: str) -> str:
     return text
 
 
+def page_scripts() -> list[str]:
+    """Our own scripts in load order: the views in `templates/js/` (each registers a
+    hook on `window.reportgen`), then `report.js`, which decodes and draws."""
+    views = sorted(p.name for p in (template_dir() / "js").glob("*.js"))
+    return [static_text(f"js/{name}") for name in views] + [static_text("report.js")]
+
+
 def content_security_policy(scripts: list[str]) -> str:
     """No network at all; only our own inline scripts (by hash) and inline styles."""
     hashes = " ".join(csp_hash(s) for s in scripts)
@@ -102,9 +109,9 @@ def content_security_policy(scripts: list[str]) -> str:
 
 def render_html(context: dict[str, Any]) -> str:
     """Render `report.html.j2` with the libraries, our CSS/JS and a strict CSP."""
-    script = static_text("report.js")
+    scripts = page_scripts()
     libs = libraries()
-    csp = content_security_policy([script, *(lib.source for lib in libs)])
+    csp = content_security_policy([*scripts, *(lib.source for lib in libs)])
     return (
         environment()
         .get_template("report.html.j2")
@@ -112,7 +119,7 @@ def render_html(context: dict[str, Any]) -> str:
             **context,
             csp=csp,
             css=Markup(static_text("report.css")),
-            script=Markup(script),
+            scripts=[Markup(s) for s in scripts],
             libraries=[{"name": lib.name, "packed": lib.packed} for lib in libs],
         )
     )

@@ -325,7 +325,8 @@
     document.body.prepend(box);
   }
 
-  // Other views (focus, pairs, ...) register here: async function (entry) -> void.
+  // Views in templates/js/ register here before this script runs:
+  // async function (entry) -> void, called when a sentence is drawn or redrawn.
   RG.sectionHooks = RG.sectionHooks || [];
   RG.page = page;
   RG.state = state;
