@@ -11,13 +11,15 @@ from reportgen.render import atomic_path
 
 
 def export_data(
-    extraction: Extraction, extra: list[dict[str, Any]] | None = None
+    extraction: Extraction,
+    extra: list[dict[str, Any]] | None = None,
+    pairs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The export document: model facts, then one item per sentence in report order.
 
     `attention` is layers x heads x n x n (the primary map). Encoder-decoder models
     add `decoder_attention` and `cross_attention`; `extra` merges per-item analysis
-    numbers (focus, pair, entropy, rollout) computed for the report.
+    numbers (focus, entropy, rollout) and `pairs` the minimal-pair summaries.
     """
     model = extraction.model
     items = []
@@ -53,6 +55,7 @@ def export_data(
             "heads": model.heads,
         },
         "items": items,
+        "pairs": pairs or [],
     }
 
 

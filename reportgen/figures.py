@@ -103,6 +103,8 @@ def grid_figure(
         + ("<br>%{text}" if text is not None else "")
         + "<extra></extra>"
     )
+    if text is not None:
+        text = [[plot_text(t) for t in row] for row in text]
     trace = go.Heatmap(
         z=z,
         x=list(range(1, heads + 1)),
@@ -119,7 +121,7 @@ def grid_figure(
         ygap=1,
     )
     fig = go.Figure(trace)
-    fig.update_layout(**_base_layout(title, 120 + 26 * layers))
+    fig.update_layout(**_base_layout(plot_text(title), 120 + 26 * layers))
     fig.update_layout(margin={"l": 60, "r": 30, "t": 50, "b": 50})
     fig.update_xaxes(title_text="Head", dtick=1, showgrid=False, zeroline=False)
     fig.update_yaxes(
@@ -146,3 +148,45 @@ def bar_figure(
     fig.update_xaxes(title_text=x_title, rangemode="tozero")
     fig.update_yaxes(autorange="reversed", type="category")
     return _plain(fig)
+
+
+# Colours for up to ten candidate words (Plotly's default qualitative sequence).
+CANDIDATE_COLORS = (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
+    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+)
+
+
+def winner_figure(
+    winners: np.ndarray, candidates: Sequence[str], names: Sequence[Sequence[str]], *, title: str
+) -> dict[str, Any]:
+    """A layers x heads grid coloured by the candidate each head attends to most."""
+    count = max(1, len(candidates))
+    # A stepped colour scale: candidate c owns the band [c, c+1) / count.
+    scale: list[list[float | str]] = []
+    for c in range(count):
+        color = CANDIDATE_COLORS[c % len(CANDIDATE_COLORS)]
+        scale += [[c / count, color], [(c + 1) / count, color]]
+    fig = grid_figure(
+        winners.astype(float), title=title, colorbar_title="candidate", zmin=-0.5,
+        zmax=count - 0.5, hover_label="candidate index", text=names,
+    )
+    trace = fig["data"][0]
+    trace["colorscale"] = scale
+    trace["hovertemplate"] = (
+        "Layer %{y}, Head %{x} [index (%{customdata[0]}, %{customdata[1]})]<br>"
+        "attends most to %{text}<extra></extra>"
+    )
+    trace["colorbar"] = {
+        "title": {"text": "candidate"},
+        "thickness": 14,
+        "tickmode": "array",
+        "tickvals": list(range(count)),
+        "ticktext": [plot_text(c) for c in candidates],
+    }
+    return fig
+
+
+def plot_text(text: str) -> str:
+    """Plotly reads a subset of HTML in labels; entities keep user text literal."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

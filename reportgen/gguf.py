@@ -148,8 +148,8 @@ def _load_from_gguf(gguf_path: Path) -> tuple[Any, Any]:
         kwargs["quantization_config"] = GgufConfig(dequantize=True)
     except (ImportError, TypeError):
         pass
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
+    tokenizer: Any = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    model: Any = AutoModelForCausalLM.from_pretrained(
         folder, gguf_file=name, attn_implementation="eager", local_files_only=True, **kwargs
     )
     quantizer = getattr(model, "hf_quantizer", None)

@@ -13,7 +13,7 @@ from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
 from reportgen.errors import InputError
 from reportgen.export import export_data, write_export
 from reportgen.render import render_html, write_atomic
-from reportgen.report import ReportDocument, build_document, page_config
+from reportgen.report import ReportDocument, build_document, export_extras, page_config
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -31,6 +31,7 @@ class Report:
     document: ReportDocument = field(repr=False)
     extraction: Extraction = field(repr=False)
     export_extra: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    export_pairs: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def save(self, path: str | Path) -> int:
         """Write the report atomically; return its size in bytes."""
@@ -38,7 +39,8 @@ class Report:
 
     def export_json(self, path: str | Path) -> int:
         """Write the `--export-json` document; return its size in bytes."""
-        return write_export(Path(path), export_data(self.extraction, list(self.export_extra)))
+        data = export_data(self.extraction, list(self.export_extra), list(self.export_pairs))
+        return write_export(Path(path), data)
 
     def _repr_html_(self) -> str:
         # A sandboxed iframe keeps the report's scripts and CSP away from the notebook.
@@ -95,7 +97,11 @@ def build_report(
     extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress)
     for warning in extraction.warnings:
         log(f"warning: {warning}")
-    document = build_document(extraction, cfg, __version__)
+    document = build_document(extraction, cfg, __version__, batch.pairs)
     log("rendering the report ...")
     text = render_html({"doc": document, "page_config": page_config(document)})
-    return Report(html=text, document=document, extraction=extraction)
+    items, pairs = export_extras(document, extraction)
+    return Report(
+        html=text, document=document, extraction=extraction,
+        export_extra=tuple(items), export_pairs=tuple(pairs),
+    )

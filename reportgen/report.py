@@ -39,6 +39,55 @@ class HeadChoice:
 
 
 @dataclass(frozen=True)
+class RankedHead:
+    """One row of a ranked-heads table (0-based indices)."""
+
+    layer: int
+    head: int
+    value: float
+
+
+@dataclass(frozen=True)
+class FocusDoc:
+    """Where the focus word looks: per-head scores for each candidate word."""
+
+    word: str
+    positions: tuple[int, ...]  # token positions of the focus word (first occurrence)
+    candidates: tuple[str, ...]
+    candidate_positions: tuple[tuple[int, ...], ...]
+    notes: tuple[str, ...]  # e.g. "'it' appears 2 times; the first is used"
+    scores: np.ndarray  # float64[layers, heads, candidates]
+    ranked: tuple[tuple[RankedHead, ...], ...]  # per candidate, best first
+    figures: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HeadStats:
+    """Entropy of every head and a verdict per layer (primary map)."""
+
+    entropy: np.ndarray  # float64[layers, heads], nats
+    normalized: np.ndarray  # float64[layers, heads], entropy / log n
+    verdicts: tuple[str, ...]
+    figure: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PairDoc:
+    """A minimal pair: two sentences compared head by head."""
+
+    number: int
+    anchor: str
+    a: int  # 0-based index into ReportDocument.sentences
+    b: int
+    headline: str | None  # computed sentence, when both have a focus word and 2 candidates
+    best: tuple[int, int] | None  # 0-based head the pair view ranks first
+    chosen: tuple[int, int]  # head the submission block shows
+    aligned_by: str  # "tokens" or "words"
+    figures: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SentenceDoc:
     """One sentence's section of the report."""
 
@@ -53,6 +102,8 @@ class SentenceDoc:
     truncated: bool
     next_tokens: tuple[NextToken, ...]
     payload: dict[str, Any]  # what report.js reads: the compact store and labels
+    stats: HeadStats
+    focus: FocusDoc | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +118,7 @@ class ReportDocument:
     warnings: tuple[str, ...]
     figure_specs: dict[str, Any]
     verdict_rule: str
+    pairs: tuple[PairDoc, ...] = ()
 
 
 def choose_head(model: ModelInfo, layer: int | None, head: int | None) -> HeadChoice:
@@ -155,10 +207,103 @@ def sentence_payload(result: AttentionResult) -> dict[str, Any]:
     }
 
 
+def head_stats(attention: np.ndarray) -> HeadStats:
+    """Entropy grid (nats and normalised) and the per-layer verdicts."""
+    n = attention.shape[-1]
+    entropy = analysis.mean_entropy(attention)
+    normalized = analysis.normalized_entropy(entropy, n)
+    verdicts = tuple(analysis.layer_verdicts(normalized))
+    text = [[f"{e:.3f} nats" for e in row] for row in entropy]
+    figure = figures.grid_figure(
+        normalized, title="Entropy of every head (normalised by log n)",
+        colorbar_title="H / log n", zmin=0.0, zmax=1.0, hover_label="normalised entropy",
+        text=text,
+    )
+    return HeadStats(entropy, normalized, verdicts, figure)
+
+
+def _quote(word: str) -> str:
+    return f"'{word}'"
+
+
+def focus_doc(result: AttentionResult) -> FocusDoc | None:
+    """Locate the focus and candidate words and score every head; None without a focus."""
+    item = result.item
+    if item.focus is None:
+        return None
+    seq = result.maps[0].query
+    notes: list[str] = []
+
+    def locate(word: str) -> tuple[int, ...]:
+        positions, count = analysis.find_word(seq.text, seq.offsets, word)
+        if not positions:
+            raise InputError(
+                f"{item.source}: the word {_quote(word)} is not in the sentence "
+                f"{_quote(_short(seq.text))}"
+            )
+        if count > 1:
+            notes.append(f"{_quote(word)} appears {count} times; the first is used.")
+        return tuple(positions)
+
+    focus = locate(item.focus)
+    cand_pos = tuple(locate(c) for c in item.candidates)
+    if cand_pos:
+        scores = analysis.focus_scores(result.maps[0].attention, focus, cand_pos)
+    else:
+        scores = np.zeros(result.maps[0].attention.shape[:2] + (0,))
+    ranked = tuple(
+        tuple(RankedHead(*row) for row in analysis.rank_heads(scores[..., c], k=5))
+        for c in range(len(cand_pos))
+    )
+    figs: dict[str, Any] = {
+        "scores": [
+            figures.grid_figure(
+                scores[..., c], title=f"{_quote(item.focus)} → {_quote(word)}",
+                colorbar_title="weight", zmin=0.0, hover_label="attention",
+            )
+            for c, word in enumerate(item.candidates)
+        ],
+    }
+    if len(cand_pos) >= 2:
+        winners = analysis.winner_grid(scores)
+        names = [[item.candidates[w] for w in row] for row in winners]
+        figs["winner"] = figures.winner_figure(
+            winners, item.candidates, names,
+            title=f"Which candidate {_quote(item.focus)} attends to most, per head",
+        )
+    return FocusDoc(
+        word=item.focus, positions=focus, candidates=item.candidates,
+        candidate_positions=cand_pos, notes=tuple(notes), scores=scores, ranked=ranked,
+        figures=figs,
+    )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
     """Numbers and payload for one sentence's section."""
     primary = result.maps[0]
     avg = analysis.head_average(primary.attention)
+    focus = focus_doc(result)
+    payload = sentence_payload(result)
+    if focus is not None:
+        payload["focus"] = {
+            "word": focus.word,
+            "positions": list(focus.positions),
+            "candidates": [
+                {"word": w, "positions": list(p)}
+                for w, p in zip(focus.candidates, focus.candidate_positions, strict=True)
+            ],
+        }
+    stats = head_stats(primary.attention)
+    payload["figures"] = {"entropy": stats.figure}
+    if focus is not None:
+        for c, fig in enumerate(focus.figures["scores"]):
+            payload["figures"][f"focus{c}"] = fig
+        if "winner" in focus.figures:
+            payload["figures"]["winner"] = focus.figures["winner"]
     return SentenceDoc(
         number=number,
         anchor=f"s{number}",
@@ -170,15 +315,87 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
         layer_entropy=tuple(float(x) for x in analysis.mean_entropy(avg)),
         truncated=result.truncated,
         next_tokens=result.next_tokens,
-        payload=sentence_payload(result),
+        payload=payload,
+        stats=stats,
+        focus=focus,
     )
 
 
-def build_document(extraction: Extraction, config: ReportConfig, version: str) -> ReportDocument:
+def _words(seq: TokenSeq) -> list[str]:
+    groups = analysis.word_groups(seq.word_ids)
+    return ["".join(seq.display[i] for i in g) for g in groups]
+
+
+def pair_doc(
+    number: int,
+    a: int,
+    b: int,
+    results: tuple[AttentionResult, ...],
+    sentences: tuple[SentenceDoc, ...],
+    start: HeadChoice,
+    config: ReportConfig,
+) -> PairDoc:
+    """Compare sentences a and b: alignment, focus difference, headline, submission head."""
+    ra, rb = results[a], results[b]
+    sa, sb = sentences[a], sentences[b]
+    seq_a, seq_b = ra.maps[0].query, rb.maps[0].query
+    same_length = len(seq_a.tokens) == len(seq_b.tokens)
+    alignment = analysis.align_words(_words(seq_a), _words(seq_b))
+    headline = None
+    best = None
+    figs: dict[str, Any] = {}
+    fa, fb = sa.focus, sb.focus
+    comparable = (
+        fa is not None and fb is not None and len(fa.candidates) >= 2
+        and fa.scores.shape == fb.scores.shape
+    )
+    if comparable and fa is not None and fb is not None:
+        summary = analysis.pair_summary(
+            fa.scores, fb.scores, fa.word, (fa.candidates[0], fa.candidates[1])
+        )
+        headline, best = summary.sentence, summary.best
+        diff = fa.scores[..., 0] - fb.scores[..., 0]
+        figs["focusDiff"] = figures.grid_figure(
+            diff, title=f"{_quote(fa.word)} → {_quote(fa.candidates[0])}: A minus B",
+            colorbar_title="A - B", zmin=-1.0, zmax=1.0, diverging=True,
+            hover_label="difference",
+        )
+        if best is None:
+            top = fa.ranked[0][0]
+            best = (top.layer, top.head)
+    chosen = (start.layer, start.head)
+    if config.layer is None and config.head is None and best is not None:
+        chosen = best
+    return PairDoc(
+        number=number,
+        anchor=f"p{number}",
+        a=a,
+        b=b,
+        headline=headline,
+        best=best,
+        chosen=chosen,
+        aligned_by="tokens" if same_length else "words",
+        figures=figs,
+        payload={
+            "figures": figs,
+            "a": sa.anchor,
+            "b": sb.anchor,
+            "alignment": [list(p) for p in alignment],
+            "chosen": list(chosen),
+        },
+    )
+
+
+def build_document(extraction: Extraction, config: ReportConfig, version: str,
+                   pairs_of: tuple[tuple[int, int], ...] = ()) -> ReportDocument:
     """Assemble the report's content from the extraction and the options."""
     model = extraction.model
     start = choose_head(model, config.layer, config.head)
     sentences = tuple(sentence_doc(i, r) for i, r in enumerate(extraction.results, start=1))
+    pairs = tuple(
+        pair_doc(number, a, b, extraction.results, sentences, start, config)
+        for number, (a, b) in enumerate(pairs_of, start=1)
+    )
     warnings = list(extraction.warnings)
     title = config.title or "Attention report"
     return ReportDocument(
@@ -193,6 +410,7 @@ def build_document(extraction: Extraction, config: ReportConfig, version: str) -
             "difference": figures.attention_heatmap_spec(diverging=True, colorbar_title="A - B"),
         },
         verdict_rule=analysis.VERDICT_RULE,
+        pairs=pairs,
     )
 
 
@@ -207,3 +425,53 @@ def page_config(doc: ReportDocument) -> dict[str, Any]:
         "pairFilters": [name for name, _ in PAIR_FILTERS],
         "layerAtATimeTokens": LAYER_AT_A_TIME_TOKENS,
     }
+
+
+def export_extras(
+    doc: ReportDocument, extraction: Extraction
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The analysis numbers `--export-json` carries beside the raw attention."""
+    items: list[dict[str, Any]] = []
+    for sdoc, result in zip(doc.sentences, extraction.results, strict=True):
+        attention = result.maps[0].attention
+        extra: dict[str, Any] = {
+            "entropy": {
+                "nats": sdoc.stats.entropy.tolist(),
+                "normalized": sdoc.stats.normalized.tolist(),
+                "layer_verdicts": list(sdoc.stats.verdicts),
+                "rule": doc.verdict_rule,
+            },
+            "rollout": analysis.rollout(attention).tolist(),
+        }
+        if sdoc.focus is not None:
+            f = sdoc.focus
+            extra["focus"] = {
+                "word": f.word,
+                "positions": list(f.positions),
+                "notes": list(f.notes),
+                "candidates": [
+                    {"word": w, "positions": list(p), "scores": f.scores[..., c].tolist()}
+                    for c, (w, p) in enumerate(
+                        zip(f.candidates, f.candidate_positions, strict=True)
+                    )
+                ],
+            }
+        items.append(extra)
+    pairs = [
+        {
+            "a": p.a,
+            "b": p.b,
+            "headline": p.headline,
+            "best_head": list(p.best) if p.best is not None else None,
+            "focus_difference": (
+                (doc.sentences[p.a].focus.scores[..., 0] - doc.sentences[p.b].focus.scores[..., 0])
+                .tolist()
+                if "focusDiff" in p.figures
+                and doc.sentences[p.a].focus is not None
+                and doc.sentences[p.b].focus is not None
+                else None
+            ),
+        }
+        for p in doc.pairs
+    ]
+    return items, pairs

@@ -119,7 +119,9 @@
     const orig = [];
     for (let i = 0; i < n; i++) if (keep[i]) orig.push(i);
     const positions = groups.map((g) => orig[g[0]]);
-    return { keep: keep, groups: groups, labels: labels, positions: positions };
+    const at = new Array(n).fill(-1); // original position -> index on the drawn axis
+    groups.forEach((g, gi) => g.forEach((k) => (at[orig[k]] = gi)));
+    return { keep: keep, groups: groups, labels: labels, positions: positions, at: at };
   }
 
   /** Apply the page's toggles to one map's rows; returns {rows, q, k}. */
@@ -141,14 +143,16 @@
     return JSON.parse(JSON.stringify(obj));
   }
 
-  function heatmap(div, t, title, causal, spec) {
+  /** Draw rows `t` (from RG.transform) into `div`. `opts`: {shapes, filename, labels}. */
+  function heatmap(div, t, title, causal, spec, opts) {
+    opts = opts || {};
     const fig = clone(spec || page.figures.attention);
     const nq = t.rows.length;
     const nk = nq ? t.rows[0].length : 0;
     const xs = Array.from({ length: nk }, (_, j) => j);
     const ys = Array.from({ length: nq }, (_, i) => i);
-    const qLabels = t.q.labels.map(plotText);
-    const kLabels = t.k.labels.map(plotText);
+    const qLabels = (opts.qLabels || t.q.labels).map(plotText);
+    const kLabels = (opts.kLabels || t.k.labels).map(plotText);
     const z = t.rows.map(function (row, i) {
       return row.map(function (v, j) {
         return causal && t.k.positions[j] > t.q.positions[i] ? null : v;
@@ -176,7 +180,10 @@
       fig.layout.xaxis.tickmode = "auto";
       fig.layout.yaxis.tickmode = "auto";
     }
-    return Plotly.react(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+    if (opts.shapes) fig.layout.shapes = (fig.layout.shapes || []).concat(opts.shapes);
+    const config = { displaylogo: false, responsive: true };
+    if (opts.filename) config.toImageButtonOptions = { format: "png", filename: opts.filename, scale: 2 };
+    return Plotly.react(div, fig.data, fig.layout, config);
   }
 
   function controlValue(root, name, fallback) {
@@ -316,6 +323,13 @@
     entry.section.dataset.rgRendered = "1";
   }
 
+  async function drawOther(other) {
+    other.section.dataset.rgRendered = "0";
+    await other.draw();
+    other.rendered = true;
+    other.section.dataset.rgRendered = "1";
+  }
+
   function fail(err) {
     console.error("reportgen:", err);
     const box = document.getElementById("rg-error") || document.createElement("div");
@@ -334,6 +348,9 @@
   RG.heatmap = heatmap;
   RG.decodedMaps = decodedMaps;
   RG.controlValue = controlValue;
+  RG.fail = fail;
+  RG.clone = clone;
+  RG.plotText = plotText;
 
   function wire(entry) {
     const sec = entry.section;
@@ -345,8 +362,13 @@
     );
   }
 
+  // Other lazily drawn sections (minimal pairs) register a renderer by class name.
+  RG.sectionRenderers = RG.sectionRenderers || {};
+  const others = [];
+
   function rerenderAll() {
     for (const entry of sentences.values()) if (entry.rendered) render(entry).catch(fail);
+    for (const other of others) if (other.rendered) drawOther(other).catch(fail);
   }
 
   async function loadLibraries() {
@@ -388,9 +410,13 @@
       function (records) {
         for (const r of records) {
           if (!r.isIntersecting) continue;
-          const entry = sentences.get(r.target.id);
           observer.unobserve(r.target);
-          queue.push(entry);
+          const entry = sentences.get(r.target.id);
+          if (entry) queue.push(entry);
+          else {
+            const other = others.find((o) => o.section === r.target);
+            if (other) queue.push(other);
+          }
         }
         drain();
       },
@@ -400,7 +426,10 @@
     async function drain() {
       if (draining) return;
       draining = true;
-      while (queue.length) await render(queue.shift()).catch(fail);
+      while (queue.length) {
+        const next = queue.shift();
+        await (next.draw ? drawOther(next) : render(next)).catch(fail);
+      }
       draining = false;
     }
     document.querySelectorAll("section.rg-sentence").forEach(function (section) {
@@ -410,9 +439,19 @@
       wire(entry);
       observer.observe(section);
     });
+    for (const [selector, renderer] of Object.entries(RG.sectionRenderers)) {
+      document.querySelectorAll(selector).forEach(function (section) {
+        const data = JSON.parse(document.getElementById("rg-data-" + section.id).textContent);
+        const other = { section: section, data: data, rendered: false };
+        other.draw = () => renderer(other);
+        others.push(other);
+        observer.observe(section);
+      });
+    }
     // Printing needs every figure: draw the rest first.
     window.addEventListener("beforeprint", function () {
       for (const entry of sentences.values()) if (!entry.rendered) queue.push(entry);
+      for (const other of others) if (!other.rendered) queue.push(other);
       drain();
     });
     document.body.dataset.rgReady = "1";

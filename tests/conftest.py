@@ -133,7 +133,9 @@ def open_report(
 
 def render_all(page: Any, timeout: int = 120_000) -> None:
     """Scroll every sentence into view and wait until each has drawn its views."""
-    ids = page.locator("section.rg-sentence").evaluate_all("els => els.map(e => e.id)")
+    ids = page.locator("section.rg-sentence, section.rg-pair").evaluate_all(
+        "els => els.map(e => e.id)"
+    )
     for anchor in ids:
         page.locator(f"#{anchor}").scroll_into_view_if_needed()
         page.wait_for_selector(

@@ -303,7 +303,7 @@ def test_real_smollm2_materializes_and_matches_direct_gguf(
     with monkeypatch.context() as without_gguf:  # the saved folder must not need gguf
         without_gguf.setitem(sys.modules, "gguf", None)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+        model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
         assert model.dtype == torch.float32
         saved_top5, saved_attn = _top5_and_attention(tokenizer, model)
     n_tokens = len(tokenizer(PROMPT)["input_ids"])
@@ -313,7 +313,7 @@ def test_real_smollm2_materializes_and_matches_direct_gguf(
     direct_tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     direct = AutoModelForCausalLM.from_pretrained(
         source.parent, gguf_file=source.name, attn_implementation="eager"
-    ).eval()
+    )
     direct_top5, direct_attn = _top5_and_attention(direct_tok, direct)
     assert saved_top5 == direct_top5 == EXPECTED_TOP5
     for ours, theirs in zip(saved_attn, direct_attn, strict=True):

@@ -1,0 +1,131 @@
+"""report: what the report decides to show, checked on seeded arrays and real models."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from reportgen import analysis
+from reportgen.cli import main
+from reportgen.config import (
+    AttentionMap,
+    AttentionResult,
+    ModelInfo,
+    SentenceInput,
+    TokenSeq,
+)
+from reportgen.errors import InputError
+from reportgen.report import choose_head, focus_doc, pack_attention
+
+from .conftest import WINOGRAD, random_attention
+
+
+def _info(layers: int, heads: int) -> ModelInfo:
+    return ModelInfo("m", "BertModel", "encoder", layers, heads)
+
+
+def test_seed_head_when_the_model_has_it() -> None:
+    choice = choose_head(_info(12, 12), None, None)
+    assert (choice.layer, choice.head) == (9, 4)
+    assert "coreference" in choice.note
+
+
+def test_fallback_to_last_layer_first_head_and_says_so() -> None:
+    choice = choose_head(_info(6, 12), None, None)
+    assert (choice.layer, choice.head) == (5, 0)
+    assert "no Layer 10, Head 5" in choice.note
+
+
+def test_out_of_range_names_valid_range() -> None:
+    with pytest.raises(InputError, match=r"--head 13 is out of range: this model has heads 1-12"):
+        choose_head(_info(6, 12), 2, 13)
+
+
+def test_pack_attention_round_trip(rng: np.random.Generator) -> None:
+    att = random_attention(rng, (2, 3, 9, 9))
+    data, scale = pack_attention(att)
+    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
+    count = planes.size // 2
+    q = planes[:count].astype(np.uint16) | (planes[count:].astype(np.uint16) << 8)
+    values = q.reshape(att.shape) / scale
+    assert np.abs(values - att).max() <= 0.002
+    np.testing.assert_array_equal(q.reshape(att.shape).sum(-1), scale)
+
+
+def _result(text: str, words: list[str], focus: str, candidates: tuple[str, ...],
+            rng: np.random.Generator) -> AttentionResult:
+    # One token per word, with offsets into `text`, between [CLS] and [SEP].
+    offsets: list[tuple[int, int]] = [(0, 0)]
+    pos = 0
+    for w in words:
+        start = text.index(w, pos)
+        offsets.append((start, start + len(w)))
+        pos = start + len(w)
+    offsets.append((0, 0))
+    tokens = ("[CLS]", *words, "[SEP]")
+    n = len(tokens)
+    seq = TokenSeq(tokens, tokens, (None, *range(len(words)), None), tuple(offsets),
+                   (True, *[False] * len(words), True), text)
+    att = random_attention(rng, (2, 2, n, n))
+    item = SentenceInput(text, focus=focus, candidates=candidates, source="test")
+    return AttentionResult(item, (AttentionMap("Self-attention", seq, seq, att),))
+
+
+def test_focus_scores_are_raw_attention_for_single_piece_words(rng: np.random.Generator) -> None:
+    words = ["The", "cat", "saw", "it", "and", "the", "dog"]
+    result = _result("The cat saw it and the dog", words, "it", ("cat", "dog"), rng)
+    doc = focus_doc(result)
+    assert doc is not None
+    att = result.maps[0].attention
+    np.testing.assert_allclose(doc.scores[..., 0], att[:, :, 4, 2])
+    np.testing.assert_allclose(doc.scores[..., 1], att[:, :, 4, 7])
+    top = doc.ranked[0][0]
+    assert top.value == pytest.approx(att[:, :, 4, 2].max())
+
+
+def test_missing_focus_word_names_sentence_and_word(rng: np.random.Generator) -> None:
+    result = _result("The cat sat", ["The", "cat", "sat"], "it", ("cat",), rng)
+    with pytest.raises(InputError, match="the word 'it' is not in the sentence 'The cat sat'"):
+        focus_doc(result)
+
+
+def test_ambiguous_word_uses_first_and_says_so(rng: np.random.Generator) -> None:
+    words = ["the", "cat", "and", "the", "dog"]
+    result = _result("the cat and the dog", words, "the", ("dog",), rng)
+    doc = focus_doc(result)
+    assert doc is not None and doc.positions == (1,)
+    assert doc.notes == ("'the' appears 2 times; the first is used.",)
+
+
+@pytest.mark.slow
+def test_export_focus_and_pair_numbers_on_the_embedded_model(tmp_path: Path) -> None:
+    out, data = tmp_path / "r.html", tmp_path / "d.json"
+    result = CliRunner().invoke(main, [
+        *WINOGRAD, "--compare", "--focus", "it", "--candidates", "animal,street",
+        "-o", str(out), "--export-json", str(data),
+    ])
+    assert result.exit_code == 0, result.stderr
+    exported = json.loads(data.read_text())
+    for item in exported["items"]:
+        att = np.array(item["attention"])
+        tokens = item["tokens"]
+        focus = item["focus"]
+        assert focus["positions"] == [tokens.index("it")]
+        for cand in focus["candidates"]:
+            (pos,) = cand["positions"]
+            assert tokens[pos] == cand["word"]
+            np.testing.assert_allclose(np.array(cand["scores"]), att[:, :, tokens.index("it"), pos],
+                                       atol=1e-12)
+        np.testing.assert_allclose(item["rollout"], analysis.rollout(att), atol=1e-9)
+        assert np.array(item["entropy"]["nats"]).shape == (6, 12)
+    pair = exported["pairs"][0]
+    assert (pair["a"], pair["b"]) == (0, 1)
+    assert pair["headline"].startswith("In ") and "of 72 heads 'it'" in pair["headline"]
+    html = out.read_text()
+    assert pair["headline"].replace("'", "&#39;").replace(">", "&gt;") in html
