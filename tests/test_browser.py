@@ -124,3 +124,19 @@ def test_toggles_change_every_map(demo_page: Any) -> None:
     page.wait_for_selector("#s5[data-rg-rendered='1']", state="attached")
     assert len(plot_z(page, '#s5 [data-plot="head"]')) == n_tokens
     assert log.errors == []
+
+
+def test_submission_png_download_works_offline(demo_page: Any) -> None:
+    page, log = demo_page
+    plot = page.locator('#p1 [data-plot="submit-a"]')
+    plot.scroll_into_view_if_needed()
+    plot.hover()
+    button = plot.locator(".modebar-btn[data-title*='png' i]")
+    with page.expect_download(timeout=30_000) as info:
+        button.click()
+    download = info.value
+    assert download.suggested_filename.startswith("attention-p1-A-L")
+    assert download.suggested_filename.endswith(".png")
+    with open(download.path(), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert log.errors == []

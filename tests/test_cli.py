@@ -123,3 +123,18 @@ def test_uncached_model_in_a_real_process(tmp_path: Path) -> None:
     assert lines[-1].startswith("Error: model 'bert-base-uncased-not-cached' is not a local folder")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_gguf_without_the_extra_gives_the_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportgen import gguf
+
+    model = tmp_path / "x.gguf"
+    model.write_bytes(gguf.GGUF_MAGIC + b"\x03\x00\x00\x00 not a real model")
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "gguf", None)  # as if `pip install reportgen[gguf]` never ran
+    code, _, err = run("hello", "-m", str(model), "-o", str(tmp_path / "r.html"))
+    assert code != 0
+    assert err.strip().splitlines()[-1] == f"Error: {gguf.GGUF_INSTALL_HINT}"
+    assert "Traceback" not in err and not (tmp_path / "r.html").exists()
