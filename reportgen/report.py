@@ -84,6 +84,9 @@ class PairDoc:
     best: tuple[int, int] | None  # 0-based head the pair view ranks first
     chosen: tuple[int, int]  # head the submission block shows
     aligned_by: str  # "tokens" or "words"
+    focus_difference: (
+        np.ndarray | None
+    )  # float64[layers, heads]: A's minus B's weight on candidate 0
     figures: dict[str, Any]
     payload: dict[str, Any]
 
@@ -230,8 +233,12 @@ def head_stats(attention: np.ndarray) -> HeadStats:
     verdicts = tuple(analysis.layer_verdicts(normalized))
     text = [[f"{e:.3f} nats" for e in row] for row in entropy]
     figure = figures.grid_figure(
-        normalized, title="Entropy of every head (normalised by log n)",
-        colorbar_title="H / log n", zmin=0.0, zmax=1.0, hover_label="normalised entropy",
+        normalized,
+        title="Entropy of every head (normalised by log n)",
+        colorbar_title="H / log n",
+        zmin=0.0,
+        zmax=1.0,
+        hover_label="normalised entropy",
         text=text,
     )
     return HeadStats(entropy, normalized, verdicts, figure)
@@ -273,8 +280,11 @@ def focus_doc(result: AttentionResult) -> FocusDoc | None:
     figs: dict[str, Any] = {
         "scores": [
             figures.grid_figure(
-                scores[..., c], title=f"{_quote(item.focus)} → {_quote(word)}",
-                colorbar_title="weight", zmin=0.0, hover_label="attention",
+                scores[..., c],
+                title=f"{_quote(item.focus)} → {_quote(word)}",
+                colorbar_title="weight",
+                zmin=0.0,
+                hover_label="attention",
             )
             for c, word in enumerate(item.candidates)
         ],
@@ -283,12 +293,19 @@ def focus_doc(result: AttentionResult) -> FocusDoc | None:
         winners = analysis.winner_grid(scores)
         names = [[item.candidates[w] for w in row] for row in winners]
         figs["winner"] = figures.winner_figure(
-            winners, item.candidates, names,
+            winners,
+            item.candidates,
+            names,
             title=f"Which candidate {_quote(item.focus)} attends to most, per head",
         )
     return FocusDoc(
-        word=item.focus, positions=focus, candidates=item.candidates,
-        candidate_positions=cand_pos, notes=tuple(notes), scores=scores, ranked=ranked,
+        word=item.focus,
+        positions=focus,
+        candidates=item.candidates,
+        candidate_positions=cand_pos,
+        notes=tuple(notes),
+        scores=scores,
+        ranked=ranked,
         figures=figs,
     )
 
@@ -363,10 +380,13 @@ def pair_doc(
     alignment = analysis.align_words(_words(seq_a), _words(seq_b))
     headline = None
     best = None
+    diff = None
     figs: dict[str, Any] = {}
     fa, fb = sa.focus, sb.focus
     comparable = (
-        fa is not None and fb is not None and len(fa.candidates) >= 2
+        fa is not None
+        and fb is not None
+        and len(fa.candidates) >= 2
         and fa.scores.shape == fb.scores.shape
     )
     if comparable and fa is not None and fb is not None:
@@ -376,8 +396,12 @@ def pair_doc(
         headline, best = summary.sentence, summary.best
         diff = fa.scores[..., 0] - fb.scores[..., 0]
         figs["focusDiff"] = figures.grid_figure(
-            diff, title=f"{_quote(fa.word)} → {_quote(fa.candidates[0])}: A minus B",
-            colorbar_title="A - B", zmin=-1.0, zmax=1.0, diverging=True,
+            diff,
+            title=f"{_quote(fa.word)} → {_quote(fa.candidates[0])}: A minus B",
+            colorbar_title="A - B",
+            zmin=-1.0,
+            zmax=1.0,
+            diverging=True,
             hover_label="difference",
         )
         if best is None:
@@ -395,6 +419,7 @@ def pair_doc(
         best=best,
         chosen=chosen,
         aligned_by="tokens" if same_length else "words",
+        focus_difference=diff,
         figures=figs,
         payload={
             "figures": figs,
@@ -406,8 +431,12 @@ def pair_doc(
     )
 
 
-def build_document(extraction: Extraction, config: ReportConfig, version: str,
-                   pairs_of: tuple[tuple[int, int], ...] = ()) -> ReportDocument:
+def build_document(
+    extraction: Extraction,
+    config: ReportConfig,
+    version: str,
+    pairs_of: tuple[tuple[int, int], ...] = (),
+) -> ReportDocument:
     """Assemble the report's content from the extraction and the options."""
     model = extraction.model
     start = choose_head(model, config.layer, config.head)
@@ -484,12 +513,7 @@ def export_extras(
             "headline": p.headline,
             "best_head": list(p.best) if p.best is not None else None,
             "focus_difference": (
-                (doc.sentences[p.a].focus.scores[..., 0] - doc.sentences[p.b].focus.scores[..., 0])
-                .tolist()
-                if "focusDiff" in p.figures
-                and doc.sentences[p.a].focus is not None
-                and doc.sentences[p.b].focus is not None
-                else None
+                p.focus_difference.tolist() if p.focus_difference is not None else None
             ),
         }
         for p in doc.pairs

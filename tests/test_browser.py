@@ -148,7 +148,7 @@ def test_average_across_all_layers(demo_page: Any) -> None:
     per_layer = []
     for layer in range(6):
         page.select_option(f'{view} [data-control="layer"]', str(layer))
-        page.wait_for_selector(f'{view} .gtitle >> text=/^Layer {layer + 1}, average/')
+        page.wait_for_selector(f"{view} .gtitle >> text=/^Layer {layer + 1}, average/")
         per_layer.append(plot_z(page, f'{view} [data-plot="average"]'))
     page.select_option(f'{view} [data-control="layer"]', "-1")
     page.wait_for_selector(f'{view} .gtitle >> text="All 6 layers, average of 72 heads"')
