@@ -152,8 +152,16 @@ def bar_figure(
 
 # Colours for up to ten candidate words (Plotly's default qualitative sequence).
 CANDIDATE_COLORS = (
-    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
-    "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+    "#636efa",
+    "#ef553b",
+    "#00cc96",
+    "#ab63fa",
+    "#ffa15a",
+    "#19d3f3",
+    "#ff6692",
+    "#b6e880",
+    "#ff97ff",
+    "#fecb52",
 )
 
 
@@ -168,8 +176,13 @@ def winner_figure(
         color = CANDIDATE_COLORS[c % len(CANDIDATE_COLORS)]
         scale += [[c / count, color], [(c + 1) / count, color]]
     fig = grid_figure(
-        winners.astype(float), title=title, colorbar_title="candidate", zmin=-0.5,
-        zmax=count - 0.5, hover_label="candidate index", text=names,
+        winners.astype(float),
+        title=title,
+        colorbar_title="candidate",
+        zmin=-0.5,
+        zmax=count - 0.5,
+        hover_label="candidate index",
+        text=names,
     )
     trace = fig["data"][0]
     trace["colorscale"] = scale

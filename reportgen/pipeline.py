@@ -102,6 +102,9 @@ def build_report(
     text = render_html({"doc": document, "page_config": page_config(document)})
     items, pairs = export_extras(document, extraction)
     return Report(
-        html=text, document=document, extraction=extraction,
-        export_extra=tuple(items), export_pairs=tuple(pairs),
+        html=text,
+        document=document,
+        extraction=extraction,
+        export_extra=tuple(items),
+        export_pairs=tuple(pairs),
     )
