@@ -1,0 +1,41 @@
+"""Repository rules that CI enforces: ruff-clean code, help on every option, no vendored JS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from reportgen.cli import main
+
+from .conftest import REPO
+
+
+@pytest.mark.parametrize("args", [["check"], ["format", "--check"]])
+def test_ruff_clean(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", *args, "reportgen", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_option_has_help() -> None:
+    for param in main.params:
+        if param.param_type_name == "option":
+            assert getattr(param, "help", None), f"{param.name} has no help text"
+
+
+def test_no_third_party_javascript_in_the_repo() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.split()
+    ours = {"templates/report.js", "templates/js/lab.js", "templates/js/nexttoken.js"}
+    js = {p for p in tracked if p.endswith(".js")}
+    assert js <= ours | {p for p in js if p.startswith("templates/js/")}
+    for path in js:
+        text = (REPO / path).read_text(encoding="utf-8")
+        assert len(text) < 60_000 and "Copyright" not in text, path
