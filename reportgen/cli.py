@@ -167,13 +167,15 @@ def main(
     log = (lambda _msg: None) if quiet else _say
     try:
         from reportgen.config import ReportConfig
-        from reportgen.inputs import collect_inputs, split_candidates
+        from reportgen.inputs import check_text, collect_inputs, split_candidates
         from reportgen.pipeline import build_report
 
-        if output.parent != Path("") and not output.parent.is_dir():
-            raise click.BadParameter(
-                f"folder '{output.parent}' does not exist", param_hint="'-o' / '--output'"
-            )
+        # Both output folders are checked before the model runs, so a typo costs no time.
+        for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
+            if path is not None and path.parent != Path("") and not path.parent.is_dir():
+                raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
+        check_text(title, "--title")
+        check_text(model, "--model")
         batch = collect_inputs(
             sentences,
             input_path,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.config import Extraction
+from reportgen.errors import InputError
 from reportgen.render import atomic_path
 
 
@@ -63,6 +64,9 @@ def write_export(path: Path, data: dict[str, Any]) -> int:
     """Write the export atomically; return its size in bytes."""
     # float32 values widened to Python floats keep every bit; json writes them exactly.
     text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     return len(text.encode("utf-8"))

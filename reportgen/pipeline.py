@@ -12,6 +12,7 @@ from reportgen import __version__
 from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
 from reportgen.errors import InputError
 from reportgen.export import export_data, write_export
+from reportgen.inputs import check_text
 from reportgen.render import render_html, write_atomic
 from reportgen.report import ReportDocument, build_document, export_extras, page_config
 
@@ -51,18 +52,20 @@ class Report:
 
 
 def _as_batch(sentences: Any) -> InputBatch:
+    """The API's input: an InputBatch, one string, or a list of strings / SentenceInputs."""
     if isinstance(sentences, InputBatch):
         return sentences
     if isinstance(sentences, str):
         sentences = [sentences]
     items: list[SentenceInput] = []
     for i, s in enumerate(sentences, start=1):
-        if isinstance(s, SentenceInput):
-            items.append(s)
-        elif isinstance(s, str):
-            items.append(SentenceInput(text=s.strip(), source=f"sentence {i}"))
-        else:
+        if isinstance(s, str):
+            s = SentenceInput(text=s.strip(), source=f"sentence {i}")
+        elif not isinstance(s, SentenceInput):
             raise InputError(f"sentence {i} is a {type(s).__name__}, not a string")
+        for value in (s.text, s.focus, s.text_pair, s.target, *s.candidates):
+            check_text(value, s.source)
+        items.append(s)
     if not items or any(not it.text for it in items):
         raise InputError("no sentences given (or an empty one)")
     return InputBatch(items=tuple(items))

@@ -149,11 +149,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def write_atomic(path: Path, text: str) -> int:
     """Write `text` to `path` atomically; return the number of bytes written."""
     data = text.encode("utf-8")
-    if path.is_dir():
-        raise InputError(f"output '{path}' is a folder")
-    with atomic_path(path) as tmp:
-        try:
+    # The rename and is_dir() fail too (a read-only target, a name that is too long).
+    try:
+        if path.is_dir():
+            raise InputError(f"output '{path}' is a folder")
+        with atomic_path(path) as tmp:
             tmp.write_bytes(data)
-        except OSError as exc:
-            raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     return len(data)

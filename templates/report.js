@@ -7,6 +7,7 @@
   const page = JSON.parse(document.getElementById("rg-config").textContent);
   const state = { wordLevel: false, hideSpecial: false };
   const sentences = new Map(); // anchor -> {section, data, maps (decoded), rendered}
+  const HEAD_VIEW_ASK_LINES = 100000; // ~1.5 s of drawing on a slow laptop core
 
   // ---------- decoding ----------
   function base64Bytes(text) {
@@ -321,6 +322,22 @@
     const d = maps[0];
     const domId = "rg-hv-" + entry.section.id;
     const oneLayer = entry.data.layerAtATime && !allLayers;
+    // bertviz draws one SVG line per head and token pair of the layer shown: 3.1 million
+    // for 12 heads x 512 tokens, a minute of frozen page. Past HEAD_VIEW_ASK_LINES the
+    // head view waits for a click, so a long input opens and stays responsive.
+    const lines = d.meta.heads * d.meta.nq * d.meta.nk;
+    if (oneLayer && !entry.headViewAsked && lines > HEAD_VIEW_ASK_LINES) {
+      const ask = document.createElement("button");
+      ask.type = "button";
+      ask.className = "rg-more";
+      ask.textContent = "Draw the head view (" + lines.toLocaleString("en") + " lines: slow)";
+      ask.addEventListener("click", function () {
+        entry.headViewAsked = true;
+        drawHeadView(entry, false).catch(fail);
+      });
+      holder.replaceChildren(ask);
+      return;
+    }
     const layers = oneLayer ? [Math.min(page.startLayer, d.meta.layers - 1)] : Array.from({ length: d.meta.layers }, (_, l) => l);
     const params = headViewParams(entry, maps, layers, domId);
     // bertviz's markup contract: #root > select#layer (+ select#filter) and div#vis.

@@ -122,3 +122,8 @@ def test_import_is_light() -> None:
     code = "import sys, reportgen; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_api_refuses_lone_surrogates_with_a_reportgen_error() -> None:
+    with pytest.raises(InputError, match="not valid UTF-8"):
+        reportgen.build_report(["ok", "bad \ud800"])

@@ -22,6 +22,33 @@ def test_script_json_round_trips_and_never_closes_a_script(text: str) -> None:
     assert json.loads(encoded) == {"t": text, "l": [text]}
 
 
+# Text built mostly from the characters that end a script block or a JS string.
+_HOSTILE_TEXT = st.text(
+    alphabet=st.sampled_from(list("<>/!-&'\"\\`sScRiIpPtT ") + ["\u2028", "\u2029", "\x00"])
+    | st.characters(),
+    max_size=40,
+)
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _HOSTILE_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_HOSTILE_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_script_json_round_trips_nested_hostile_values(value: object) -> None:
+    """Keys, nested lists and objects too: `</script`, `<!--` and U+2028 never appear raw."""
+    encoded = str(script_json(value))
+    assert "</" not in encoded and "<!--" not in encoded and "<" not in encoded
+    assert ">" not in encoded and "&" not in encoded
+    assert "\u2028" not in encoded and "\u2029" not in encoded
+    assert json.loads(encoded) == value
+
+
 def test_script_json_escapes_breakouts() -> None:
     out = str(script_json("</script><script>alert(1)</script>&"))
     assert out == '"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\\u0026"'

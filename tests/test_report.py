@@ -58,8 +58,9 @@ def test_pack_attention_round_trip(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(q.reshape(att.shape).sum(-1), scale)
 
 
-def _result(text: str, words: list[str], focus: str, candidates: tuple[str, ...],
-            rng: np.random.Generator) -> AttentionResult:
+def _result(
+    text: str, words: list[str], focus: str, candidates: tuple[str, ...], rng: np.random.Generator
+) -> AttentionResult:
     # One token per word, with offsets into `text`, between [CLS] and [SEP].
     offsets: list[tuple[int, int]] = [(0, 0)]
     pos = 0
@@ -70,8 +71,14 @@ def _result(text: str, words: list[str], focus: str, candidates: tuple[str, ...]
     offsets.append((0, 0))
     tokens = ("[CLS]", *words, "[SEP]")
     n = len(tokens)
-    seq = TokenSeq(tokens, tokens, (None, *range(len(words)), None), tuple(offsets),
-                   (True, *[False] * len(words), True), text)
+    seq = TokenSeq(
+        tokens,
+        tokens,
+        (None, *range(len(words)), None),
+        tuple(offsets),
+        (True, *[False] * len(words), True),
+        text,
+    )
     att = random_attention(rng, (2, 2, n, n))
     item = SentenceInput(text, focus=focus, candidates=candidates, source="test")
     return AttentionResult(item, (AttentionMap("Self-attention", seq, seq, att),))
@@ -106,10 +113,21 @@ def test_ambiguous_word_uses_first_and_says_so(rng: np.random.Generator) -> None
 @pytest.mark.slow
 def test_export_focus_and_pair_numbers_on_the_embedded_model(tmp_path: Path) -> None:
     out, data = tmp_path / "r.html", tmp_path / "d.json"
-    result = CliRunner().invoke(main, [
-        *WINOGRAD, "--compare", "--focus", "it", "--candidates", "animal,street",
-        "-o", str(out), "--export-json", str(data),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            *WINOGRAD,
+            "--compare",
+            "--focus",
+            "it",
+            "--candidates",
+            "animal,street",
+            "-o",
+            str(out),
+            "--export-json",
+            str(data),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     exported = json.loads(data.read_text())
     for item in exported["items"]:
@@ -120,8 +138,9 @@ def test_export_focus_and_pair_numbers_on_the_embedded_model(tmp_path: Path) -> 
         for cand in focus["candidates"]:
             (pos,) = cand["positions"]
             assert tokens[pos] == cand["word"]
-            np.testing.assert_allclose(np.array(cand["scores"]), att[:, :, tokens.index("it"), pos],
-                                       atol=1e-12)
+            np.testing.assert_allclose(
+                np.array(cand["scores"]), att[:, :, tokens.index("it"), pos], atol=1e-12
+            )
         np.testing.assert_allclose(item["rollout"], analysis.rollout(att), atol=1e-9)
         assert np.array(item["entropy"]["nats"]).shape == (6, 12)
     pair = exported["pairs"][0]
