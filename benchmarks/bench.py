@@ -14,7 +14,9 @@ and without bertviz on the 512-token input (its ~8 GB run is estimated from 256 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -247,6 +249,23 @@ def interleaved_medians(commands: dict[str, list[str]], reps: int) -> dict[str, 
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+PARAGRAPH = (
+    "The city councilmen refused the demonstrators a permit because they feared violence, "
+    "and the trophy did not fit into the brown suitcase because it was too large, so the "
+    "animal that had not crossed the street because it was too tired waited by the road "
+    "while Joan made sure to thank Susan for all the help she had given during the long "
+    "and difficult week that followed the storm."
+)
+
+
+def eight_bit(attention: Any) -> float:
+    """Bytes/value of plain 8-bit rounding, gzip and base64: the issue's reference method."""
+    import numpy as np
+
+    data = np.rint(np.asarray(attention) * 255).astype(np.uint8).tobytes()
+    return len(base64.b64encode(gzip.compress(data, 9))) / np.asarray(attention).size
+
+
 def report_payload(path: Path) -> tuple[int, int]:
     """(base64 characters of attention data, attention values) in a written report."""
     text = path.read_text(encoding="utf-8")
@@ -464,6 +483,34 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
             f"bertviz head_view {bv_per_value:.1f}",
             f"{bv_per_value / (chars / values):.0f}x smaller / ≤ {PAYLOAD_TARGET}",
             chars / values <= PAYLOAD_TARGET,
+        )
+    )
+    # The issue's own reference point: ~99 tokens through the embedded model, where plain
+    # 8-bit rounding + compression measured 0.41 bytes/value. At 16 tokens each weight
+    # carries more information, so the same 8-bit method (which breaks the 0.002 bound)
+    # is shown beside ours for both sizes.
+    long_txt = write_lines(work / "paragraph.txt", [PARAGRAPH])
+    long_html = work / "paragraph.html"
+    run(reportgen_cmd("-i", str(long_txt), "-o", str(long_html)))
+    long_att = extract(InputBatch(items=(SentenceInput(PARAGRAPH),)), config, loaded)
+    long_map = long_att.results[0].maps[0].attention
+    chars, values = report_payload(long_html)
+    rows.append(
+        Row(
+            f"Attention payload, one {long_map.shape[-1]}-token paragraph (bytes/value)",
+            f"{chars / values:.3f}",
+            f"8-bit rounding + gzip (outside the 0.002 bound) {eight_bit(long_map):.3f}",
+            f"≤ {PAYLOAD_TARGET}",
+            chars / values <= PAYLOAD_TARGET,
+        )
+    )
+    rows.append(
+        Row(
+            "Winograd pair: the same 8-bit reference (bytes/value)",
+            f"{eight_bit(np.concatenate([a.ravel() for a in pair_att])):.3f}",
+            "shows what short sentences cost at any rounding",
+            "—",
+            None,
         )
     )
     pair_size = pair_html.stat().st_size

@@ -443,9 +443,12 @@
     window.requirejs = function (deps, callback) {
       callback(window.jQuery, window.d3);
     };
-    for (const el of document.querySelectorAll('script[type="application/x-reportgen-lib"]')) {
+    // Inflate all at once (off the main thread), then run them in order.
+    const blocks = Array.from(document.querySelectorAll('script[type="application/x-reportgen-lib"]'));
+    const sources = await Promise.all(blocks.map((el) => RG.decodeText(el.textContent)));
+    for (const source of sources) {
       const script = document.createElement("script");
-      script.textContent = await RG.decodeText(el.textContent);
+      script.textContent = source;
       document.head.appendChild(script);
     }
   }
