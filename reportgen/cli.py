@@ -29,11 +29,14 @@ def _say(message: str) -> None:
 
 
 def _human_size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size}"
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,7 +197,6 @@ def main(
             device=device,
             dtype=dtype,
             truncate=not no_truncate,
-            quiet=quiet,
         )
         progress = None
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():

@@ -6,7 +6,6 @@ Each stage takes and returns frozen dataclasses; nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -51,8 +50,6 @@ class ReportConfig:
     device: str = "auto"
     dtype: str = "float32"
     truncate: bool = True
-    quiet: bool = False
-    progress: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,8 +117,3 @@ class Extraction:
     model: ModelInfo
     results: tuple[AttentionResult, ...]
     warnings: tuple[str, ...] = ()
-
-
-def default_output() -> Path:
-    """Where the report goes when `-o` is not given."""
-    return Path("report.html")
