@@ -339,6 +339,20 @@ def align_words(words_a: Sequence[str], words_b: Sequence[str]) -> list[tuple[in
 
 
 @dataclass(frozen=True)
+class RankedHead:
+    """One head (0-based indices) and its score, as the ranked tables show it."""
+
+    layer: int
+    head: int
+    value: float
+
+
+def ranked_heads(scores_LH: ArrayLike, k: int = 5) -> tuple[RankedHead, ...]:
+    """:func:`rank_heads` as records."""
+    return tuple(RankedHead(*row) for row in rank_heads(scores_LH, k))
+
+
+@dataclass(frozen=True)
 class PairSummary:
     """How many heads switch candidate between sentence A and B, and the strongest one.
 

@@ -27,21 +27,12 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class WordHead:
-    """A head (0-based) and the attention it sends to one earlier word."""
-
-    layer: int
-    head: int
-    weight: float
-
-
-@dataclass(frozen=True)
 class EarlierWord:
     """An earlier word and the heads that attend to it most, best first."""
 
     word: str
     positions: tuple[int, ...]
-    heads: tuple[WordHead, ...]
+    heads: tuple[analysis.RankedHead, ...]
 
 
 @dataclass(frozen=True)
@@ -91,12 +82,11 @@ def _source(seq: TokenSeq, attention: Any, positions: tuple[int, ...], label: st
     if groups:
         scores = analysis.focus_scores(attention, list(positions), groups)  # [L, H, words]
         for c, group in enumerate(groups):
-            ranked = analysis.rank_heads(scores[..., c], k=HEADS_PER_WORD)
             words.append(
                 EarlierWord(
                     word=_word_text(seq, group),
                     positions=tuple(group),
-                    heads=tuple(WordHead(lay, hd, w) for lay, hd, w in ranked),
+                    heads=analysis.ranked_heads(scores[..., c], k=HEADS_PER_WORD),
                 )
             )
     return NextSource(label=label, positions=positions, words=tuple(words))

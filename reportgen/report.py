@@ -40,15 +40,6 @@ class HeadChoice:
 
 
 @dataclass(frozen=True)
-class RankedHead:
-    """One row of a ranked-heads table (0-based indices)."""
-
-    layer: int
-    head: int
-    value: float
-
-
-@dataclass(frozen=True)
 class FocusDoc:
     """Where the focus word looks: per-head scores for each candidate word."""
 
@@ -58,7 +49,7 @@ class FocusDoc:
     candidate_positions: tuple[tuple[int, ...], ...]
     notes: tuple[str, ...]  # e.g. "'it' appears 2 times; the first is used"
     scores: np.ndarray  # float64[layers, heads, candidates]
-    ranked: tuple[tuple[RankedHead, ...], ...]  # per candidate, best first
+    ranked: tuple[tuple[analysis.RankedHead, ...], ...]  # per candidate, best first
     figures: dict[str, Any]
 
 
@@ -273,10 +264,7 @@ def focus_doc(result: AttentionResult) -> FocusDoc | None:
         scores = analysis.focus_scores(result.maps[0].attention, focus, cand_pos)
     else:
         scores = np.zeros(result.maps[0].attention.shape[:2] + (0,))
-    ranked = tuple(
-        tuple(RankedHead(*row) for row in analysis.rank_heads(scores[..., c], k=5))
-        for c in range(len(cand_pos))
-    )
+    ranked = tuple(analysis.ranked_heads(scores[..., c], k=5) for c in range(len(cand_pos)))
     figs: dict[str, Any] = {
         "scores": [
             figures.grid_figure(
