@@ -48,7 +48,7 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check reportgen tests benchmarks
 	$(BIN)/mypy reportgen
 
-bench: setup ## Print the size and speed table (benchmarks/bench.py)
+bench: setup fetch-smollm2 ## Print the size and speed table (benchmarks/bench.py)
 	$(BIN)/python benchmarks/bench.py
 
 clean: ## Remove the virtualenv and generated reports
