@@ -387,8 +387,9 @@ def pair_doc(
             diff,
             title=f"{_quote(fa.word)} → {_quote(fa.candidates[0])}: A minus B",
             colorbar_title="A - B",
-            zmin=-1.0,
-            zmax=1.0,
+            # Symmetric around the largest difference, so small ones still show.
+            zmin=-max(float(np.abs(diff).max()), 0.01),
+            zmax=max(float(np.abs(diff).max()), 0.01),
             diverging=True,
             hover_label="difference",
         )

@@ -498,6 +498,7 @@
       draining = true;
       while (queue.length) {
         const next = queue.shift();
+        if (next.rendered) continue; // queued twice: by scrolling and by printing
         await (next.draw ? drawOther(next) : render(next)).catch(fail);
       }
       draining = false;
@@ -518,12 +519,27 @@
         observer.observe(section);
       });
     }
-    // Printing needs every figure: draw the rest first.
-    window.addEventListener("beforeprint", function () {
+    // Printing needs every figure, but the browser snapshots the page right after
+    // "beforeprint" without waiting for async drawing: the Print button draws everything
+    // first, then prints. ("beforeprint" still starts the drawing for a second attempt.)
+    const drawEverything = async function () {
       for (const entry of sentences.values()) if (!entry.rendered) queue.push(entry);
       for (const other of others) if (!other.rendered) queue.push(other);
-      drain();
-    });
+      await drain();
+      while (draining) await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    RG.drawEverything = drawEverything;
+    window.addEventListener("beforeprint", () => drawEverything().catch(fail));
+    const printButton = document.getElementById("rg-print");
+    if (printButton) {
+      printButton.addEventListener("click", async function () {
+        const status = document.getElementById("rg-print-status");
+        status.textContent = "Drawing every view for printing…";
+        await drawEverything().catch(fail);
+        status.textContent = "";
+        window.print();
+      });
+    }
     document.body.dataset.rgReady = "1";
   }
 

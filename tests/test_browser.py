@@ -159,3 +159,26 @@ def test_average_across_all_layers(demo_page: Any) -> None:
             mean = sum(float(z[i][j] or 0) for z in per_layer) / 6
             assert abs(float(overall[i][j] or 0) - mean) < 1e-6
     assert log.errors == []
+
+
+def test_print_button_draws_everything_then_prints(browser: Any, demo_report: Path) -> None:
+    page, log = open_report(browser, demo_report, wait_all=False)
+    assert page.locator("section[data-rg-rendered='1']").count() < 12  # lazy: not all yet
+    # Headless Chromium would really print; record the call instead.
+    page.evaluate("window.print = () => { window.__printed = true; }")
+    page.click("#rg-print")
+    for anchor in page.locator("section.rg-sentence, section.rg-pair").evaluate_all(
+        "els => els.map(e => e.id)"
+    ):
+        page.wait_for_selector(f"#{anchor}[data-rg-rendered='1']", state="attached")
+    page.wait_for_selector("#rg-print-status:empty", state="attached")
+    assert page.evaluate("window.__printed") is True
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 100_000
+    # The print stylesheet hides the controls and the sentence list.
+    page.emulate_media(media="print")
+    assert not page.locator("#rg-search").is_visible()
+    assert not page.locator("#rg-print").is_visible()
+    assert page.locator("#p1 .rg-submission").is_visible()
+    assert log.errors == []
+    page.context.close()

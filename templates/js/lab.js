@@ -140,8 +140,14 @@
     await RG.heatmap(view.querySelector('[data-plot="pair-a"]'), sideTransform(ea, da, layer, head), "A · " + name, da.meta.causal);
     await RG.heatmap(view.querySelector('[data-plot="pair-b"]'), sideTransform(eb, db, layer, head), "B · " + name, db.meta.causal);
     const diff = difference(pair, ea, eb, da, db, layer, head);
+    // A symmetric range around the largest difference, so small differences still show.
+    const spec = RG.clone(RG.page.figures.difference);
+    let largest = 0;
+    for (const row of diff.t.rows) for (const v of row) largest = Math.max(largest, Math.abs(v));
+    spec.data[0].zmin = -Math.max(largest, 0.01);
+    spec.data[0].zmax = Math.max(largest, 0.01);
     await RG.heatmap(view.querySelector('[data-plot="pair-diff"]'), diff.t, "A − B · " + name, false,
-      RG.page.figures.difference, { qLabels: diff.qLabels, kLabels: diff.kLabels });
+      spec, { qLabels: diff.qLabels, kLabels: diff.kLabels });
     await drawFigures(root, pair.data.figures);
     await drawSubmission(pair, ea, eb, da, db);
   }
