@@ -138,3 +138,34 @@ def test_gguf_without_the_extra_gives_the_install_hint(
     assert code != 0
     assert err.strip().splitlines()[-1] == f"Error: {gguf.GGUF_INSTALL_HINT}"
     assert "Traceback" not in err and not (tmp_path / "r.html").exists()
+
+
+def test_cached_hub_id_loads_offline(tiny_bert: Path, tmp_path: Path) -> None:
+    """`-m org/name` works from a warm Hugging Face cache with no network."""
+    revision = "0" * 40
+    repo = tmp_path / "hub" / "models--test-org--tiny-bert"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for f in tiny_bert.iterdir():
+        (snapshot / f.name).write_bytes(f.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    out = tmp_path / "r.html"
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reportgen",
+            "hello world",
+            "-m",
+            "test-org/tiny-bert",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "<code>test-org/tiny-bert</code>" in out.read_text()

@@ -23,6 +23,13 @@ def test_ruff_clean(args: list[str]) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_mypy_clean() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "reportgen"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_every_option_has_help() -> None:
     for param in main.params:
         if param.param_type_name == "option":
