@@ -272,6 +272,8 @@ def focus_doc(result: AttentionResult) -> FocusDoc | None:
                 title=f"{_quote(item.focus)} → {_quote(word)}",
                 colorbar_title="weight",
                 zmin=0.0,
+                # One scale for every candidate, so the grids compare at a glance.
+                zmax=max(float(scores.max()), 0.01) if scores.size else 1.0,
                 hover_label="attention",
             )
             for c, word in enumerate(item.candidates)
