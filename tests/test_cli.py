@@ -169,3 +169,29 @@ def test_cached_hub_id_loads_offline(tiny_bert: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "<code>test-org/tiny-bert</code>" in out.read_text()
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys, reportgen.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_quiet_prints_nothing_on_success(tiny_bert: Path, tmp_path: Path) -> None:
+    code, out, err = run("hello", "-m", str(tiny_bert), "-o", str(tmp_path / "r.html"), "-q")
+    assert code == 0 and out == "" and err == ""
+
+
+def test_progress_bar_only_on_a_terminal(tiny_bert: Path, tmp_path: Path) -> None:
+    from reportgen.cli import _progress_printer
+
+    # CliRunner's stderr is not a terminal: many sentences, still no bar.
+    many = [f"Sentence number {i}." for i in range(12)]
+    code, _, err = run(*many, "-m", str(tiny_bert), "-o", str(tmp_path / "r.html"))
+    assert code == 0 and "[#" not in err
+    with CliRunner().isolation() as streams:
+        bar = _progress_printer()
+        bar(6, 12)
+        bar(12, 12)
+        printed = streams[1].getvalue().decode()
+    assert "6/12 sentences" in printed and printed.endswith("12/12 sentences\n")
