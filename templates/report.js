@@ -232,11 +232,31 @@
     return entry.maps;
   }
 
+  /** Encoder and decoder may differ in depth or width: fit a select to the drawn map. */
+  function fitSelect(root, name, count) {
+    const select = root.querySelector('[data-control="' + name + '"]');
+    if (!select) return;
+    const options = Array.from(select.options).filter((o) => +o.value >= 0);
+    if (options.length === count) return;
+    const keep = Math.min(+select.value, count - 1);
+    options.forEach((o) => o.remove());
+    const extra = select.querySelector('option[value="-1"]'); // "all layers" stays last
+    for (let i = 0; i < count; i++) {
+      const o = document.createElement("option");
+      o.value = String(i);
+      o.textContent = i + 1 + " [" + i + "]";
+      select.insertBefore(o, extra);
+    }
+    select.value = String(keep);
+  }
+
   async function drawHead(entry) {
     const root = entry.section.querySelector('[data-view="head"]');
     if (!root) return;
     const maps = await decodedMaps(entry);
     const mi = controlValue(root, "map", 0);
+    fitSelect(root, "layer", maps[mi].meta.layers);
+    fitSelect(root, "head", maps[mi].meta.heads);
     const layer = controlValue(root, "layer", page.startLayer);
     const head = controlValue(root, "head", page.startHead);
     const d = maps[mi];
@@ -250,8 +270,9 @@
     const root = entry.section.querySelector('[data-view="average"]');
     if (!root) return;
     const maps = await decodedMaps(entry);
-    const layer = controlValue(root, "layer", page.startLayer);
     const d = maps[controlValue(root, "map", 0)];
+    fitSelect(root, "layer", d.meta.layers);
+    const layer = controlValue(root, "layer", page.startLayer);
     const seqs = entry.data.seqs;
     const t = RG.transform(layer < 0 ? RG.allLayersAverage(d) : RG.layerAverage(d, layer), seqs[d.meta.q], seqs[d.meta.k]);
     const entropy = RG.rowEntropy(t.rows);

@@ -107,7 +107,7 @@ def save_tiny_roberta(folder: Path) -> Path:
     return folder
 
 
-def save_tiny_t5(folder: Path) -> Path:
+def save_tiny_t5(folder: Path, decoder_layers: int = 2) -> Path:
     """A 2-layer, 2-head random T5 with a SentencePiece-style Unigram tokenizer ("▁")."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -140,7 +140,7 @@ def save_tiny_t5(folder: Path) -> Path:
         d_kv=16,
         d_ff=64,
         num_layers=2,
-        num_decoder_layers=2,
+        num_decoder_layers=decoder_layers,
         num_heads=2,
         pad_token_id=0,
         eos_token_id=1,

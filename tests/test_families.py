@@ -452,3 +452,28 @@ def test_byte_level_display_keeps_whole_characters(tiny_gpt2: Path) -> None:
     assert any("Ã" in t for t in seq.tokens) or any("ü" in t for t in seq.display)
     assert not any("Ã" in d or "Ġ" in d for d in seq.display)
     assert "ü" in "".join(seq.display)
+
+
+@pytest.mark.browser
+def test_deeper_decoder_gets_its_own_layer_choices(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An encoder of 2 layers and a decoder of 3: each map's selects fit that map."""
+    folder = models.save_tiny_t5(tmp_path_factory.mktemp("t5-deep"), decoder_layers=3)
+    out = tmp_path_factory.mktemp("t5-deep-report") / "t5.html"
+    path, data = run_cli(["The cat sat.", "--target", "Die Katze.", "-m", str(folder)], out)
+    assert np.array(data["items"][0]["decoder_attention"]["attention"]).shape[0] == 3
+    page, log = open_report(browser, path)
+    view = '#s1 [data-view="head"]'
+    assert len(_options(page, f'{view} [data-control="layer"]')) == 2
+    page.select_option(f'{view} [data-control="map"]', "1")
+    page.wait_for_selector(f"{view} .gtitle >> text=/Decoder self-attention$/")
+    assert _options(page, f'{view} [data-control="layer"]') == ["1 [0]", "2 [1]", "3 [2]"]
+    page.select_option(f'{view} [data-control="layer"]', "2")
+    page.wait_for_selector(f"{view} .gtitle >> text=/^Layer 3, Head/")
+    z = _z(page, f'{view} [data-plot="head"]')
+    assert all(abs(sum(v for v in row if v is not None) - 1) < 0.01 for row in z)
+    page.select_option(f'{view} [data-control="map"]', "0")
+    page.wait_for_selector(f"{view} .gtitle >> text=/Encoder self-attention$/")
+    assert len(_options(page, f'{view} [data-control="layer"]')) == 2
+    assert log.errors == []
