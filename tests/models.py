@@ -64,11 +64,10 @@ def save_tiny_gpt2(folder: Path) -> Path:
     return folder
 
 
-def save_tiny_roberta(folder: Path) -> Path:
-    """A 2-layer, 2-head random RoBERTa with a byte-level BPE tokenizer (<s> A </s></s> B </s>)."""
-    import torch
+def _roberta_style_tokenizer() -> Any:
+    """Byte-level BPE with RoBERTa's specials and pair layout: <s> A </s></s> B </s>."""
     from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     raw = _byte_level_bpe(specials)
@@ -78,7 +77,7 @@ def save_tiny_roberta(folder: Path) -> Path:
         trim_offsets=True,
         add_prefix_space=False,
     )
-    tok = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=raw,
         bos_token="<s>",
         eos_token="</s>",
@@ -89,6 +88,14 @@ def save_tiny_roberta(folder: Path) -> Path:
         mask_token="<mask>",
         model_max_length=64,
     )
+
+
+def save_tiny_roberta(folder: Path) -> Path:
+    """A 2-layer, 2-head random RoBERTa with a byte-level BPE tokenizer (<s> A </s></s> B </s>)."""
+    import torch
+    from transformers import RobertaConfig, RobertaModel
+
+    tok = _roberta_style_tokenizer()
     torch.manual_seed(0)
     config = RobertaConfig(
         vocab_size=len(tok),
@@ -154,28 +161,9 @@ def save_tiny_t5(folder: Path, decoder_layers: int = 2) -> Path:
 def save_tiny_bart(folder: Path) -> Path:
     """A 2-layer, 2-head random BART with a byte-level BPE tokenizer (decoder starts with </s>)."""
     import torch
-    from tokenizers import processors
-    from transformers import BartConfig, BartModel, PreTrainedTokenizerFast
+    from transformers import BartConfig, BartModel
 
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    raw = _byte_level_bpe(specials)
-    raw.post_processor = processors.RobertaProcessing(
-        ("</s>", raw.token_to_id("</s>")),
-        ("<s>", raw.token_to_id("<s>")),
-        trim_offsets=True,
-        add_prefix_space=False,
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-        model_max_length=64,
-    )
+    tok = _roberta_style_tokenizer()
     torch.manual_seed(0)
     config = BartConfig(
         vocab_size=len(tok),
