@@ -496,6 +496,25 @@ def export_extras(
                     )
                 ],
             }
+        if sdoc.next is not None:
+            extra["next_token_heads"] = [
+                {
+                    "from": src.label,
+                    "positions": list(src.positions),
+                    "words": [
+                        {
+                            "word": w.word,
+                            "positions": list(w.positions),
+                            "heads": [
+                                {"layer": h.layer, "head": h.head, "value": h.value}
+                                for h in w.heads
+                            ],
+                        }
+                        for w in src.words
+                    ],
+                }
+                for src in sdoc.next.sources
+            ]
         items.append(extra)
     pairs = [
         {

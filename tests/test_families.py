@@ -153,6 +153,15 @@ def test_gpt2_export_matches_model(tiny_gpt2: Path, gpt2_report: Any) -> None:
     # Causal: nothing above the diagonal.
     att = np.array(export["items"][0]["attention"])
     assert np.all(np.triu(att, k=1) == 0)
+    # The ranked heads of the next-token view: attention from the last position.
+    (source,) = export["items"][0]["next_token_heads"]
+    last = len(export["items"][0]["tokens"]) - 1
+    assert source["positions"] == [last]
+    for word in source["words"]:
+        weights = att[:, :, last, word["positions"]].sum(-1)
+        best = word["heads"][0]
+        assert best["value"] == pytest.approx(weights.max())
+        assert weights[best["layer"], best["head"]] == pytest.approx(weights.max())
 
 
 def _check_enc_dec(folder: Path, export: dict[str, Any], rows: list[dict[str, str]]) -> None:
