@@ -18,12 +18,152 @@
   }
 
   async function gunzip(bytes) {
-    if (typeof DecompressionStream === "undefined") {
-      throw new Error("this browser lacks DecompressionStream (needs Chrome 80+, Firefox 113+, Safari 16.4+)");
-    }
+    if (typeof DecompressionStream === "undefined") return RG.gunzipSlow(bytes);
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
+
+  // ---------- inflate for browsers without DecompressionStream ----------
+  // A plain reading of RFC 1951 (deflate) and RFC 1952 (gzip): slower than the
+  // browser's own, used only where DecompressionStream is missing (Firefox < 113,
+  // Safari < 16.4), so the report still opens there.
+  const LEN_BASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
+  const LEN_EXTRA = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+  const DIST_BASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577];
+  const DIST_EXTRA = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
+  const CLEN_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+
+  /** Canonical Huffman code from code lengths: counts per length and symbols in code order. */
+  function huffman(lengths) {
+    const count = new Uint16Array(16);
+    for (const len of lengths) count[len]++;
+    count[0] = 0;
+    const offset = new Uint16Array(16);
+    for (let len = 1; len < 16; len++) offset[len] = offset[len - 1] + count[len - 1];
+    const symbol = new Uint16Array(lengths.length);
+    lengths.forEach((len, sym) => { if (len) symbol[offset[len]++] = sym; });
+    return { count: count, symbol: symbol };
+  }
+
+  RG.inflateRaw = function (data, start, sizeHint) {
+    let pos = start;
+    let bitBuf = 0;
+    let bitCount = 0;
+    let out = new Uint8Array(Math.max(sizeHint || 0, 1024));
+    let n = 0;
+    const need = function (extra) {
+      if (n + extra <= out.length) return;
+      const bigger = new Uint8Array(Math.max(out.length * 2, n + extra));
+      bigger.set(out.subarray(0, n));
+      out = bigger;
+    };
+    const bits = function (count) {
+      while (bitCount < count) {
+        if (pos >= data.length) throw new Error("compressed data is truncated");
+        bitBuf |= data[pos++] << bitCount;
+        bitCount += 8;
+      }
+      const value = bitBuf & ((1 << count) - 1);
+      bitBuf >>>= count;
+      bitCount -= count;
+      return value;
+    };
+    const decode = function (h) {
+      // Codes are packed most significant bit first: read one bit at a time.
+      let code = 0;
+      let first = 0;
+      let index = 0;
+      for (let len = 1; len < 16; len++) {
+        code |= bits(1);
+        const count = h.count[len];
+        if (code - count < first) return h.symbol[index + (code - first)];
+        index += count;
+        first = (first + count) << 1;
+        code <<= 1;
+      }
+      throw new Error("bad Huffman code in compressed data");
+    };
+    let fixed = null;
+    let last = 0;
+    while (!last) {
+      last = bits(1);
+      const type = bits(2);
+      if (type === 0) {
+        bitBuf = 0;
+        bitCount = 0;
+        const len = data[pos] | (data[pos + 1] << 8);
+        pos += 4; // LEN and its complement NLEN
+        need(len);
+        out.set(data.subarray(pos, pos + len), n);
+        pos += len;
+        n += len;
+        continue;
+      }
+      let lit;
+      let dist;
+      if (type === 1) {
+        if (!fixed) {
+          const l = new Array(288).fill(8, 0, 144).fill(9, 144, 256).fill(7, 256, 280).fill(8, 280, 288);
+          fixed = { lit: huffman(l), dist: huffman(new Array(30).fill(5)) };
+        }
+        lit = fixed.lit;
+        dist = fixed.dist;
+      } else if (type === 2) {
+        const nlen = bits(5) + 257;
+        const ndist = bits(5) + 1;
+        const ncode = bits(4) + 4;
+        const clen = new Array(19).fill(0);
+        for (let i = 0; i < ncode; i++) clen[CLEN_ORDER[i]] = bits(3);
+        const ch = huffman(clen);
+        const lengths = [];
+        while (lengths.length < nlen + ndist) {
+          const sym = decode(ch);
+          if (sym < 16) lengths.push(sym);
+          else if (sym === 16) {
+            const prev = lengths[lengths.length - 1];
+            for (let r = 3 + bits(2); r > 0; r--) lengths.push(prev);
+          } else {
+            for (let r = sym === 17 ? 3 + bits(3) : 11 + bits(7); r > 0; r--) lengths.push(0);
+          }
+        }
+        lit = huffman(lengths.slice(0, nlen));
+        dist = huffman(lengths.slice(nlen, nlen + ndist));
+      } else {
+        throw new Error("bad block type in compressed data");
+      }
+      for (;;) {
+        let sym = decode(lit);
+        if (sym < 256) {
+          need(1);
+          out[n++] = sym;
+        } else if (sym === 256) {
+          break;
+        } else {
+          sym -= 257;
+          const len = LEN_BASE[sym] + bits(LEN_EXTRA[sym]);
+          const d = decode(dist);
+          const back = DIST_BASE[d] + bits(DIST_EXTRA[d]);
+          need(len);
+          for (let i = 0; i < len; i++, n++) out[n] = out[n - back];
+        }
+      }
+    }
+    return out.subarray(0, n);
+  };
+
+  /** gzip member: skip the header (RFC 1952), inflate, size from the trailer. */
+  RG.gunzipSlow = function (bytes) {
+    if (bytes[0] !== 0x1f || bytes[1] !== 0x8b || bytes[2] !== 8) throw new Error("not gzip data");
+    const flags = bytes[3];
+    let pos = 10;
+    if (flags & 4) pos += 2 + (bytes[pos] | (bytes[pos + 1] << 8));
+    if (flags & 8) while (bytes[pos++]);
+    if (flags & 16) while (bytes[pos++]);
+    if (flags & 2) pos += 2;
+    const end = bytes.length;
+    const size = (bytes[end - 4] | (bytes[end - 3] << 8) | (bytes[end - 2] << 16) | (bytes[end - 1] << 24)) >>> 0;
+    return RG.inflateRaw(bytes, pos, size);
+  };
 
   RG.decodeText = async function (b64) {
     return new TextDecoder().decode(await gunzip(base64Bytes(b64)));

@@ -182,3 +182,46 @@ def test_print_button_draws_everything_then_prints(browser: Any, demo_report: Pa
     assert page.locator("#p1 .rg-submission").is_visible()
     assert log.errors == []
     page.context.close()
+
+
+def test_own_inflate_matches_the_browsers(demo_page: Any) -> None:
+    """The fallback inflate gives the same bytes as DecompressionStream for every block."""
+    page, _ = demo_page
+    result = page.evaluate(
+        """async () => {
+        const RG = window.reportgen;
+        const blocks = Array.from(document.querySelectorAll(
+            'script[type="application/x-reportgen-lib"]')).map((el) => el.textContent);
+        for (const s of RG.sentences.values()) for (const m of s.data.maps) blocks.push(m.data);
+        const out = [];
+        for (const b64 of blocks) {
+            const bin = atob(b64.trim());
+            const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+            const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+            const fast = new Uint8Array(await new Response(stream).arrayBuffer());
+            const slow = RG.gunzipSlow(bytes);
+            let same = fast.length === slow.length;
+            for (let i = 0; same && i < fast.length; i++) same = fast[i] === slow[i];
+            out.push([fast.length, same]);
+        }
+        return out;
+    }"""
+    )
+    assert len(result) >= 4 + 8
+    assert all(same for _, same in result), result
+
+
+def test_report_opens_without_decompression_stream(browser: Any, demo_report: Path) -> None:
+    """Browsers older than DecompressionStream (Firefox < 113, Safari < 16.4) still work."""
+    context = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
+    context.add_init_script("delete window.DecompressionStream;")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(demo_report.resolve().as_uri())
+    page.wait_for_selector("#p1[data-rg-rendered='1']", state="attached", timeout=60_000)
+    assert page.evaluate("typeof DecompressionStream") == "undefined"
+    assert page.locator('#p1 [data-plot="submit-a"] .main-svg').count() >= 1
+    assert errors == []
+    context.close()
