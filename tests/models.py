@@ -114,13 +114,10 @@ def save_tiny_roberta(folder: Path) -> Path:
     return folder
 
 
-def save_tiny_t5(folder: Path, decoder_layers: int = 2) -> Path:
-    """A 2-layer, 2-head random T5 with a SentencePiece-style Unigram tokenizer ("▁")."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5Model
+def _unigram(specials: list[str]) -> Any:
+    """A SentencePiece-style ("▁") Unigram tokenizer trained in memory on CORPUS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    specials = ["<pad>", "</s>", "<unk>"]
     raw = Tokenizer(models.Unigram())
     raw.pre_tokenizer = pre_tokenizers.Metaspace()
     raw.decoder = decoders.Metaspace()
@@ -128,6 +125,17 @@ def save_tiny_t5(folder: Path, decoder_layers: int = 2) -> Path:
         vocab_size=200, special_tokens=specials, unk_token="<unk>", show_progress=False
     )
     raw.train_from_iterator(list(CORPUS), trainer=trainer)
+    return raw
+
+
+def save_tiny_t5(folder: Path, decoder_layers: int = 2) -> Path:
+    """A 2-layer, 2-head random T5 with a SentencePiece-style Unigram tokenizer ("▁")."""
+    import torch
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5Model
+
+    specials = ["<pad>", "</s>", "<unk>"]
+    raw = _unigram(specials)
     raw.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
     )
@@ -190,17 +198,11 @@ def save_tiny_llama(folder: Path) -> Path:
     """A 2-layer Llama with grouped-query attention (4 heads, 2 key/value heads) and a
     SentencePiece-style tokenizer that starts every input with "<s>"."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<unk>", "<s>", "</s>"]
-    raw = Tokenizer(models.Unigram())
-    raw.pre_tokenizer = pre_tokenizers.Metaspace()
-    raw.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=200, special_tokens=specials, unk_token="<unk>", show_progress=False
-    )
-    raw.train_from_iterator(list(CORPUS), trainer=trainer)
+    raw = _unigram(specials)
     raw.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
     )
