@@ -25,6 +25,7 @@ class SentenceInput:
     text: str
     focus: str | None = None
     candidates: tuple[str, ...] = ()
+    answer: str | None = None  # gold antecedent, one of `candidates` (JSONL "answer")
     text_pair: str | None = None  # BERT-style second segment ([SEP] B [SEP])
     target: str | None = None  # decoder input for encoder-decoder models
     source: str = ""  # where it came from, e.g. "args", "file.txt:3", for error messages

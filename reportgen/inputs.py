@@ -16,7 +16,9 @@ from typing import Any
 from reportgen.config import InputBatch, SentenceInput
 from reportgen.errors import InputError
 
-JSONL_KEYS = frozenset({"text", "compare", "focus", "candidates", "text_pair", "target"})
+JSONL_KEYS = frozenset(
+    {"text", "compare", "focus", "candidates", "answer", "compare_answer", "text_pair", "target"}
+)
 # A sentence longer than this is almost certainly a mistake (a whole book on one line).
 MAX_CHARS = 100_000
 
@@ -87,6 +89,29 @@ def _str_field(obj: dict[str, Any], key: str, where: str) -> str | None:
     return value.strip()
 
 
+def _answers(
+    obj: dict[str, Any], candidates: tuple[str, ...], has_compare: bool, where: str
+) -> tuple[str | None, str | None]:
+    """The gold antecedents of "text" and of "compare", each one of `candidates`.
+
+    A minimal pair flips its referent, so with exactly two candidates a missing
+    "compare_answer" is the candidate that "answer" is not.
+    """
+    answer = _str_field(obj, "answer", where)
+    compare_answer = _str_field(obj, "compare_answer", where)
+    if compare_answer is not None and not has_compare:
+        raise InputError(f'{where}: "compare_answer" needs a "compare" sentence')
+    for key, value in (("answer", answer), ("compare_answer", compare_answer)):
+        if value is not None and value not in candidates:
+            shown = ", ".join(candidates) if candidates else "none given"
+            raise InputError(
+                f'{where}: "{key}" must be one of "candidates" ({shown}), got "{value[:40]}"'
+            )
+    if has_compare and answer is not None and compare_answer is None and len(candidates) == 2:
+        compare_answer = candidates[1] if answer == candidates[0] else candidates[0]
+    return answer, compare_answer
+
+
 def parse_jsonl(label: str, text: str) -> tuple[list[SentenceInput], list[tuple[int, int]]]:
     """Parse JSONL records; a "compare" sentence becomes the second item of a pair."""
     items: list[SentenceInput] = []
@@ -118,18 +143,23 @@ def parse_jsonl(label: str, text: str) -> tuple[list[SentenceInput], list[tuple[
             isinstance(c, str) and c.strip() for c in candidates
         ):
             raise InputError(f'{where}: "candidates" must be a list of words')
+        words = tuple(c.strip() for c in candidates)
+        compare = _str_field(obj, "compare", where)
+        answer, compare_answer = _answers(obj, words, compare is not None, where)
         item = SentenceInput(
             text=sentence,
             focus=_str_field(obj, "focus", where),
-            candidates=tuple(c.strip() for c in candidates),
+            candidates=words,
+            answer=answer,
             text_pair=_str_field(obj, "text_pair", where),
             target=_str_field(obj, "target", where),
             source=where,
         )
         items.append(item)
-        compare = _str_field(obj, "compare", where)
         if compare is not None:
-            items.append(replace(item, text=compare, text_pair=None, target=None))
+            items.append(
+                replace(item, text=compare, answer=compare_answer, text_pair=None, target=None)
+            )
             pairs.append((len(items) - 2, len(items) - 1))
     return items, pairs
 

@@ -90,3 +90,26 @@ def test_split_candidates() -> None:
     assert split_candidates("animal, street") == ("animal", "street")
     with pytest.raises(InputError):
         split_candidates("animal,,street")
+
+
+def test_jsonl_answer_and_the_pairs_flipped_answer() -> None:
+    items, _ = parse_jsonl(
+        "w.jsonl",
+        '{"text": "A tired.", "compare": "A wide.", "candidates": ["animal", "street"],'
+        ' "answer": "animal"}\n'
+        '{"text": "B.", "candidates": ["x", "y", "z"], "answer": "z"}\n',
+    )
+    assert [i.answer for i in items] == ["animal", "street", "z"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"text": "A.", "candidates": ["a", "b"], "answer": "c"}',
+        '{"text": "A.", "answer": "a"}',
+        '{"text": "A.", "candidates": ["a", "b"], "compare_answer": "a"}',
+    ],
+)
+def test_jsonl_answer_must_be_a_candidate(line: str) -> None:
+    with pytest.raises(InputError, match=r"^w\.jsonl line 2: \"(compare_)?answer\""):
+        parse_jsonl("w.jsonl", '{"text": "ok."}\n' + line + "\n")
