@@ -140,6 +140,39 @@ def _human_size(size: int) -> str:
     is_flag=True,
     help="Refuse inputs longer than the model's limit instead of truncating them.",
 )
+@click.option(
+    "--atlas",
+    is_flag=True,
+    help="Write the head atlas of a whole corpus (-i FILE, streamed): per-head statistics, "
+    "labels, coreference accuracy against gold answers.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Atlas only: run here, or as a Ray Data pipeline (pip install 'reportgen[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="auto|ray://HOST:PORT",
+    default=None,
+    help="Atlas with --engine ray: join this cluster. Default: start a local Ray.",
+)
+@click.option(
+    "--num-gpus",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Atlas with --engine ray: GPUs per worker (one model per worker).",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=0, max=20),
+    default=3,
+    show_default=True,
+    help="Atlas only: example sentences shown per head.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.version_option(__version__, "--version", prog_name="reportgen")
 def main(
@@ -160,6 +193,11 @@ def main(
     device: str,
     dtype: str,
     no_truncate: bool,
+    atlas: bool,
+    engine: str,
+    ray_address: str | None,
+    num_gpus: float,
+    examples: int,
     quiet: bool,
 ) -> None:
     """Write one self-contained HTML report of a transformer's attention over SENTENCES.
@@ -168,6 +206,37 @@ def main(
     with entropy, and bertviz's head view for every sentence.
     """
     log = (lambda _msg: None) if quiet else _say
+    if atlas:
+        extra = {
+            "--compare": compare,
+            "--focus": focus,
+            "--candidates": candidates,
+            "--pair": text_pair,
+            "--target": target,
+            "--layer": layer,
+            "--head": head,
+        }
+        _run_atlas(
+            sentences,
+            input_path,
+            output,
+            export_json,
+            [k for k, v in extra.items() if v],
+            dict(
+                model=model,
+                title=title,
+                batch_size=batch_size,
+                device=device,
+                dtype=dtype,
+                truncate=not no_truncate,
+            ),
+            dict(engine=engine, ray_address=ray_address, num_gpus=num_gpus, examples=examples),
+            log,
+            quiet,
+        )
+        return
+    elif engine != "local" or ray_address is not None or num_gpus:
+        raise click.UsageError("--engine, --ray-address and --num-gpus go with --atlas")
     try:
         from reportgen.config import ReportConfig
         from reportgen.inputs import check_text, collect_inputs, split_candidates
@@ -227,3 +296,52 @@ def _progress_printer() -> Callable[[int, int], None]:
         )
 
     return progress
+
+
+def _run_atlas(
+    sentences: tuple[str, ...],
+    input_path: str | None,
+    output: Path,
+    export_json: Path | None,
+    refused: list[str],
+    model_options: dict[str, object],
+    atlas_options: dict[str, object],
+    log: Callable[[str], None],
+    quiet: bool,
+) -> None:
+    """`--atlas`: one page for a whole corpus file (see reportgen.atlas)."""
+    if sentences or input_path is None:
+        raise click.UsageError("--atlas reads a corpus file: give -i FILE and no SENTENCE")
+    if refused:
+        raise click.UsageError(
+            f"--atlas takes focus, candidates and answers from the JSONL file, not "
+            f"{', '.join(refused)}"
+        )
+    try:
+        from reportgen.atlas import AtlasOptions, build_atlas, progress_printer
+        from reportgen.config import ReportConfig
+        from reportgen.inputs import check_text
+
+        for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
+            if path is not None and path.parent != Path("") and not path.parent.is_dir():
+                raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
+        check_text(model_options["title"], "--title")  # type: ignore[arg-type]
+        check_text(model_options["model"], "--model")  # type: ignore[arg-type]
+        atlas = build_atlas(
+            input_path,
+            ReportConfig(**model_options),  # type: ignore[arg-type]
+            AtlasOptions(**atlas_options),  # type: ignore[arg-type]
+            log=log,
+            progress=None if quiet else progress_printer(),
+        )
+        if export_json is not None:
+            size = atlas.export_json(export_json)
+            log(f"wrote {export_json} ({_human_size(size)})")
+        size = atlas.save(output)
+    except KeyboardInterrupt:
+        _say("reportgen: interrupted; no atlas written")
+        sys.exit(130)
+    except ReportgenError as exc:
+        _say(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    log(f"wrote {output} ({_human_size(size)})")

@@ -112,54 +112,62 @@ def _answers(
     return answer, compare_answer
 
 
+def parse_jsonl_line(line: str, where: str) -> list[SentenceInput]:
+    """One JSONL line -> its item, plus a second item for a "compare" sentence.
+
+    Blank lines and `#` comments give []. Used by :func:`parse_jsonl` and by streaming
+    readers (the head atlas), so every reader validates a line the same way.
+    """
+    stripped = line.strip()
+    if not stripped or stripped.startswith("#"):
+        return []
+    try:
+        obj = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f'{where}: expected a JSON object like {{"text": "..."}}')
+    unknown = sorted(set(obj) - JSONL_KEYS)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; "
+            f"known keys are {', '.join(sorted(JSONL_KEYS))}"
+        )
+    sentence = _str_field(obj, "text", where)
+    if sentence is None:
+        raise InputError(f'{where}: missing "text"')
+    candidates = obj.get("candidates", [])
+    if isinstance(candidates, str):
+        candidates = [c for c in candidates.split(",")]
+    if not isinstance(candidates, list) or not all(
+        isinstance(c, str) and c.strip() for c in candidates
+    ):
+        raise InputError(f'{where}: "candidates" must be a list of words')
+    words = tuple(c.strip() for c in candidates)
+    compare = _str_field(obj, "compare", where)
+    answer, compare_answer = _answers(obj, words, compare is not None, where)
+    item = SentenceInput(
+        text=sentence,
+        focus=_str_field(obj, "focus", where),
+        candidates=words,
+        answer=answer,
+        text_pair=_str_field(obj, "text_pair", where),
+        target=_str_field(obj, "target", where),
+        source=where,
+    )
+    if compare is None:
+        return [item]
+    return [item, replace(item, text=compare, answer=compare_answer, text_pair=None, target=None)]
+
+
 def parse_jsonl(label: str, text: str) -> tuple[list[SentenceInput], list[tuple[int, int]]]:
     """Parse JSONL records; a "compare" sentence becomes the second item of a pair."""
     items: list[SentenceInput] = []
     pairs: list[tuple[int, int]] = []
     for number, line in enumerate(_lines(text), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        where = f"{label} line {number}"
-        try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f'{where}: expected a JSON object like {{"text": "..."}}')
-        unknown = sorted(set(obj) - JSONL_KEYS)
-        if unknown:
-            raise InputError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; "
-                f"known keys are {', '.join(sorted(JSONL_KEYS))}"
-            )
-        sentence = _str_field(obj, "text", where)
-        if sentence is None:
-            raise InputError(f'{where}: missing "text"')
-        candidates = obj.get("candidates", [])
-        if isinstance(candidates, str):
-            candidates = [c for c in candidates.split(",")]
-        if not isinstance(candidates, list) or not all(
-            isinstance(c, str) and c.strip() for c in candidates
-        ):
-            raise InputError(f'{where}: "candidates" must be a list of words')
-        words = tuple(c.strip() for c in candidates)
-        compare = _str_field(obj, "compare", where)
-        answer, compare_answer = _answers(obj, words, compare is not None, where)
-        item = SentenceInput(
-            text=sentence,
-            focus=_str_field(obj, "focus", where),
-            candidates=words,
-            answer=answer,
-            text_pair=_str_field(obj, "text_pair", where),
-            target=_str_field(obj, "target", where),
-            source=where,
-        )
-        items.append(item)
-        if compare is not None:
-            items.append(
-                replace(item, text=compare, answer=compare_answer, text_pair=None, target=None)
-            )
+        parsed = parse_jsonl_line(line, f"{label} line {number}")
+        items.extend(parsed)
+        if len(parsed) == 2:
             pairs.append((len(items) - 2, len(items) - 1))
     return items, pairs
 

@@ -31,6 +31,8 @@ _SCRIPT_ESCAPES = {
     "\u2029": "\\u2029",
 }
 _SCRIPT_TABLE = str.maketrans(_SCRIPT_ESCAPES)
+# Scripts of other pages (the head atlas), kept out of the per-sentence report.
+STANDALONE_SCRIPTS = frozenset({"atlas.js"})
 
 
 def _json_default(value: Any) -> Any:
@@ -92,6 +94,7 @@ def page_scripts() -> list[str]:
     """Our own scripts in load order: the views in `templates/js/` (each registers a
     hook on `window.reportgen`), then `report.js`, which decodes and draws."""
     views = sorted(p.name for p in (template_dir() / "js").glob("*.js"))
+    views = [name for name in views if name not in STANDALONE_SCRIPTS]
     return [static_text(f"js/{name}") for name in views] + [static_text("report.js")]
 
 

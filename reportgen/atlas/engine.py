@@ -1,0 +1,364 @@
+"""The atlas's extraction: tokenize, batch by length, one eager forward pass per batch,
+and per-batch reductions in torch that leave only running sums (see :mod:`.stats`).
+
+Nothing per sentence outlives its batch except the bounded top-k examples, so memory
+is flat however long the corpus. The local engine runs :class:`AtlasExtractor` in this
+process; the Ray engine runs the same class inside each worker actor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from reportgen import analysis
+from reportgen.atlas.stats import STATS, AtlasSums, is_punct_token
+from reportgen.config import SentenceInput
+from reportgen.errors import InputError, ModelError
+from reportgen.extract import LoadedModel, readable
+
+# Sentences longer than this never become examples: their maps would make the page grow.
+EXAMPLE_MAX_TOKENS = 48
+# Length-sorting window, in batches: a bounded buffer, so padding stays small.
+SORT_WINDOW_BATCHES = 64
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Coref:
+    """An item's coreference question located in its tokens."""
+
+    focus: tuple[int, ...]
+    candidates: tuple[tuple[int, ...], ...]
+    answer: int  # index into candidates
+    nearest_right: bool  # the nearest candidate before the focus word is the answer
+    first_right: bool  # the first candidate is the answer
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenized sentence, in the corpus's order `seq`."""
+
+    seq: int
+    source: str
+    ids: tuple[int, ...]
+    type_ids: tuple[int, ...] | None
+    truncated: bool
+    coref: Coref | None
+    skipped: bool  # had a gold answer, but the focus or a candidate is not in the text
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of `size` items (the last may be shorter)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _coref(item: SentenceInput, offsets: Sequence[tuple[int, int]] | None) -> Coref | None:
+    """Locate focus and candidates by the focus grids' rule (first whole-word,
+    case-insensitive match); None when any is missing (the item is skipped)."""
+    if offsets is None or item.focus is None or item.answer is None:
+        return None
+    focus, _ = analysis.find_word(item.text, offsets, item.focus)
+    cands = [analysis.find_word(item.text, offsets, c)[0] for c in item.candidates]
+    if not focus or not all(cands):
+        return None
+    answer = item.candidates.index(item.answer)
+    before = [(min(p), c) for c, p in enumerate(cands) if min(p) < min(focus)]
+    nearest = max(before)[1] if before else None
+    return Coref(
+        focus=tuple(focus),
+        candidates=tuple(tuple(p) for p in cands),
+        answer=answer,
+        nearest_right=nearest == answer,
+        first_right=answer == 0,
+    )
+
+
+class AtlasExtractor:
+    """Turns batches of sentences into additions to an :class:`AtlasSums`."""
+
+    def __init__(self, loaded: LoadedModel, truncate: bool = True, examples: int = 3) -> None:
+        import torch
+
+        self.loaded = loaded
+        self.truncate = truncate
+        self.examples = examples
+        tok = loaded.tokenizer
+        vocab = max(len(tok), max(tok.all_special_ids, default=0) + 1)
+        tokens = tok.convert_ids_to_tokens(list(range(vocab)))
+        special = np.zeros(vocab, dtype=bool)
+        special[list(tok.all_special_ids)] = True
+        punct = np.array([t is not None and is_punct_token(t) for t in tokens]) & ~special
+        self._special_np = special
+        self._special = torch.from_numpy(special)
+        self._punct = torch.from_numpy(punct)
+        self._pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        self._fast = bool(getattr(tok, "is_fast", False))
+        self._causal = loaded.info.kind == "causal"
+        model = loaded.model
+        if loaded.info.kind == "encoder-decoder":
+            # The atlas reads the encoder's self-attention; the decoder never runs.
+            self._forward_model = model.get_encoder()
+        else:
+            # The bare transformer: an LM head's logits are work nobody reads.
+            self._forward_model = getattr(model, "base_model", model)
+
+    def empty(self) -> AtlasSums:
+        info = self.loaded.info
+        return AtlasSums.empty(info.layers, info.heads, self.examples)
+
+    # ---------- tokenizing ----------
+    def encode(self, items: Sequence[SentenceInput], first_seq: int) -> list[Encoded]:
+        """Tokenize a chunk (one fast batch call for plain sentences)."""
+        tok = self.loaded.tokenizer
+        limit = self.loaded.max_length
+        kwargs: dict[str, Any] = {"return_offsets_mapping": self._fast}
+        plain = [i for i, it in enumerate(items) if it.text_pair is None]
+        encodings: dict[int, Any] = {}
+        if plain:
+            batch = tok([items[i].text for i in plain], **kwargs)
+            for j, i in enumerate(plain):
+                encodings[i] = {k: v[j] for k, v in batch.items()}
+        for i, it in enumerate(items):
+            if it.text_pair is not None:
+                encodings[i] = tok(it.text, it.text_pair, **kwargs)
+        out = []
+        for i, item in enumerate(items):
+            enc = encodings[i]
+            truncated = False
+            if limit is not None and len(enc["input_ids"]) > limit:
+                if not self.truncate:
+                    raise InputError(
+                        f"{item.source}: {len(enc['input_ids'])} tokens, but the model takes "
+                        f"at most {limit} (drop --no-truncate to cut it to fit)"
+                    )
+                enc = tok(item.text, item.text_pair, truncation=True, max_length=limit, **kwargs)
+                truncated = True
+            ids = tuple(int(x) for x in enc["input_ids"])
+            type_ids = enc.get("token_type_ids")
+            offsets = None
+            if self._fast and "offset_mapping" in enc:
+                # Only segment A's ordinary tokens can match a word of the text.
+                offsets = [
+                    (0, 0) if self._special_np[t] else (int(a), int(b))
+                    for t, (a, b) in zip(ids, enc["offset_mapping"], strict=True)
+                ]
+                if item.text_pair is not None:
+                    seq_ids = enc.sequence_ids() if hasattr(enc, "sequence_ids") else None
+                    if seq_ids is not None:
+                        offsets = [
+                            o if s == 0 else (0, 0) for o, s in zip(offsets, seq_ids, strict=True)
+                        ]
+            coref = _coref(item, offsets)
+            wants = item.focus is not None and item.answer is not None
+            out.append(
+                Encoded(
+                    seq=first_seq + i,
+                    source=item.source,
+                    ids=ids,
+                    type_ids=None
+                    if type_ids is None or self._causal
+                    else tuple(int(x) for x in type_ids),
+                    truncated=truncated,
+                    coref=coref,
+                    skipped=wants and coref is None,
+                )
+            )
+        return out
+
+    def describe(self, enc: Encoded) -> tuple[str, tuple[str, ...]]:
+        """Where a sentence came from and its tokens as the page shows them."""
+        raw = self.loaded.tokenizer.convert_ids_to_tokens(list(enc.ids))
+        return enc.source, tuple(readable(t) for t in raw)
+
+    # ---------- one batch ----------
+    def attention(self, batch: Sequence[Encoded]) -> Any:
+        """One forward pass: float32 [layers, batch, heads, n, n], padded on the right."""
+        import torch
+
+        n = max(len(e.ids) for e in batch)
+        ids = np.full((len(batch), n), self._pad, dtype=np.int64)
+        mask = np.zeros((len(batch), n), dtype=np.int64)
+        types = np.zeros((len(batch), n), dtype=np.int64)
+        for b, e in enumerate(batch):
+            ids[b, : len(e.ids)] = e.ids
+            mask[b, : len(e.ids)] = 1
+            if e.type_ids is not None:
+                types[b, : len(e.ids)] = e.type_ids
+        device = self.loaded.device
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(device),
+            "attention_mask": torch.from_numpy(mask).to(device),
+        }
+        if batch[0].type_ids is not None:
+            inputs["token_type_ids"] = torch.from_numpy(types).to(device)
+        info = self.loaded.info
+        try:
+            out = self._forward_model(**inputs, output_attentions=True, return_dict=True)
+        except torch.OutOfMemoryError:
+            raise ModelError("out of memory: try a smaller --batch-size") from None
+        atts = getattr(out, "attentions", None)
+        if not atts or any(a is None for a in atts):
+            raise ModelError(f"model '{info.name}' returned no attention weights")
+        if len(atts) != info.layers:
+            raise ModelError(
+                f"model '{info.name}' returned attention for {len(atts)} of its "
+                f"{info.layers} layers; the atlas needs attention in every layer"
+            )
+        return torch.stack(list(atts)).float()
+
+    def add_batch(self, batch: Sequence[Encoded], acc: AtlasSums) -> None:
+        """Run one batch and add its reductions to `acc`."""
+        import torch
+
+        with torch.inference_mode():
+            att = self.attention(batch)
+            self._reduce(att, batch, acc)
+
+    def _reduce(self, att: Any, batch: Sequence[Encoded], acc: AtlasSums) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        L, B, H, n, _ = att.shape
+        device = att.device
+        lengths = torch.tensor([len(e.ids) for e in batch], device=device)
+        ids = torch.zeros((B, n), dtype=torch.long)
+        for b, e in enumerate(batch):
+            ids[b, : len(e.ids)] = torch.tensor(e.ids)
+        pos = torch.arange(n, device=device)
+        valid = pos[None, :] < lengths[:, None]  # [B, n]: real tokens, not padding
+        special = self._special[ids].to(device) & valid
+        special[:, 0] = False
+        punct = self._punct[ids].to(device) & valid
+        keys = torch.stack([special, punct], dim=-1).to(att.dtype)  # [B, n(key), 2]
+        to_keys = torch.einsum("lbhqk,bkc->clbhq", att, keys)
+        rows = torch.stack(
+            [
+                att[..., 0],
+                to_keys[0],
+                to_keys[1],
+                att.diagonal(0, -2, -1),
+                F.pad(att.diagonal(-1, -2, -1), (1, 0)),  # row i: a[i-1]; row 0 unused
+                F.pad(att.diagonal(1, -2, -1), (0, 1)),  # row i: a[i+1]; last row unused
+                -torch.special.xlogy(att, att).sum(-1),
+            ]
+        )  # [stat, L, B, H, n]
+        has_next = pos[None, :] + 1 < lengths[:, None]
+        masks = torch.stack(
+            [valid, valid, valid, valid, valid & (pos >= 1)[None, :], has_next, valid]
+        ).to(att.dtype)  # [stat, B, n]
+        # Sum in float64 from here: a corpus has millions of rows.
+        per_sentence = (rows * masks[:, None, :, None, :]).sum(-1, dtype=torch.float64)
+        if not torch.isfinite(per_sentence).all():
+            raise ModelError(f"{batch[0].source}: the model returned non-finite attention")
+        counts = masks.sum(-1, dtype=torch.float64)  # [stat, B]
+        acc.sums += per_sentence.sum(2).cpu().numpy()
+        acc.rows += counts.sum(1).cpu().numpy()
+        lens = [len(e.ids) for e in batch]
+        if self._causal:  # row i may see i + 1 keys
+            acc.log_keys += sum(math.lgamma(k + 1) for k in lens)
+        else:
+            acc.log_keys += sum(k * math.log(k) for k in lens)
+        acc.sentences += B
+        acc.tokens += sum(lens)
+        acc.truncated += sum(e.truncated for e in batch)
+        acc.coref_skipped += sum(e.skipped for e in batch)
+        att_np = att.cpu().numpy()
+        for b, e in enumerate(batch):
+            if e.coref is None:
+                continue
+            c = e.coref
+            k = len(e.ids)
+            scores = analysis.focus_scores(att_np[:, b, :, :k, :k], c.focus, c.candidates)
+            others = np.delete(scores, c.answer, axis=-1)
+            right = (
+                scores[..., c.answer] > others.max(-1)
+                if others.shape[-1]
+                else np.ones((L, H), dtype=bool)
+            )
+            acc.coref_right += right
+            acc.coref_items += 1
+            acc.nearest_right += c.nearest_right
+            acc.first_right += c.first_right
+        if acc.examples is not None and acc.examples.k:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                means = per_sentence.cpu().numpy() / counts.cpu().numpy()[:, None, :, None]
+            means = np.where(np.isfinite(means), means, -np.inf)
+            long = np.array([k > EXAMPLE_MAX_TOKENS for k in lens])
+            means[:, :, long, :] = -np.inf
+            values = np.ascontiguousarray(means.transpose(0, 1, 3, 2))  # [stat, L, H, B]
+            by_seq = {e.seq: e for e in batch}
+            maps = _LazyMaps(att_np, batch)
+            acc.examples.offer(
+                values,
+                np.array([e.seq for e in batch], dtype=np.int64),
+                maps,
+                lambda s: self.describe(by_seq[s]),
+            )
+
+
+class _LazyMaps(dict):
+    """seq -> that sentence's [L, H, n, n] attention view, made only when read."""
+
+    def __init__(self, att: np.ndarray, batch: Sequence[Encoded]) -> None:
+        super().__init__()
+        self._att = att
+        self._where = {e.seq: (b, len(e.ids)) for b, e in enumerate(batch)}
+
+    def __missing__(self, seq: int) -> np.ndarray:
+        b, k = self._where[seq]
+        return self._att[:, b, :, :k, :k]
+
+
+def run_local(
+    extractor: AtlasExtractor,
+    items: Iterable[SentenceInput],
+    batch_size: int,
+    progress: Progress | None = None,
+) -> AtlasSums:
+    """Stream `items` through the model in length-sorted batches; return the totals."""
+    acc = extractor.empty()
+    seq = 0
+    for chunk in batched(items, SORT_WINDOW_BATCHES * batch_size):
+        encoded = extractor.encode(chunk, seq)
+        seq += len(chunk)
+        encoded.sort(key=lambda e: (len(e.ids), e.seq))
+        for batch in batched(encoded, batch_size):
+            extractor.add_batch(batch, acc)
+            if progress is not None:
+                progress(acc.sentences)
+    return acc
+
+
+def bare_forward_rate(
+    extractor: AtlasExtractor, items: Sequence[SentenceInput], batch_size: int
+) -> float:
+    """Sentences/s of the plain batched forward pass (no attention returned, nothing
+    reduced), on the same length-sorted batches: the throughput baseline."""
+    import torch
+
+    encoded = extractor.encode(items, 0)
+    encoded.sort(key=lambda e: (len(e.ids), e.seq))
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batched(encoded, batch_size):
+            n = max(len(e.ids) for e in batch)
+            ids = torch.full((len(batch), n), extractor._pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), n), dtype=torch.long)
+            for b, e in enumerate(batch):
+                ids[b, : len(e.ids)] = torch.tensor(e.ids)
+                mask[b, : len(e.ids)] = 1
+            extractor._forward_model(input_ids=ids, attention_mask=mask)
+    return len(items) / (time.perf_counter() - start)
+
+
+__all__ = ["STATS", "AtlasExtractor", "Encoded", "batched", "run_local"]

@@ -1,0 +1,219 @@
+"""What the atlas page and the atlas export hold, and how the page is rendered.
+
+:func:`atlas_document` turns the totals into a typed record (no HTML);
+:func:`render_atlas` renders `templates/atlas.html.j2` with plotly.js inlined and a
+strict CSP; :func:`export_data` is the `--export-json` document of issue 12.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from markupsafe import Markup
+
+from reportgen import __version__
+from reportgen.assets import libraries
+from reportgen.atlas.stats import (
+    BROAD_LABEL,
+    BROAD_THRESHOLD,
+    LABEL_RULES,
+    MIXED_LABEL,
+    STAT_HELP,
+    STAT_INDEX,
+    STATS,
+    AtlasSums,
+    head_labels,
+)
+from reportgen.render import content_security_policy, environment, static_text
+
+RANKED = 5  # heads per ranked table
+PAGE_DIGITS = 5  # statistics on the page (the export keeps full precision)
+MAP_DIGITS = 3  # example maps
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    layer: int  # 1-based, as the page prints it
+    head: int
+    value: float
+    label: str
+
+
+@dataclass(frozen=True)
+class StatSection:
+    name: str
+    help: str
+    ranked: tuple[RankedRow, ...]
+
+
+@dataclass(frozen=True)
+class AtlasDocument:
+    """Everything the atlas page shows, decided here; the template only lays it out."""
+
+    title: str
+    version: str
+    model_name: str
+    layers: int
+    heads: int
+    sentences: int
+    tokens: int
+    truncated: int
+    stats: tuple[StatSection, ...]
+    labels: tuple[tuple[str, ...], ...]  # [layer][head]
+    label_counts: tuple[tuple[str, int], ...]
+    rules: tuple[tuple[str, str, str], ...]  # (label, rule text, statistic)
+    coref_items: int
+    coref_skipped: int
+    coref_best: tuple[RankedRow, ...]
+    baselines: tuple[tuple[str, float | None], ...]
+    examples_k: int
+    payload: dict[str, Any]  # what atlas.js draws (script-safe JSON)
+
+
+def _round(grid: np.ndarray | None, digits: int) -> list[list[float]] | None:
+    if grid is None:
+        return None
+    return [[round(float(v), digits) for v in row] for row in grid]
+
+
+def _ranked(grid: np.ndarray, labels: list[list[str]], k: int = RANKED) -> tuple[RankedRow, ...]:
+    from reportgen.analysis import rank_heads
+
+    return tuple(
+        RankedRow(layer + 1, head + 1, value, labels[layer][head])
+        for layer, head, value in rank_heads(grid, k)
+    )
+
+
+def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -> AtlasDocument:
+    """Decide what the page shows from the corpus totals."""
+    means = sums.means()
+    labels, signature = head_labels(means, sums.max_entropy())
+    stats = tuple(
+        StatSection(name, STAT_HELP[name], _ranked(grid, labels) if grid is not None else ())
+        for name, grid in means.items()
+    )
+    counts: dict[str, int] = {}
+    for row in labels:
+        for label in row:
+            counts[label] = counts.get(label, 0) + 1
+    order = [r[0] for r in LABEL_RULES] + [BROAD_LABEL, MIXED_LABEL]
+    rules = tuple(
+        (label, f"{stat} ≥ {threshold:g}", stat) for label, stat, threshold in LABEL_RULES
+    )
+    rules += (
+        (
+            BROAD_LABEL,
+            f"no rule above fires and entropy ≥ {BROAD_THRESHOLD:g} × the mean ln(keys) "
+            "of a uniform head",
+            "entropy",
+        ),
+        (MIXED_LABEL, "none of the above", ""),
+    )
+    accuracy = sums.accuracy()
+    examples = _examples(sums, signature)
+    payload = {
+        "layers": sums.layers,
+        "heads": sums.heads,
+        "stats": [{"name": name, "grid": _round(means[name], PAGE_DIGITS)} for name in STATS],
+        "labels": labels,
+        "signature": signature,
+        "coref": _round(accuracy, PAGE_DIGITS),
+        "sentences": examples["sentences"],
+        "examples": examples["heads"],
+    }
+    return AtlasDocument(
+        title=title or "Head atlas",
+        version=__version__,
+        model_name=model_name,
+        layers=sums.layers,
+        heads=sums.heads,
+        sentences=sums.sentences,
+        tokens=sums.tokens,
+        truncated=sums.truncated,
+        stats=stats,
+        labels=tuple(tuple(r) for r in labels),
+        label_counts=tuple((label, counts[label]) for label in order if label in counts),
+        rules=rules,
+        coref_items=sums.coref_items,
+        coref_skipped=sums.coref_skipped,
+        coref_best=_ranked(accuracy, labels) if accuracy is not None else (),
+        baselines=tuple(sums.baselines().items()),
+        examples_k=sums.examples.k if sums.examples is not None else 0,
+        payload=payload,
+    )
+
+
+def _examples(sums: AtlasSums, signature: list[list[str]]) -> dict[str, Any]:
+    """Each head's top-k sentences by its signature statistic, with that head's map;
+    sentences are listed once and referred to by index."""
+    ex = sums.examples
+    heads: dict[str, list[dict[str, Any]]] = {}
+    sentence_index: dict[int, int] = {}
+    sentences: list[dict[str, Any]] = []
+    if ex is None:
+        return {"heads": heads, "sentences": sentences}
+    for layer in range(sums.layers):
+        for head in range(sums.heads):
+            stat = STAT_INDEX[signature[layer][head]]
+            rows = []
+            for value, seq in zip(
+                ex.value[stat, layer, head], ex.seq[stat, layer, head], strict=True
+            ):
+                if seq < 0:
+                    continue
+                s = int(seq)
+                if s not in sentence_index:
+                    sentence_index[s] = len(sentences)
+                    source, tokens = ex.sentences[s]
+                    sentences.append({"source": source, "tokens": list(tokens)})
+                rows.append(
+                    {
+                        "sentence": sentence_index[s],
+                        "value": round(float(value), PAGE_DIGITS),
+                        "map": _round(ex.maps[(s, layer, head)], MAP_DIGITS),
+                    }
+                )
+            heads[f"{layer}-{head}"] = rows
+    return {"heads": heads, "sentences": sentences}
+
+
+def render_atlas(doc: AtlasDocument) -> str:
+    """The page: `atlas.html.j2`, our atlas.js and plotly.js (inflated in the page)."""
+    script = static_text("js/atlas.js")
+    plotly = [lib for lib in libraries() if lib.name == "plotly"]
+    csp = content_security_policy([script, *(lib.source for lib in plotly)])
+    return (
+        environment()
+        .get_template("atlas.html.j2")
+        .render(
+            doc=doc,
+            csp=csp,
+            css=Markup(static_text("report.css")),
+            script=Markup(script),
+            libraries=[{"name": lib.name, "packed": lib.packed} for lib in plotly],
+        )
+    )
+
+
+def export_data(sums: AtlasSums, model_name: str) -> dict[str, Any]:
+    """The `--export-json` document, every grid [layer][head] at full precision."""
+
+    def grid(values: np.ndarray | None) -> list[list[float]] | None:
+        return None if values is None else [[float(v) for v in row] for row in values]
+
+    accuracy = sums.accuracy()
+    return {
+        "model": {"name": model_name, "layers": sums.layers, "heads": sums.heads},
+        "sentences": sums.sentences,
+        "tokens": sums.tokens,
+        "statistics": {name: grid(values) for name, values in sums.means().items()},
+        "coreference": {
+            "items": sums.coref_items,
+            "skipped": sums.coref_skipped,
+            "accuracy": grid(accuracy),
+            "baselines": sums.baselines(),
+        },
+    }
