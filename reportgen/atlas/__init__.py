@@ -104,17 +104,26 @@ def build_atlas(
         if total == 0:
             raise InputError(f"'{input_path}' has no sentences")
     report = (lambda done: progress(done, total)) if progress is not None else None
+    started = [False]
+
+    def begin(done: int) -> None:  # the rate is measured from the first forward pass
+        if report is not None:
+            if not started[0]:
+                started[0] = True
+                report(0)
+            report(done)
+
     if options.engine == "ray":
         from reportgen.atlas.engine_ray import run_ray
 
-        sums, label = run_ray(iter_corpus(input_path), config, options, log, report)
+        sums, label = run_ray(iter_corpus(input_path), config, options, log, begin)
     else:
         from reportgen.atlas.engine import AtlasExtractor, run_local
         from reportgen.extract import load_model
 
         loaded = load_model(config, log)
         extractor = AtlasExtractor(loaded, config.truncate, options.examples)
-        sums = run_local(extractor, iter_corpus(input_path), config.batch_size, report)
+        sums = run_local(extractor, iter_corpus(input_path), config.batch_size, begin)
         label = loaded.info.name
     if sums.sentences == 0:
         raise InputError(f"'{input_path}' has no sentences")
@@ -128,16 +137,19 @@ def progress_printer(stream: Any = None, every: float = 0.5) -> Progress:
     one updating line on a terminal, a line every 10 s otherwise."""
     out = stream or sys.stderr
     tty = bool(getattr(out, "isatty", lambda: False)())
-    start = time.monotonic()
+    start = [0.0]
     last = [0.0]
 
     def show(done: int, total: int | None) -> None:
         now = time.monotonic()
+        if done == 0:
+            start[0] = now
+            return
         final = total is not None and done >= total
         if not final and now - last[0] < (every if tty else 10.0):
             return
         last[0] = now
-        rate = done / max(now - start, 1e-9)
+        rate = done / max(now - start[0], 1e-9)
         text = f"{done:,}" + (f"/{total:,}" if total else "") + f" sentences, {rate:,.1f}/s"
         if total and rate > 0 and not final:
             left = (total - done) / rate
