@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test,gguf]"
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test,gguf,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install reportgen with its test tools

@@ -117,8 +117,12 @@ class AtlasExtractor:
         return AtlasSums.empty(info.layers, info.heads, self.examples)
 
     # ---------- tokenizing ----------
-    def encode(self, items: Sequence[SentenceInput], first_seq: int) -> list[Encoded]:
-        """Tokenize a chunk (one fast batch call for plain sentences)."""
+    def encode(
+        self, items: Sequence[SentenceInput], first_seq: int | Sequence[int]
+    ) -> list[Encoded]:
+        """Tokenize a chunk (one fast batch call for plain sentences); `first_seq` numbers
+        the items from there on, or gives each item's number."""
+        seqs = range(first_seq, first_seq + len(items)) if isinstance(first_seq, int) else first_seq
         tok = self.loaded.tokenizer
         limit = self.loaded.max_length
         kwargs: dict[str, Any] = {"return_offsets_mapping": self._fast}
@@ -162,7 +166,7 @@ class AtlasExtractor:
             wants = item.focus is not None and item.answer is not None
             out.append(
                 Encoded(
-                    seq=first_seq + i,
+                    seq=int(seqs[i]),
                     source=item.source,
                     ids=ids,
                     type_ids=None
