@@ -437,3 +437,34 @@ def test_entropy_max_is_the_uniform_heads() -> None:
     sums.rows[:] = 3
     sums.log_keys = 3 * math.log(3)
     assert sums.max_entropy() == pytest.approx(math.log(3))
+
+
+@pytest.mark.browser
+def test_atlas_opens_offline_without_errors(
+    browser: Any, tmp_path: Path, tiny_bert: Path, qa_corpus: Path
+) -> None:
+    import time
+
+    from .conftest import open_report, outside_requests
+
+    out = tmp_path / "atlas.html"
+    code, err = run("--atlas", "-i", str(qa_corpus), "-o", str(out), "-m", str(tiny_bert))
+    assert code == 0, err
+    start = time.monotonic()
+    page, log = open_report(browser, out, wait_all=False)
+    ready = time.monotonic() - start
+    try:
+        assert log.errors == [] and log.dialogs == []
+        assert outside_requests(log, out) == []
+        for name in [*STATS, "coref"]:
+            assert page.locator(f'[data-stat="{name}"] .main-svg').count() >= 1, name
+        # Choosing a head from the label table shows its values and example maps.
+        page.locator('.rg-labels td[data-layer="1"][data-head="2"]').click()
+        page.wait_for_selector("#rg-head[data-rg-rendered='1']", state="attached")
+        assert "Layer 2, Head 3" in page.locator("#rg-atlas-label").text_content()
+        assert page.locator("#rg-atlas-values tr").count() == len(STATS) + 1
+        assert page.locator("#rg-atlas-examples .rg-example .main-svg").count() >= 1
+        assert log.errors == []
+        assert ready < 10  # generous for a shared CI core; the target is 2 s
+    finally:
+        page.context.close()

@@ -130,9 +130,12 @@
       root.appendChild(fig);
       // Tokens may repeat ("the" twice): category axes need distinct labels.
       const labels = sentence.tokens.map((t, j) => t + " ·" + j);
+      // Each map on its own scale: a head's pattern shows even when its weights are small.
+      let top = 0;
+      for (const row of ex.map) for (const v of row) top = Math.max(top, v);
       await window.Plotly.newPlot(
         plot,
-        [{ type: "heatmap", z: ex.map, x: labels, y: labels, zmin: 0, zmax: 1, colorscale: "Viridis",
+        [{ type: "heatmap", z: ex.map, x: labels, y: labels, zmin: 0, zmax: Math.max(top, 1e-6), colorscale: "Viridis",
            hovertemplate: "%{y} → %{x}: %{z:.3f}<extra></extra>" }],
         {
           height: Math.min(640, 160 + 16 * labels.length),
