@@ -468,3 +468,35 @@ def test_atlas_opens_offline_without_errors(
         assert ready < 10  # generous for a shared CI core; the target is 2 s
     finally:
         page.context.close()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "t5"])
+def test_causal_and_encoder_decoder_models(tmp_path: Path, family: str) -> None:
+    from . import models
+
+    save = {"gpt2": models.save_tiny_gpt2, "t5": models.save_tiny_t5}[family]
+    model = save(tmp_path / family)
+    corpus = write_lines(tmp_path / "c.txt", ["Hello there, world.", "Another one!", "A"])
+    atlas = build_atlas(str(corpus), ReportConfig(model=str(model)))
+    data = atlas.export_data()
+    assert data["model"]["name"] == family and data["sentences"] == 3
+    to_next = np.array(data["statistics"]["to_next"])
+    if family == "gpt2":  # causal: no row may look ahead
+        assert np.all(to_next == 0.0)
+    else:  # the encoder of T5 sees both ways
+        assert to_next.max() > 0
+    assert "rg-atlas-data" in atlas.html()
+
+
+def test_stdin_corpus(tmp_path: Path, tiny_bert: Path) -> None:
+    out = tmp_path / "atlas.html"
+    result = CliRunner().invoke(
+        main,
+        ["--atlas", "-i", "-", "-o", str(out), "-m", str(tiny_bert), "-q"],
+        input="One sentence.\n\n# a comment\nTwo sentences here.\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    assert json.loads(page.scripts["rg-atlas-data"])["layers"] == 2
+    assert "2 sentences" in out.read_text(encoding="utf-8")
