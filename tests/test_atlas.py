@@ -16,7 +16,14 @@ from click.testing import CliRunner
 
 from reportgen.atlas import AtlasOptions, build_atlas
 from reportgen.atlas.engine import AtlasExtractor, Coref, Encoded, run_local
-from reportgen.atlas.stats import STATS, AtlasSums, Examples, head_labels, is_punct_token
+from reportgen.atlas.stats import (
+    STATS,
+    AtlasSums,
+    Examples,
+    classical_mds,
+    head_labels,
+    is_punct_token,
+)
 from reportgen.cli import main
 from reportgen.config import ReportConfig, SentenceInput
 from reportgen.extract import load_model
@@ -371,11 +378,17 @@ def test_cli_writes_page_and_export(tmp_path: Path, tiny_bert: Path, qa_corpus: 
     page = _Page()
     page.feed(out.read_text(encoding="utf-8"))
     assert page.stats == [*STATS, "coref"]
+    assert "rg-similar" in page.ids and payload_has_similar(page)
     assert len(page.cells) == 2 * 4
     assert {"rg-labels", "rg-head", "rg-stats", "rg-coref", "rg-atlas-data"} <= page.ids
     payload = json.loads(page.scripts["rg-atlas-data"])
     assert np.allclose(payload["stats"][0]["grid"], data["statistics"]["to_first"], atol=1e-5)
     assert "plotly" in page.scripts
+
+
+def payload_has_similar(page: _Page) -> bool:
+    similar = json.loads(page.scripts["rg-atlas-data"])["similar"]
+    return len(similar["x"]) == len(similar["label"]) == 2 * 4
 
 
 def test_same_input_same_bytes(tmp_path: Path, tiny_bert: Path, qa_corpus: Path) -> None:
@@ -500,3 +513,39 @@ def test_stdin_corpus(tmp_path: Path, tiny_bert: Path) -> None:
     page.feed(out.read_text(encoding="utf-8"))
     assert json.loads(page.scripts["rg-atlas-data"])["layers"] == 2
     assert "2 sentences" in out.read_text(encoding="utf-8")
+
+
+def test_head_distances_match_a_direct_jensen_shannon(loaded: Any) -> None:
+    import torch
+
+    sentences = CORPUS[:4]
+    items = [SentenceInput(text=t, source=f"c:{i}") for i, t in enumerate(sentences)]
+    sums = run_local(AtlasExtractor(loaded), items, batch_size=3)
+    got = sums.js_distance()
+    L, H = loaded.info.layers, loaded.info.heads
+    want = np.zeros((L * H, L * H))
+    rows = 0
+    for text in sentences:
+        enc = loaded.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            a = torch.stack(loaded.model(**enc, output_attentions=True).attentions)[:, 0]
+        a = a.double().numpy().reshape(L * H, *a.shape[-2:])  # [LH, n, n]
+        for i in range(a.shape[1]):
+            rows += 1
+            for x in range(L * H):
+                for y in range(L * H):
+                    p, q = a[x, i], a[y, i]
+                    m = (p + q) / 2
+                    kl_p = np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1) / m), 0))
+                    kl_q = np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1) / m), 0))
+                    want[x, y] += (kl_p + kl_q) / 2
+    assert got is not None
+    np.testing.assert_allclose(got, want / rows, atol=1e-5)
+
+
+def test_classical_mds_recovers_planar_points() -> None:
+    rng = np.random.default_rng(3)
+    points = rng.random((9, 2))
+    distance = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    xy = classical_mds(distance)
+    np.testing.assert_allclose(np.linalg.norm(xy[:, None] - xy[None], axis=-1), distance, atol=1e-9)

@@ -59,6 +59,11 @@ def test_ray_equals_local(local_ray: Any, corpus: Path, tiny_bert: Path) -> None
     assert a["coreference"] == b["coreference"]
     assert a["coreference"]["items"] == 30 and a["coreference"]["skipped"] == 30
     assert a["model"] == b["model"]
+    np.testing.assert_allclose(
+        distributed.sums.js_distance(),
+        local.sums.js_distance(),
+        atol=1e-6,  # type: ignore[arg-type]
+    )
     np.testing.assert_array_equal(local.sums.examples.seq, distributed.sums.examples.seq)  # type: ignore[union-attr]
 
 

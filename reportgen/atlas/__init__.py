@@ -104,26 +104,19 @@ def build_atlas(
         if total == 0:
             raise InputError(f"'{input_path}' has no sentences")
     report = (lambda done: progress(done, total)) if progress is not None else None
-    started = [False]
-
-    def begin(done: int) -> None:  # the rate is measured from the first forward pass
-        if report is not None:
-            if not started[0]:
-                started[0] = True
-                report(0)
-            report(done)
-
     if options.engine == "ray":
         from reportgen.atlas.engine_ray import run_ray
 
-        sums, label = run_ray(iter_corpus(input_path), config, options, log, begin)
+        sums, label = run_ray(iter_corpus(input_path), config, options, log, report)
     else:
         from reportgen.atlas.engine import AtlasExtractor, run_local
         from reportgen.extract import load_model
 
         loaded = load_model(config, log)
         extractor = AtlasExtractor(loaded, config.truncate, options.examples)
-        sums = run_local(extractor, iter_corpus(input_path), config.batch_size, begin)
+        if report is not None:
+            report(0)  # the rate counts from the first forward pass, not from the import
+        sums = run_local(extractor, iter_corpus(input_path), config.batch_size, report)
         label = loaded.info.name
     if sums.sentences == 0:
         raise InputError(f"'{input_path}' has no sentences")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from reportgen import analysis
-from reportgen.atlas.stats import STATS, AtlasSums, is_punct_token
+from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
 from reportgen.config import SentenceInput
 from reportgen.errors import InputError, ModelError
 from reportgen.extract import LoadedModel, readable
@@ -276,6 +276,9 @@ class AtlasExtractor:
         acc.tokens += sum(lens)
         acc.truncated += sum(e.truncated for e in batch)
         acc.coref_skipped += sum(e.skipped for e in batch)
+        early = [b for b, e in enumerate(batch) if e.seq < JS_SENTENCES]
+        if early:
+            self._js(att, valid, early, acc)
         att_np = att.cpu().numpy()
         for b, e in enumerate(batch):
             if e.coref is None:
@@ -308,6 +311,23 @@ class AtlasExtractor:
                 maps,
                 lambda s: self.describe(by_seq[s]),
             )
+
+    def _js(self, att: Any, valid: Any, early: list[int], acc: AtlasSums) -> None:
+        """Add the Jensen-Shannon divergence between every two heads' rows (real query
+        rows of the sentences in `early`): JS(P, Q) = H((P + Q) / 2) - (H(P) + H(Q)) / 2."""
+        import torch
+
+        L, _, H, n, _ = att.shape
+        rows = att[:, early].permute(0, 2, 1, 3, 4)  # [L, H, b, n, n]
+        rows = rows.reshape(L * H, len(early) * n, n)[:, valid[early].reshape(-1)]
+        entropy = -torch.special.xlogy(rows, rows).sum(-1)  # [LH, R]
+        for i in range(L * H - 1):
+            mix = (rows[i : i + 1] + rows[i + 1 :]) / 2
+            js = (
+                -torch.special.xlogy(mix, mix).sum(-1) - (entropy[i : i + 1] + entropy[i + 1 :]) / 2
+            )
+            acc.js_sum[i, i + 1 :] += js.sum(-1, dtype=torch.float64).cpu().numpy()
+        acc.js_rows += float(rows.shape[1])
 
 
 class _LazyMaps(dict):

@@ -18,12 +18,14 @@ from reportgen.assets import libraries
 from reportgen.atlas.stats import (
     BROAD_LABEL,
     BROAD_THRESHOLD,
+    JS_SENTENCES,
     LABEL_RULES,
     MIXED_LABEL,
     STAT_HELP,
     STAT_INDEX,
     STATS,
     AtlasSums,
+    classical_mds,
     head_labels,
 )
 from reportgen.render import content_security_policy, environment, static_text
@@ -69,6 +71,7 @@ class AtlasDocument:
     coref_best: tuple[RankedRow, ...]
     baselines: tuple[tuple[str, float | None], ...]
     examples_k: int
+    js_sentences: int  # sentences the head-similarity map rests on
     payload: dict[str, Any]  # what atlas.js draws (script-safe JSON)
 
 
@@ -123,6 +126,7 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
         "coref": _round(accuracy, PAGE_DIGITS),
         "sentences": examples["sentences"],
         "examples": examples["heads"],
+        "similar": _similar(sums, labels),
     }
     return AtlasDocument(
         title=title or "Head atlas",
@@ -142,6 +146,7 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
         coref_best=_ranked(accuracy, labels) if accuracy is not None else (),
         baselines=tuple(sums.baselines().items()),
         examples_k=sums.examples.k if sums.examples is not None else 0,
+        js_sentences=min(sums.sentences, JS_SENTENCES),
         payload=payload,
     )
 
@@ -178,6 +183,23 @@ def _examples(sums: AtlasSums, signature: list[list[str]]) -> dict[str, Any]:
                 )
             heads[f"{layer}-{head}"] = rows
     return {"heads": heads, "sentences": sentences}
+
+
+def _similar(sums: AtlasSums, labels: list[list[str]]) -> dict[str, Any] | None:
+    """Heads laid out in 2-D so that heads whose rows have a small mean Jensen-Shannon
+    divergence sit close (classical MDS), as in Clark et al. (2019), Figure 6."""
+    distance = sums.js_distance()
+    if distance is None or distance.shape[0] < 3:
+        return None
+    xy = classical_mds(distance)
+    heads = sums.heads
+    return {
+        "x": [round(float(v), PAGE_DIGITS) for v in xy[:, 0]],
+        "y": [round(float(v), PAGE_DIGITS) for v in xy[:, 1]],
+        "layer": [i // heads for i in range(distance.shape[0])],
+        "head": [i % heads for i in range(distance.shape[0])],
+        "label": [labels[i // heads][i % heads] for i in range(distance.shape[0])],
+    }
 
 
 def render_atlas(doc: AtlasDocument) -> str:

@@ -52,6 +52,9 @@ BROAD_LABEL = "broad"
 # entropy / (mean over rows of ln(number of keys the row may see)): 1 is uniform.
 BROAD_THRESHOLD = 0.8
 MIXED_LABEL = "mixed"
+# The head-similarity map costs (layers*heads)^2 / 2 row comparisons per token, so it is
+# estimated on the corpus's first sentences (by corpus order, so any batching agrees).
+JS_SENTENCES = 1000
 
 
 def is_punct_token(token: str) -> bool:
@@ -155,6 +158,10 @@ class AtlasSums:
     nearest_right: int = 0
     first_right: int = 0
     examples: Examples | None = None
+    # [layer*heads, layer*heads]: sum over the rows of the first JS_SENTENCES sentences of
+    # the Jensen-Shannon divergence (nats) between two heads' rows; upper triangle only.
+    js_sum: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    js_rows: float = 0.0
 
     @classmethod
     def empty(cls, layers: int, heads: int, k: int = 3) -> AtlasSums:
@@ -165,6 +172,7 @@ class AtlasSums:
             rows=np.zeros(len(STATS)),
             coref_right=np.zeros((layers, heads), dtype=np.int64),
             examples=Examples.empty(layers, heads, k),
+            js_sum=np.zeros((layers * heads, layers * heads)),
         )
 
     def merge(self, other: AtlasSums) -> None:
@@ -182,6 +190,8 @@ class AtlasSums:
         self.coref_skipped += other.coref_skipped
         self.nearest_right += other.nearest_right
         self.first_right += other.first_right
+        self.js_sum += other.js_sum
+        self.js_rows += other.js_rows
         if self.examples is not None and other.examples is not None:
             self.examples.merge(other.examples)
 
@@ -191,6 +201,14 @@ class AtlasSums:
         for i, name in enumerate(STATS):
             out[name] = self.sums[i] / self.rows[i] if self.rows[i] > 0 else None
         return out
+
+    def js_distance(self) -> NDArray[np.float64] | None:
+        """Mean Jensen-Shannon divergence per token between every two heads,
+        [layer*heads, layer*heads] symmetric (Clark et al. 2019, section 6)."""
+        if self.js_rows == 0:
+            return None
+        upper = self.js_sum / self.js_rows
+        return upper + upper.T
 
     def max_entropy(self) -> float | None:
         """Mean over rows of ln(keys): a uniform head's entropy, the scale for "broad"."""
@@ -249,3 +267,20 @@ def head_labels(
                 if values:
                     signature[layer][head] = max(values, key=lambda s: values[s])
     return labels, signature
+
+
+def classical_mds(distance: NDArray[np.float64], dims: int = 2) -> NDArray[np.float64]:
+    """Points whose Euclidean distances approximate `distance` (Torgerson's classical
+    MDS: double-centre the squared distances, keep the top eigenvectors). Signs are
+    fixed so the largest coordinate of each axis is positive (deterministic output)."""
+    d2 = np.asarray(distance, dtype=np.float64) ** 2
+    n = d2.shape[0]
+    centre = np.eye(n) - np.full((n, n), 1.0 / n)
+    b = -0.5 * centre @ d2 @ centre
+    values, vectors = np.linalg.eigh((b + b.T) / 2)
+    order = np.argsort(values)[::-1][:dims]
+    coords = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
+    for axis in range(coords.shape[1]):
+        if coords[np.argmax(np.abs(coords[:, axis])), axis] < 0:
+            coords[:, axis] *= -1
+    return coords

@@ -77,6 +77,41 @@
     });
   }
 
+  function similarPlot(el, sim) {
+    const groups = {};
+    sim.label.forEach(function (label, i) {
+      (groups[label] = groups[label] || []).push(i);
+    });
+    const traces = Object.keys(groups).sort().map(function (label) {
+      const idx = groups[label];
+      return {
+        type: "scatter",
+        mode: "markers+text",
+        name: label,
+        x: idx.map((i) => sim.x[i]),
+        y: idx.map((i) => sim.y[i]),
+        text: idx.map((i) => "L" + (sim.layer[i] + 1) + "H" + (sim.head[i] + 1)),
+        customdata: idx.map((i) => [sim.layer[i], sim.head[i]]),
+        textposition: "top center",
+        textfont: { size: 9 },
+        hovertemplate: "%{text}: " + label + "<extra></extra>",
+      };
+    });
+    const layout = {
+      height: 520,
+      margin: { l: 40, r: 10, t: 10, b: 40 },
+      xaxis: { zeroline: false, showticklabels: false },
+      yaxis: { zeroline: false, showticklabels: false, scaleanchor: "x" },
+      legend: { orientation: "h" },
+    };
+    return window.Plotly.newPlot(el, traces, layout, { displayModeBar: false, responsive: true }).then(function () {
+      el.on("plotly_click", function (ev) {
+        const p = ev.points && ev.points[0];
+        if (p && p.customdata) choose(p.customdata[0], p.customdata[1], true).catch(fail);
+      });
+    });
+  }
+
   function valuesTable() {
     const body = document.querySelector("#rg-atlas-values tbody");
     body.textContent = "";
@@ -184,6 +219,8 @@
     }
     const corefEl = document.querySelector('[data-stat="coref"]');
     if (corefEl && data.coref) plots.push(gridPlot(corefEl, "coref", data.coref));
+    const similarEl = document.querySelector("[data-similar]");
+    if (similarEl && data.similar) plots.push(similarPlot(similarEl, data.similar));
     await Promise.all(plots);
     await choose(0, 0, false);
     document.body.dataset.rgReady = "1";
