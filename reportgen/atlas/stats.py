@@ -54,7 +54,7 @@ BROAD_THRESHOLD = 0.8
 MIXED_LABEL = "mixed"
 # The head-similarity map costs (layers*heads)^2 / 2 row comparisons per token, so it is
 # estimated on the corpus's first sentences (by corpus order, so any batching agrees).
-JS_SENTENCES = 1000
+JS_SENTENCES = 200
 
 
 def is_punct_token(token: str) -> bool:
@@ -107,7 +107,8 @@ class Examples:
         for _, layer, head, _, j in zip(*np.nonzero(hit), strict=True):
             key = (int(seqs[j]), int(layer), int(head))
             if key not in self.maps:
-                self.maps[key] = np.ascontiguousarray(maps[key[0]][layer, head])
+                # A copy: a view would keep the whole batch's attention alive.
+                self.maps[key] = np.array(maps[key[0]][layer, head], dtype=np.float32)
                 if key[0] not in self.sentences:
                     self.sentences[key[0]] = describe(key[0])
         self._prune()
