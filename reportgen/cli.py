@@ -21,6 +21,10 @@ Examples:
 \b
   # Every line of a file through a cached hub model, Layer 5, Head 4 first:
   reportgen -i sample_inputs/winograd.txt -m bert-base-uncased --layer 5 --head 4
+
+\b
+  # What every head does over a corpus, with coreference accuracy from "answer" keys:
+  reportgen --atlas -i sample_inputs/winograd.jsonl -o atlas.html --export-json atlas.json
 """
 
 

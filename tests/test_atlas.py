@@ -549,3 +549,16 @@ def test_classical_mds_recovers_planar_points() -> None:
     distance = np.linalg.norm(points[:, None] - points[None], axis=-1)
     xy = classical_mds(distance)
     np.testing.assert_allclose(np.linalg.norm(xy[:, None] - xy[None], axis=-1), distance, atol=1e-9)
+
+
+def test_kept_maps_do_not_hold_the_batch() -> None:
+    """A kept example map is a copy: a view would keep the whole batch's attention
+    alive, and memory would grow with the corpus."""
+    batch = np.random.default_rng(0).random((1, 2, 1, 3, 3)).astype(np.float32)  # [L,B,H,n,n]
+    maps = {s: batch[:, s] for s in range(2)}  # [L, H, n, n] views, like the engine's
+    ex = Examples.empty(1, 1, 2)
+    values = np.ones((len(STATS), 1, 1, 2))
+    ex.offer(values, np.arange(2, dtype=np.int64), maps, lambda s: (str(s), ("a", "b", "c")))
+    assert ex.maps
+    for kept in ex.maps.values():
+        assert not np.shares_memory(kept, batch)
