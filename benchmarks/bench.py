@@ -921,7 +921,7 @@ def atlas_rows(args: argparse.Namespace, work: Path) -> list[Row]:
     rows.append(
         Row(
             f"Atlas --engine ray (local Ray, 2 workers), {small_n:,} sentences",
-            f"{fmt_s(times['ray'])}, max |difference| {worst:.1e}",
+            f"{fmt_s(times['ray'])}, max abs difference {worst:.1e}",
             f"local engine {fmt_s(times['local'])}",
             f"≤ {ATLAS_RAY_TOLERANCE:g}",
             worst <= ATLAS_RAY_TOLERANCE and a["coreference"] == b["coreference"],
