@@ -321,6 +321,10 @@ def _run_atlas(
             f"--atlas takes focus, candidates and answers from the JSONL file, not "
             f"{', '.join(refused)}"
         )
+    if atlas_options["engine"] != "ray" and (
+        atlas_options["ray_address"] is not None or atlas_options["num_gpus"]
+    ):
+        raise click.UsageError("--ray-address and --num-gpus need --engine ray")
     try:
         from reportgen.atlas import AtlasOptions, build_atlas, progress_printer
         from reportgen.config import ReportConfig

@@ -291,6 +291,8 @@ def test_atlas_refuses_sentence_arguments_and_per_sentence_options(tmp_path: Pat
     assert code == 2 and "--focus" in err
     code, err = run("Hello.", "--engine", "ray")
     assert code == 2 and "--atlas" in err
+    code, err = run("--atlas", "-i", str(corpus), "--ray-address", "auto")
+    assert code == 2 and "--engine ray" in err
 
 
 def test_ctrl_c_leaves_no_file(tmp_path: Path, tiny_bert: Path, monkeypatch: Any) -> None:
