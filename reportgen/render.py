@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import numpy as np
@@ -22,6 +22,9 @@ from markupsafe import Markup
 
 from reportgen.assets import csp_hash, libraries
 from reportgen.errors import InputError, ReportgenError
+
+if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only the annotations need it
+    from importlib.resources.abc import Traversable
 
 _SCRIPT_ESCAPES = {
     "<": "\\u003c",
@@ -53,22 +56,32 @@ def script_json(value: Any) -> Markup:
     return Markup(text.translate(_SCRIPT_TABLE))
 
 
-def template_dir() -> Path:
-    """`templates/` beside the package (a checkout), else the installed data files."""
-    here = Path(__file__).resolve().parent.parent / "templates"
-    if here.is_dir():
-        return here
-    installed = Path(sys.prefix) / "share" / "reportgen" / "templates"
-    if installed.is_dir():
-        return installed
-    raise ReportgenError(f"reportgen's templates are missing (looked in {here} and {installed})")
+def template_root() -> Traversable:
+    """The templates: `reportgen/templates` in an installed package (the wheel maps the
+    repository's `templates/` there), else `templates/` beside the package in a checkout."""
+    packaged = resources.files("reportgen") / "templates"
+    if packaged.joinpath("report.html.j2").is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "templates"
+    if (checkout / "report.html.j2").is_file():
+        return checkout
+    raise ReportgenError(
+        "reportgen's templates are missing from its installation; reinstall reportgen"
+    )
+
+
+def _template_source(name: str) -> str:
+    try:
+        return template_root().joinpath(*name.split("/")).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise jinja2.TemplateNotFound(name) from None
 
 
 @cache
 def environment() -> jinja2.Environment:
     """The one Jinja2 environment: autoescape on, undefined names are errors."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
+        loader=jinja2.FunctionLoader(_template_source),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -82,7 +95,7 @@ def environment() -> jinja2.Environment:
 @cache
 def static_text(name: str) -> str:
     """Our own CSS or JS, read raw (never through the Jinja parser)."""
-    text = (template_dir() / name).read_text(encoding="utf-8")
+    text = template_root().joinpath(*name.split("/")).read_text(encoding="utf-8")
     if "</script" in text.lower() or "</style" in text.lower():
         raise ReportgenError(f"templates/{name} must not contain a closing script/style tag")
     return text
@@ -91,7 +104,9 @@ def static_text(name: str) -> str:
 def page_scripts() -> list[str]:
     """Our own scripts in load order: the views in `templates/js/` (each registers a
     hook on `window.reportgen`), then `report.js`, which decodes and draws."""
-    views = sorted(p.name for p in (template_dir() / "js").glob("*.js"))
+    views = sorted(
+        p.name for p in template_root().joinpath("js").iterdir() if p.name.endswith(".js")
+    )
     return [static_text(f"js/{name}") for name in views] + [static_text("report.js")]
 
 
