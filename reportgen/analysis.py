@@ -1,4 +1,4 @@
-"""Pure numpy analysis of attention arrays: entropy, word merging, rollout, focus, packing.
+"""Pure numpy analysis of attention arrays: entropy, word merging, rollout, focus, pairs.
 
 Conventions: an attention array is shaped ``[..., n_query, n_key]``; the last axis is the
 key (the position attended to) and every query row sums to 1. A sentence's full array is
@@ -19,11 +19,9 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "LAYER_VERDICT_THRESHOLD",
-    "QUANT_SCALE",
     "VERDICT_RULE",
     "PairSummary",
     "align_words",
-    "dequantize",
     "drop_positions",
     "find_word",
     "focus_scores",
@@ -33,7 +31,6 @@ __all__ = [
     "merge_groups",
     "normalized_entropy",
     "pair_summary",
-    "quantize_rows",
     "rank_heads",
     "rollout",
     "row_entropy",
@@ -48,14 +45,6 @@ VERDICT_RULE: str = (
     "A layer is 'diffuse' when its heads' mean normalised entropy (entropy / log n) "
     f"is at least {LAYER_VERDICT_THRESHOLD:g}, otherwise 'focused'."
 )
-
-# 500 steps per row keep every weight within 0.002 of the truth (invisible on a colour
-# scale) while a value never exceeds 500, so the packed high byte is almost always 0.
-QUANT_SCALE: int = 500
-
-# Rows quantised per block, so that large maps (e.g. 12 x 12 x 512 x 512) do not need
-# several float64 temporaries of the whole array at once.
-_QUANT_BLOCK_ELEMENTS = 1 << 20
 
 
 def _as_f64(attn: ArrayLike) -> Float64Array:
@@ -408,67 +397,3 @@ def pair_summary(
         f"({best_a:.2f} -> {best_b:.2f})."
     )
     return PairSummary(flips, total, (layer, head), best_a, best_b, sentence)
-
-
-# ---------------------------------------------------------------------------------------
-# Quantisation for the compact store
-# ---------------------------------------------------------------------------------------
-
-
-def _check_scale(scale: int) -> None:
-    if not 1 <= scale <= np.iinfo(np.uint16).max:
-        raise ValueError(f"scale must be between 1 and 65535, got {scale}")
-
-
-def _quantize_block(rows: Float64Array, scale: int) -> NDArray[np.uint16]:
-    """Largest-remainder rounding of a ``[r, m]`` block of rows (values already >= 0)."""
-    scaled = rows * scale
-    floors = np.floor(scaled)
-    remainders = scaled - floors
-    # The target is the row's own rounded total, so a row summing to 1 gets exactly
-    # `scale` and an all-zero padding row gets 0, instead of forcing every row to `scale`.
-    target = np.rint(rows.sum(axis=-1) * scale)
-    # Clipping to [0, m] only guards against float noise; each entry then moves from its
-    # floor by at most 1, which is what bounds the error below 1/scale.
-    extra = np.clip(target - floors.sum(axis=-1), 0, rows.shape[-1]).astype(np.intp)
-    # Stable sort on the negated remainders: largest remainders first, and equal remainders
-    # resolved by position, so the same input always yields the same integers.
-    order = np.argsort(-remainders, axis=-1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(rows.shape[-1])[None, :], axis=-1)
-    q = floors + (rank < extra[:, None])
-    if q.max(initial=0.0) > np.iinfo(np.uint16).max:
-        raise ValueError(f"attention values too large to quantise with scale {scale}")
-    return q.astype(np.uint16)
-
-
-def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint16]:
-    """Quantise attention to integers of ``1/scale``, preserving each row's total exactly.
-
-    Same shape as the input. Each row of the result sums exactly to
-    ``round(row_sum * scale)`` (so to ``scale`` for a row summing to 1) and every value is
-    within ``1/scale`` of the original. Tiny negative round-off is clipped to 0 first.
-    """
-    _check_scale(scale)
-    a = np.asarray(attn)
-    _require_min_ndim(a, 1, "attention")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("cannot quantise non-finite attention values")
-    shape = a.shape
-    m = shape[-1]
-    out = np.empty(shape, dtype=np.uint16)
-    if a.size == 0:
-        return out
-    flat = a.reshape(-1, m)
-    flat_out = out.reshape(-1, m)
-    step = max(1, _QUANT_BLOCK_ELEMENTS // m)
-    for start in range(0, flat.shape[0], step):
-        block = np.clip(flat[start : start + step].astype(np.float64), 0.0, None)
-        flat_out[start : start + step] = _quantize_block(block, scale)
-    return out
-
-
-def dequantize(q: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.float32]:
-    """Inverse of :func:`quantize_rows`: integers back to float32 weights (``q / scale``)."""
-    _check_scale(scale)
-    return (np.asarray(q, dtype=np.float64) / scale).astype(np.float32)

@@ -2,7 +2,7 @@
 
 Nothing third-party lives in this repository: plotly.js comes from `plotly`, d3 5.7
 from `mpld3`, jQuery from `xstatic-jquery` and the head view from `bertviz`. Each is
-gzip-compressed and base64-encoded into the page, where `report.js` inflates it
+gzip-compressed and base64-encoded into the page, where `templates/js/loader.js` inflates it
 with the browser's DecompressionStream and runs it.
 """
 

@@ -11,10 +11,9 @@ from typing import Any
 from reportgen import __version__
 from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
 from reportgen.errors import InputError
-from reportgen.export import export_data, write_export
 from reportgen.inputs import check_text
 from reportgen.render import render_html, write_atomic
-from reportgen.report import ReportDocument, build_document, export_extras, page_config
+from reportgen.report import ReportDocument, build_document, page_settings
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -31,8 +30,6 @@ class Report:
     html: str
     document: ReportDocument = field(repr=False)
     extraction: Extraction = field(repr=False)
-    export_extra: tuple[dict[str, Any], ...] = field(default=(), repr=False)
-    export_pairs: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def save(self, path: str | Path) -> int:
         """Write the report atomically; return its size in bytes."""
@@ -40,8 +37,10 @@ class Report:
 
     def export_json(self, path: str | Path) -> int:
         """Write the `--export-json` document; return its size in bytes."""
-        data = export_data(self.extraction, list(self.export_extra), list(self.export_pairs))
-        return write_export(Path(path), data)
+        # Built here, on demand: a report that is never exported pays nothing for it.
+        from reportgen.export import export_data, write_export
+
+        return write_export(Path(path), export_data(self.extraction, self.document))
 
     def _repr_html_(self) -> str:
         # A sandboxed iframe keeps the report's scripts and CSP away from the notebook.
@@ -102,12 +101,5 @@ def build_report(
         log(f"warning: {warning}")
     document = build_document(extraction, cfg, __version__, batch.pairs)
     log("rendering the report ...")
-    text = render_html({"doc": document, "page_config": page_config(document)})
-    items, pairs = export_extras(document, extraction)
-    return Report(
-        html=text,
-        document=document,
-        extraction=extraction,
-        export_extra=tuple(items),
-        export_pairs=tuple(pairs),
-    )
+    text = render_html({"doc": document, "settings": page_settings(document)})
+    return Report(html=text, document=document, extraction=extraction)

@@ -6,6 +6,7 @@ One escaping rule: text reaches HTML through Jinja2's autoescape, data reaches
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -37,6 +38,8 @@ _SCRIPT_TABLE = str.maketrans(_SCRIPT_ESCAPES)
 
 
 def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)  # a page record (reportgen.store)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -101,13 +104,27 @@ def static_text(name: str) -> str:
     return text
 
 
+# The page's own scripts, in load order (templates/js/). Each adds to `window.reportgen`;
+# core.js first (the namespace and the view registry), main.js last (it starts the page).
+# A new view is one file here plus one `RG.registerView` call in it.
+PAGE_SCRIPTS = (
+    "core.js",  # namespace, view registry, notices
+    "store.js",  # decoding the page's data (reportgen/store.py)
+    "transforms.js",  # maths mirrored from analysis.py
+    "heatmap.js",  # Plotly drawing
+    "bertviz.js",  # bertviz's head view and its quirks
+    "views.js",  # a sentence's views
+    "nexttoken.js",  # causal models' next-token view
+    "pairs.js",  # minimal pairs and the submission block
+    "loader.js",  # inflating the inlined libraries
+    "lazy.js",  # lazy drawing and printing
+    "main.js",  # the coordinator
+)
+
+
 def page_scripts() -> list[str]:
-    """Our own scripts in load order: the views in `templates/js/` (each registers a
-    hook on `window.reportgen`), then `report.js`, which decodes and draws."""
-    views = sorted(
-        p.name for p in template_root().joinpath("js").iterdir() if p.name.endswith(".js")
-    )
-    return [static_text(f"js/{name}") for name in views] + [static_text("report.js")]
+    """Our own scripts, in the order of PAGE_SCRIPTS."""
+    return [static_text(f"js/{name}") for name in PAGE_SCRIPTS]
 
 
 def content_security_policy(scripts: list[str]) -> str:

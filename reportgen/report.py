@@ -6,28 +6,33 @@ compact attention store); nothing here renders HTML.
 
 from __future__ import annotations
 
-import base64
-import gzip
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reportgen import analysis, figures
+from reportgen import analysis, figures, store
 from reportgen.config import (
     SEED_HEAD,
     SEED_LAYER,
-    AttentionMap,
     AttentionResult,
     Extraction,
     ModelInfo,
-    NextToken,
     ReportConfig,
     TokenSeq,
 )
 from reportgen.errors import InputError
 from reportgen.headview import LAYER_AT_A_TIME_TOKENS, PAIR_FILTERS
 from reportgen.nexttoken import NextDoc, next_doc
+from reportgen.store import (
+    CandidateRecord,
+    FocusRecord,
+    PageSettings,
+    PairRecord,
+    SentenceRecord,
+    SeqRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class PairDoc:
         np.ndarray | None
     )  # float64[layers, heads]: A's minus B's weight on candidate 0
     figures: dict[str, Any]
-    payload: dict[str, Any]
+    payload: PairRecord
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,7 @@ class SentenceDoc:
     causal: bool
     layer_entropy: tuple[float, ...]  # nats, of each layer's head-averaged map (primary map)
     truncated: bool
-    next_tokens: tuple[NextToken, ...]
-    payload: dict[str, Any]  # what report.js reads: the compact store and labels
+    payload: SentenceRecord  # what the page reads (see reportgen.store)
     stats: HeadStats
     focus: FocusDoc | None = None
     next: NextDoc | None = None  # causal models: the next-token view
@@ -116,6 +120,27 @@ class ReportDocument:
     figure_specs: dict[str, Any]
     verdict_rule: str
     pairs: tuple[PairDoc, ...] = ()
+
+
+def public_name(name: str) -> str:
+    """A model or file as a shared report may name it: a path becomes its last part.
+
+    Hub ids ("org/model") stay whole; anything that names a local file or folder
+    (absolute, relative with ./ or ~, or existing on disk) keeps only its name, so a
+    report never publishes the maker's folder layout. An input's line ("x.txt:3") keeps
+    its line number.
+    """
+    file, colon, line = name.rpartition(":")
+    if colon and line.isdigit() and file:
+        return f"{public_name(file)}:{line}"
+    path = Path(name)
+    local = name.startswith(("/", "~", ".", "\\")) or (len(name) > 1 and name[1] == ":")
+    if not local:
+        try:
+            local = path.exists()
+        except OSError:
+            local = False
+    return path.name or name if local else name
 
 
 def choose_head(model: ModelInfo, layer: int | None, head: int | None) -> HeadChoice:
@@ -146,53 +171,22 @@ def choose_head(model: ModelInfo, layer: int | None, head: int | None) -> HeadCh
     )
 
 
-# Maps up to this many values get gzip's slowest, smallest level (see pack_attention).
-PACK_LEVEL9_VALUES = 1 << 20
+def _seq_record(seq: TokenSeq, b_start: int | None) -> SeqRecord:
+    return SeqRecord(
+        tokens=seq.display,
+        words=tuple(tuple(g) for g in analysis.word_groups(seq.word_ids)),
+        special=seq.special,
+        b_start=b_start,
+    )
 
 
-def pack_attention(attention: np.ndarray) -> tuple[str, int]:
-    """Quantise rows (sum-preserving) and pack as gzip+base64 of two byte planes.
-
-    Low bytes then high bytes: the high plane is almost all zeros and compresses
-    to nearly nothing, which halves the cost of 16-bit values.
-    """
-    q = analysis.quantize_rows(attention).astype("<u2").ravel()
-    planes = np.concatenate([(q & 0xFF).astype(np.uint8), (q >> 8).astype(np.uint8)])
-    # Level 9 gains ~15% over 6 on big maps but costs 5x the time there (8 s instead of
-    # 1.6 s for 12 x 12 x 512 x 512); small maps keep the smallest output.
-    level = 9 if q.size <= PACK_LEVEL9_VALUES else 6
-    data = gzip.compress(planes.tobytes(), compresslevel=level, mtime=0)
-    return base64.b64encode(data).decode("ascii"), analysis.QUANT_SCALE
-
-
-def _seq_payload(seq: TokenSeq) -> dict[str, Any]:
-    return {
-        "tokens": list(seq.display),
-        "words": analysis.word_groups(seq.word_ids),
-        "special": list(seq.special),
-    }
-
-
-def _map_payload(amap: AttentionMap, q: int, k: int) -> dict[str, Any]:
-    data, scale = pack_attention(amap.attention)
-    layers, heads, nq, nk = amap.attention.shape
-    return {
-        "name": amap.name,
-        "causal": amap.causal,
-        "layers": layers,
-        "heads": heads,
-        "nq": nq,
-        "nk": nk,
-        "q": q,
-        "k": k,
-        "bStart": amap.sentence_b_start,
-        "scale": scale,
-        "data": data,
-    }
-
-
-def sentence_payload(result: AttentionResult) -> dict[str, Any]:
-    """The JSON one sentence's views read: token sequences and packed maps."""
+def sentence_record(
+    result: AttentionResult,
+    figs: dict[str, Any],
+    focus: FocusRecord | None = None,
+    nxt: store.NextRecord | None = None,
+) -> SentenceRecord:
+    """The record one sentence's views read: token sequences and packed maps."""
     seqs: list[TokenSeq] = []
 
     def seq_index(seq: TokenSeq) -> int:
@@ -202,18 +196,31 @@ def sentence_payload(result: AttentionResult) -> dict[str, Any]:
         seqs.append(seq)
         return len(seqs) - 1
 
-    maps = [_map_payload(m, seq_index(m.query), seq_index(m.key)) for m in result.maps]
+    maps = tuple(
+        store.map_record(
+            m.name,
+            m.attention,
+            causal=m.causal,
+            query_seq=seq_index(m.query),
+            key_seq=seq_index(m.key),
+            b_start=m.sentence_b_start,
+        )
+        for m in result.maps
+    )
+    # Every view of a sequence marks segment B where any map over it has one.
+    b_starts: dict[int, int] = {}
+    for mp in maps:
+        if mp.b_start is not None:
+            b_starts[mp.query_seq] = b_starts[mp.key_seq] = mp.b_start
     n = result.maps[0].attention.shape[-1]
-    seq_payloads = [_seq_payload(s) for s in seqs]
-    for amap, mp in zip(result.maps, maps, strict=True):
-        if amap.sentence_b_start is not None:  # every view of this sequence marks segment B
-            for side in ("q", "k"):
-                seq_payloads[mp[side]]["bStart"] = amap.sentence_b_start
-    return {
-        "seqs": seq_payloads,
-        "maps": maps,
-        "layerAtATime": n > LAYER_AT_A_TIME_TOKENS,
-    }
+    return SentenceRecord(
+        seqs=tuple(_seq_record(s, b_starts.get(i)) for i, s in enumerate(seqs)),
+        maps=maps,
+        layer_at_a_time=n > LAYER_AT_A_TIME_TOKENS,
+        figures=figs,
+        focus=focus,
+        next=nxt,
+    )
 
 
 def head_stats(attention: np.ndarray) -> HeadStats:
@@ -309,26 +316,24 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
     primary = result.maps[0]
     avg = analysis.head_average(primary.attention)
     focus = focus_doc(result)
-    payload = sentence_payload(result)
     nxt = next_doc(result)
-    if nxt is not None:
-        payload["next"] = nxt.payload()
-    if focus is not None:
-        payload["focus"] = {
-            "word": focus.word,
-            "positions": list(focus.positions),
-            "candidates": [
-                {"word": w, "positions": list(p)}
-                for w, p in zip(focus.candidates, focus.candidate_positions, strict=True)
-            ],
-        }
     stats = head_stats(primary.attention)
-    payload["figures"] = {"entropy": stats.figure}
+    figs: dict[str, Any] = {"entropy": stats.figure}
+    focus_record = None
     if focus is not None:
         for c, fig in enumerate(focus.figures["scores"]):
-            payload["figures"][f"focus{c}"] = fig
+            figs[f"focus_{c}"] = fig
         if "winner" in focus.figures:
-            payload["figures"]["winner"] = focus.figures["winner"]
+            figs["winner"] = focus.figures["winner"]
+        focus_record = FocusRecord(
+            word=focus.word,
+            positions=focus.positions,
+            candidates=tuple(
+                CandidateRecord(w, p)
+                for w, p in zip(focus.candidates, focus.candidate_positions, strict=True)
+            ),
+        )
+    payload = sentence_record(result, figs, focus_record, nxt.record() if nxt is not None else None)
     return SentenceDoc(
         number=number,
         anchor=f"s{number}",
@@ -339,7 +344,6 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
         causal=primary.causal,
         layer_entropy=tuple(float(x) for x in analysis.mean_entropy(avg)),
         truncated=result.truncated,
-        next_tokens=result.next_tokens,
         payload=payload,
         stats=stats,
         focus=focus,
@@ -385,7 +389,7 @@ def pair_doc(
         )
         headline, best = summary.sentence, summary.best
         diff = fa.scores[..., 0] - fb.scores[..., 0]
-        figs["focusDiff"] = figures.grid_figure(
+        figs["focus_diff"] = figures.grid_figure(
             diff,
             title=f"{_quote(fa.word)} → {_quote(fa.candidates[0])}: A minus B",
             colorbar_title="A - B",
@@ -412,13 +416,9 @@ def pair_doc(
         aligned_by="tokens" if same_length else "words",
         focus_difference=diff,
         figures=figs,
-        payload={
-            "figures": figs,
-            "a": sa.anchor,
-            "b": sb.anchor,
-            "alignment": [list(p) for p in alignment],
-            "chosen": list(chosen),
-        },
+        payload=PairRecord(
+            a=sa.anchor, b=sb.anchor, alignment=tuple(alignment), chosen=chosen, figures=figs
+        ),
     )
 
 
@@ -429,14 +429,20 @@ def build_document(
     pairs_of: tuple[tuple[int, int], ...] = (),
 ) -> ReportDocument:
     """Assemble the report's content from the extraction and the options."""
-    model = extraction.model
+    model = replace(extraction.model, name=public_name(extraction.model.name))
     start = choose_head(model, config.layer, config.head)
     sentences = tuple(sentence_doc(i, r) for i, r in enumerate(extraction.results, start=1))
     pairs = tuple(
         pair_doc(number, a, b, extraction.results, sentences, start, config)
         for number, (a, b) in enumerate(pairs_of, start=1)
     )
+    # Warnings name their input ("/home/me/x.txt:3"); the page names it "x.txt:3".
     warnings = list(extraction.warnings)
+    for item in {r.item.source for r in extraction.results}:
+        public = public_name(item)
+        if public != item:
+            warnings = [w.replace(item, public) for w in warnings]
+    warnings = [w.replace(extraction.model.name, model.name) for w in warnings]
     title = config.title or "Attention report"
     return ReportDocument(
         title=title,
@@ -454,78 +460,14 @@ def build_document(
     )
 
 
-def page_config(doc: ReportDocument) -> dict[str, Any]:
-    """Report-wide settings for report.js."""
-    return {
-        "startLayer": doc.start.layer,
-        "startHead": doc.start.head,
-        "layers": doc.model.layers,
-        "heads": doc.model.heads,
-        "figures": doc.figure_specs,
-        "pairFilters": [name for name, _ in PAIR_FILTERS],
-        "layerAtATimeTokens": LAYER_AT_A_TIME_TOKENS,
-    }
-
-
-def export_extras(
-    doc: ReportDocument, extraction: Extraction
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The analysis numbers `--export-json` carries beside the raw attention."""
-    items: list[dict[str, Any]] = []
-    for sdoc, result in zip(doc.sentences, extraction.results, strict=True):
-        attention = result.maps[0].attention
-        extra: dict[str, Any] = {
-            "entropy": {
-                "nats": sdoc.stats.entropy.tolist(),
-                "normalized": sdoc.stats.normalized.tolist(),
-                "layer_verdicts": list(sdoc.stats.verdicts),
-                "rule": doc.verdict_rule,
-            },
-            "rollout": analysis.rollout(attention).tolist(),
-        }
-        if sdoc.focus is not None:
-            f = sdoc.focus
-            extra["focus"] = {
-                "word": f.word,
-                "positions": list(f.positions),
-                "notes": list(f.notes),
-                "candidates": [
-                    {"word": w, "positions": list(p), "scores": f.scores[..., c].tolist()}
-                    for c, (w, p) in enumerate(
-                        zip(f.candidates, f.candidate_positions, strict=True)
-                    )
-                ],
-            }
-        if sdoc.next is not None:
-            extra["next_token_heads"] = [
-                {
-                    "from": src.label,
-                    "positions": list(src.positions),
-                    "words": [
-                        {
-                            "word": w.word,
-                            "positions": list(w.positions),
-                            "heads": [
-                                {"layer": h.layer, "head": h.head, "value": h.value}
-                                for h in w.heads
-                            ],
-                        }
-                        for w in src.words
-                    ],
-                }
-                for src in sdoc.next.sources
-            ]
-        items.append(extra)
-    pairs = [
-        {
-            "a": p.a,
-            "b": p.b,
-            "headline": p.headline,
-            "best_head": list(p.best) if p.best is not None else None,
-            "focus_difference": (
-                p.focus_difference.tolist() if p.focus_difference is not None else None
-            ),
-        }
-        for p in doc.pairs
-    ]
-    return items, pairs
+def page_settings(doc: ReportDocument) -> PageSettings:
+    """Report-wide settings for the page."""
+    return PageSettings(
+        start_layer=doc.start.layer,
+        start_head=doc.start.head,
+        layers=doc.model.layers,
+        heads=doc.model.heads,
+        figures=doc.figure_specs,
+        pair_filters=tuple(name for name, _ in PAIR_FILTERS),
+        layer_at_a_time_tokens=LAYER_AT_A_TIME_TOKENS,
+    )

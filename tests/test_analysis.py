@@ -7,17 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from reportgen import analysis
 from reportgen.analysis import (
     LAYER_VERDICT_THRESHOLD,
-    QUANT_SCALE,
     VERDICT_RULE,
     PairSummary,
     align_words,
-    dequantize,
     drop_positions,
     find_word,
     focus_scores,
@@ -27,7 +22,6 @@ from reportgen.analysis import (
     merge_groups,
     normalized_entropy,
     pair_summary,
-    quantize_rows,
     rank_heads,
     rollout,
     row_entropy,
@@ -416,77 +410,3 @@ def test_pair_summary_ignores_extra_candidates() -> None:
         np.concatenate([a, extra], -1), np.concatenate([b, extra], -1), "it", ("animal", "street")
     )
     assert (summary.flips, summary.best) == (2, (1, 0))
-
-
-# --- quantisation -----------------------------------------------------------------------
-
-
-def test_quantize_hand_example() -> None:
-    # 100.15, 100.15, 299.7 -> floors sum to 499; the one extra unit goes to the 0.7.
-    q = quantize_rows(np.array([[0.2003, 0.2003, 0.5994]]))
-    assert q.dtype == np.uint16
-    np.testing.assert_array_equal(q, [[100, 100, 300]])
-
-
-def test_quantize_ties_go_to_first_positions() -> None:
-    q = quantize_rows(np.full((1, 3), 1 / 3))
-    np.testing.assert_array_equal(q, [[167, 167, 166]])
-
-
-def test_quantize_zero_rows_and_negatives() -> None:
-    q = quantize_rows(np.array([[0.0, 0.0, 0.0], [-1e-9, 1.0 + 1e-9, 0.0]]))
-    np.testing.assert_array_equal(q, [[0, 0, 0], [0, QUANT_SCALE, 0]])
-
-
-def test_quantize_non_square_and_custom_scale() -> None:
-    rng = np.random.default_rng(5)
-    attn = dirichlet_attention(rng, (2, 3, 4, 7))
-    q = quantize_rows(attn, scale=1000)
-    assert q.shape == attn.shape
-    np.testing.assert_array_equal(q.sum(axis=-1), 1000)
-    assert np.abs(dequantize(q, 1000) - attn).max() <= 1 / 1000
-
-
-def test_quantize_blocks_do_not_change_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(6)
-    attn = dirichlet_attention(rng, (3, 4, 9, 9)).astype(np.float32)
-    whole = quantize_rows(attn)
-    monkeypatch.setattr(analysis, "_QUANT_BLOCK_ELEMENTS", 20)
-    np.testing.assert_array_equal(quantize_rows(attn), whole)
-
-
-def test_quantize_rejects_non_finite() -> None:
-    with pytest.raises(ValueError):
-        quantize_rows(np.array([[np.nan, 1.0]]))
-
-
-def test_dequantize_dtype_and_values() -> None:
-    out = dequantize(np.array([[100, 400]], dtype=np.uint16))
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [[0.2, 0.8]])
-
-
-shapes = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 17), st.integers(1, 17))
-
-
-@settings(max_examples=150, deadline=None)
-@given(shape=shapes, seed=st.integers(0, 2**32 - 1), sparse=st.booleans())
-def test_quantize_property(shape: tuple[int, int, int, int], seed: int, sparse: bool) -> None:
-    rng = np.random.default_rng(seed)
-    layers, heads, nq, nk = shape
-    attn = dirichlet_attention(rng, (layers, heads, nq, nk))
-    if sparse:
-        # Causal-style exact zeros: keep at least the first key of every row.
-        mask = rng.random(attn.shape) < 0.5
-        mask[..., 0] = True
-        attn = np.where(mask, attn, 0.0)
-        attn /= attn.sum(axis=-1, keepdims=True)
-    attn = attn.astype(np.float32)  # models hand us float32, whose rows are only ~1
-
-    q = quantize_rows(attn)
-    assert q.dtype == np.uint16 and q.shape == attn.shape
-    np.testing.assert_array_equal(q.sum(axis=-1, dtype=np.int64), QUANT_SCALE)
-    err = np.abs(q.astype(np.float64) / QUANT_SCALE - attn.astype(np.float64))
-    assert err.max() <= 1 / QUANT_SCALE
-    # Deterministic: the same input always gives the same integers.
-    np.testing.assert_array_equal(quantize_rows(attn.copy()), q)

@@ -116,7 +116,7 @@ def test_one_data_block_per_sentence_with_its_tokens(
         assert seqs[0]["tokens"] == expected
         assert seqs[0]["special"] == [bool(s) for s in enc["special_tokens_mask"]]
         assert (maps[0]["layers"], maps[0]["heads"]) == (2, 4)
-        assert maps[0]["nq"] == maps[0]["nk"] == len(raw)
+        assert maps[0]["n_query"] == maps[0]["n_key"] == len(raw)
     # The report's data matches what it extracted.
     for result, sentence in zip(report.extraction.results, SENTENCES, strict=True):
         assert result.item.text == sentence

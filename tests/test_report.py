@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.errors import InputError
-from reportgen.report import choose_head, focus_doc, pack_attention
+from reportgen.report import choose_head, focus_doc
 
 from .conftest import WINOGRAD, random_attention
 
@@ -45,17 +43,6 @@ def test_fallback_to_last_layer_first_head_and_says_so() -> None:
 def test_out_of_range_names_valid_range() -> None:
     with pytest.raises(InputError, match=r"--head 13 is out of range: this model has heads 1-12"):
         choose_head(_info(6, 12), 2, 13)
-
-
-def test_pack_attention_round_trip(rng: np.random.Generator) -> None:
-    att = random_attention(rng, (2, 3, 9, 9))
-    data, scale = pack_attention(att)
-    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
-    count = planes.size // 2
-    q = planes[:count].astype(np.uint16) | (planes[count:].astype(np.uint16) << 8)
-    values = q.reshape(att.shape) / scale
-    assert np.abs(values - att).max() <= 0.002
-    np.testing.assert_array_equal(q.reshape(att.shape).sum(-1), scale)
 
 
 def _result(
@@ -144,7 +131,7 @@ def test_export_focus_and_pair_numbers_on_the_embedded_model(tmp_path: Path) -> 
         np.testing.assert_allclose(item["rollout"], analysis.rollout(att), atol=1e-9)
         assert np.array(item["entropy"]["nats"]).shape == (6, 12)
     pair = exported["pairs"][0]
-    assert (pair["a"], pair["b"]) == (0, 1)
+    assert (pair["a_index"], pair["b_index"]) == (0, 1)
     assert pair["headline"].startswith("In ") and "of 72 heads 'it'" in pair["headline"]
     html = out.read_text()
     assert pair["headline"].replace("'", "&#39;").replace(">", "&gt;") in html
