@@ -161,7 +161,7 @@ def test_gpt2_export_matches_model(tiny_gpt2: Path, gpt2_report: Any) -> None:
         weights = att[:, :, last, word["positions"]].sum(-1)
         best = word["heads"][0]
         assert best["value"] == pytest.approx(weights.max())
-        assert weights[best["layer"], best["head"]] == pytest.approx(weights.max())
+        assert weights[best["layer_index"], best["head_index"]] == pytest.approx(weights.max())
 
 
 def _check_enc_dec(folder: Path, export: dict[str, Any], rows: list[dict[str, str]]) -> None:
