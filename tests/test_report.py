@@ -19,7 +19,7 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.errors import InputError
-from reportgen.report import choose_head, focus_doc
+from reportgen.report import choose_head, focus_doc, public_name
 
 from .conftest import WINOGRAD, random_attention
 
@@ -135,3 +135,44 @@ def test_export_focus_and_pair_numbers_on_the_embedded_model(tmp_path: Path) -> 
     assert pair["headline"].startswith("In ") and "of 72 heads 'it'" in pair["headline"]
     html = out.read_text()
     assert pair["headline"].replace("'", "&#39;").replace(">", "&gt;") in html
+
+
+# --- no local paths in what is shared ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "public"),
+    [
+        ("/home/alice/models/my-bert", "my-bert"),
+        ("/home/alice/models/smol.Q4_1.gguf", "smol.Q4_1.gguf"),
+        ("~/models/my-bert/", "my-bert"),
+        ("./my-bert", "my-bert"),
+        ("/home/alice/x.txt:3", "x.txt:3"),
+        ("bert-base-uncased", "bert-base-uncased"),
+        ("google-bert/bert-base-cased", "google-bert/bert-base-cased"),  # a hub id stays whole
+        ("argument 2", "argument 2"),
+        ("<stdin>:4", "<stdin>:4"),
+    ],
+)
+def test_public_name(name: str, public: str) -> None:
+    assert public_name(name) == public
+
+
+def test_no_local_folder_in_page_or_export(tiny_bert: Path, tmp_path: Path) -> None:
+    """An absolute model path and an absolute input path reach neither file."""
+    inputs = tmp_path / "private-folder" / "lab.txt"
+    inputs.parent.mkdir()
+    # Longer than tiny_bert's 128 tokens: the truncation warning names its input line.
+    inputs.write_text("Cats sleep.\n" + "word " * 300 + "\n", encoding="utf-8")
+    out, data = tmp_path / "r.html", tmp_path / "r.json"
+    args = ["-m", str(tiny_bert.resolve()), "-i", str(inputs.resolve()), "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "--export-json", str(data)])
+    assert result.exit_code == 0, result.stderr
+    html, exported = out.read_text(encoding="utf-8"), data.read_text(encoding="utf-8")
+    for text in (html, exported):
+        assert str(tiny_bert.resolve().parent) not in text
+        assert str(inputs.parent.resolve()) not in text
+        assert "private-folder" not in text
+    assert f"<code>{tiny_bert.name}</code> (BertModel, encoder)" in html
+    assert "lab.txt:2: truncated" in html
+    assert json.loads(exported)["model"]["name"] == tiny_bert.name
