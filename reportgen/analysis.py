@@ -24,6 +24,7 @@ __all__ = [
     "align_words",
     "drop_positions",
     "find_word",
+    "word_in_text",
     "focus_scores",
     "head_average",
     "layer_verdicts",
@@ -235,6 +236,12 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     # \w in a str pattern is Unicode-aware: letters, digits and underscore of any script,
     # so "it" does not match inside "itself" or "Ítem", and "naïve" still matches whole.
     return re.compile(r"(?<!\w)" + "".join(parts) + r"(?!\w)", re.IGNORECASE)
+
+
+def word_in_text(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` as :func:`find_word` matches it (no tokens needed)."""
+    needle = word.strip()
+    return bool(needle) and _word_pattern(needle).search(text) is not None
 
 
 def find_word(text: str, offsets: Sequence[tuple[int, int]], word: str) -> tuple[list[int], int]:

@@ -55,6 +55,10 @@ def csp_hash(script: str) -> str:
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
+# Import names whose distribution is named otherwise.
+_DISTRIBUTIONS = {"xstatic.pkg.jquery": "XStatic-jQuery"}
+
+
 def _package_text(package: str, *parts: str) -> str:
     try:
         # find_spec locates the package without running it: importing mpld3 would pull
@@ -67,7 +71,7 @@ def _package_text(package: str, *parts: str) -> str:
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise ReportgenError(
             f"cannot read {'/'.join(parts)} from the installed '{package}' package ({exc}); "
-            f"reinstall it: pip install --force-reinstall {package.split('.')[0]}"
+            f"reinstall it: pip install --force-reinstall {_DISTRIBUTIONS.get(package, package)}"
         ) from None
 
 

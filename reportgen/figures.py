@@ -130,26 +130,6 @@ def grid_figure(
     return _plain(fig)
 
 
-def bar_figure(
-    labels: Sequence[str], values: Sequence[float], *, title: str, x_title: str
-) -> dict[str, Any]:
-    """A horizontal bar chart (top predictions, per-layer numbers)."""
-    fig = go.Figure(
-        go.Bar(
-            x=[float(v) for v in values],
-            y=list(labels),
-            orientation="h",
-            marker={"color": "#440154"},
-            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
-        )
-    )
-    fig.update_layout(**_base_layout(title, 80 + 28 * len(labels)))
-    fig.update_layout(plot_bgcolor="#ffffff", margin={"l": 120, "r": 30, "t": 50, "b": 40})
-    fig.update_xaxes(title_text=x_title, rangemode="tozero")
-    fig.update_yaxes(autorange="reversed", type="category")
-    return _plain(fig)
-
-
 # Colours for up to ten candidate words (Plotly's default qualitative sequence).
 CANDIDATE_COLORS = (
     "#636efa",
@@ -165,6 +145,14 @@ CANDIDATE_COLORS = (
 )
 
 
+def candidate_color(index: int) -> str:
+    """Plotly's ten qualitative colours, then hues a golden angle apart (never repeating)."""
+    if index < len(CANDIDATE_COLORS):
+        return CANDIDATE_COLORS[index]
+    hue = (index - len(CANDIDATE_COLORS)) * 137.508 % 360
+    return f"hsl({hue:.1f},55%,{45 + 10 * (index % 2)}%)"
+
+
 def winner_figure(
     winners: np.ndarray, candidates: Sequence[str], names: Sequence[Sequence[str]], *, title: str
 ) -> dict[str, Any]:
@@ -173,7 +161,7 @@ def winner_figure(
     # A stepped colour scale: candidate c owns the band [c, c+1) / count.
     scale: list[list[float | str]] = []
     for c in range(count):
-        color = CANDIDATE_COLORS[c % len(CANDIDATE_COLORS)]
+        color = candidate_color(c)
         scale += [[c / count, color], [(c + 1) / count, color]]
     fig = grid_figure(
         winners.astype(float),

@@ -212,6 +212,10 @@ def collect_inputs(
             raise InputError(f"sentence argument {i + 1} is empty")
     pairs: list[tuple[int, int]] = []
     if input_path is not None:
+        if Path(input_path).suffix.lower() in (".csv", ".tsv"):
+            raise InputError(
+                f"'{input_path}' is a table; give a .txt file (one sentence a line) or .jsonl"
+            )
         label, text = read_text_source(input_path)
         if _is_jsonl(label, text):
             file_items, file_pairs = parse_jsonl(label, text)

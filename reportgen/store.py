@@ -238,12 +238,6 @@ def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint1
     return out
 
 
-def dequantize(q: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.float32]:
-    """Inverse of :func:`quantize_rows`: integers back to float32 weights (``q / scale``)."""
-    _check_scale(scale)
-    return (np.asarray(q, dtype=np.float64) / scale).astype(np.float32)
-
-
 def pack_attention(attention: np.ndarray) -> tuple[str, int]:
     """Quantise rows (sum-preserving) and pack as gzip+base64 of two byte planes.
 
