@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -201,7 +203,8 @@ def main(
         progress = None
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
             progress = _progress_printer()
-        report = build_report(batch, config=config, log=log, progress=progress)
+        with _muted_stderr(quiet):
+            report = build_report(batch, config=config, log=log, progress=progress)
         if export_json is not None:
             size = report.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
@@ -213,6 +216,17 @@ def main(
         _say(f"Error: {exc}")
         sys.exit(exc.exit_code)
     log(f"wrote {output} ({_human_size(size)})")
+
+
+@contextlib.contextmanager
+def _muted_stderr(quiet: bool) -> Iterator[None]:
+    """With -q, third-party progress bars (transformers' GGUF conversion uses a bare tqdm
+    on stderr) stay silent; errors still reach the user as exceptions, printed after."""
+    if not quiet:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _progress_printer() -> Callable[[int, int], None]:
