@@ -23,7 +23,9 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
     into ``seqs``; ``b_start``; ``scale``; ``data``: the packed weights, see
     :func:`pack_attention`); ``layer_at_a_time``; ``figures``: name -> Plotly figure
     built in Python (``entropy``, ``focus_<c>``, ``winner``); ``focus``:
-    :class:`FocusRecord` or null; ``next``: :class:`NextRecord` or null.
+    :class:`FocusRecord` or null (``word``, its token ``positions``, ``candidates``: each
+    a ``word`` and its ``positions``); ``next``: :class:`NextRecord` or null (``sources``:
+    each a ``label`` and the ``positions`` whose rows the view averages).
 
 ``<script type="application/json" id="rg-data-p<N>">``: :class:`PairRecord`
     ``a``, ``b``: the anchors of the two sentences ("s1"); ``alignment``: pairs of

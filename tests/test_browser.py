@@ -216,3 +216,11 @@ def test_modebar_offers_only_offline_buttons(demo_page: Any) -> None:
     assert any("png" in (t or "").lower() for t in titles)
     assert not [t for t in titles if "plotly" in (t or "").lower() or "cloud" in (t or "").lower()]
     assert plot.locator(".modebar a[href]").count() == 0  # no logo link to plotly.com
+
+
+def test_every_view_in_the_page_is_registered(demo_page: Any) -> None:
+    """One registry: each data-view in the markup has its drawing function, and back."""
+    page, _ = demo_page
+    in_page = set(page.locator("[data-view]").evaluate_all("els => els.map(e => e.dataset.view)"))
+    registered = set(page.evaluate("Object.keys(window.reportgen.views)"))
+    assert in_page == registered - {"next"}  # the demo model is not causal

@@ -354,3 +354,54 @@ def test_long_input_head_view_waits_for_a_click(
     lines = page.evaluate("document.querySelectorAll('#s1 .rg-bertviz line').length")
     assert lines == 12 * 102 * 102
     assert log.errors == []
+
+
+# ---------------------------------------------------------------------------------------
+# The records: one description, one key style
+
+
+RECORDS = (
+    store.SeqRecord,
+    store.MapRecord,
+    store.CandidateRecord,
+    store.FocusRecord,
+    store.NextSourceRecord,
+    store.NextRecord,
+    store.SentenceRecord,
+    store.PairRecord,
+    store.PageSettings,
+)
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.__name__)
+def test_every_field_is_snake_case_and_described_in_the_format(record: type) -> None:
+    import dataclasses
+    import re
+
+    doc = store.__doc__ or ""
+    assert record.__name__ in doc or record.__name__ in ("CandidateRecord", "NextSourceRecord")
+    for f in dataclasses.fields(record):
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", f.name), f.name
+        if record not in (store.CandidateRecord, store.NextSourceRecord):
+            assert f"``{f.name}``" in doc, f"{record.__name__}.{f.name} is not in FORMAT"
+
+
+def test_map_ids_are_stable() -> None:
+    assert [store.map_id(n) for n in store.MAP_IDS] == [
+        "self",
+        "encoder_self",
+        "decoder_self",
+        "cross",
+    ]
+    assert store.map_id("Some new-kind attention") == "some_new_kind_attention"
+
+
+def test_records_serialise_to_the_documented_keys(rng: np.random.Generator) -> None:
+    att = random_attention(rng, (2, 3, 4, 5))
+    m = store.map_record("Cross-attention", att, causal=False, query_seq=1, key_seq=0, b_start=None)
+    data = store.as_json(m)
+    assert (data["id"], data["n_query"], data["n_key"]) == ("cross", 4, 5)
+    values = decode_like_js(data["data"], data["scale"], att.shape)
+    assert np.abs(values - att).max() <= VALUE_TOLERANCE
+    with pytest.raises(TypeError):
+        store.as_json({"not": "a record"})
