@@ -34,8 +34,9 @@ GGUF_INSTALL_HINT = (
 GGUF_MAGIC = b"GGUF"
 MARKER_NAME = ".complete"
 # Bump when the layout of a materialised folder changes, so older folders are rebuilt.
-# 2: the marker records the size and sha256 of every weights file.
-CACHE_FORMAT = 2
+# (A marker without the "weights" record, from before it existed, is rebuilt too; older
+# code still accepts the markers written now.)
+CACHE_FORMAT = 1
 _CHUNK = 1 << 20
 _KEY_LENGTH = 16
 _PARTIAL_SUFFIX = ".partial"

@@ -36,9 +36,13 @@ MAX_SENTENCES = 1_000
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
+class TooManySentences(InputError):
+    """More sentences than a per-sentence report takes."""
+
+
 def too_many_sentences(limit: int) -> InputError:
     """The one-line refusal of a per-sentence report over `limit` sentences."""
-    return InputError(
+    return TooManySentences(
         f"more than {limit:,} sentences: a per-sentence report that big takes long to open "
         "in a browser; raise the limit with --max-sentences N, or use --atlas for "
         "corpus-sized inputs"
@@ -107,7 +111,7 @@ def parse_text_lines(label: str, text: str, limit: int | None = None) -> list[Se
 
     Counting stops at `limit` + 1 sentences, so a corpus is refused before it is parsed.
     """
-    items = []
+    items: list[SentenceInput] = []
     for number, line in enumerate(_lines(text), start=1):
         sentence = line.strip()
         if not sentence or sentence.startswith("#"):
@@ -216,9 +220,7 @@ def parse_jsonl(
     return items, pairs
 
 
-def check_text(
-    value: str | None, where: str, limit: int = MAX_CHARS, what: str = "text"
-) -> None:
+def check_text(value: str | None, where: str, limit: int = MAX_CHARS, what: str = "text") -> None:
     """Refuse a value over `limit` characters, quoting only its start, and lone
     surrogates: an undecodable command-line byte (Python keeps it as U+DC80-U+DCFF) or a
     JSON "\\ud800" escape. Neither can be tokenized or written to the UTF-8 report."""
@@ -267,9 +269,7 @@ def split_candidates(value: str | None) -> tuple[str, ...]:
     check_candidates(len(parts), "--candidates")
     words = tuple(w.strip() for w in parts)
     if not all(words):
-        raise InputError(
-            f"--candidates '{preview(value)}' has an empty word; use WORD[,WORD...]"
-        )
+        raise InputError(f"--candidates '{preview(value)}' has an empty word; use WORD[,WORD...]")
     for word in words:
         check_text(word, "--candidates", MAX_WORD_CHARS, "candidate")
     return words
@@ -313,12 +313,15 @@ def collect_inputs(
     if input_path is not None:
         label, text = read_text_source(input_path)
         room = None if max_sentences is None else max_sentences - len(items)
-        if _is_jsonl(label, text):
-            file_items, file_pairs = parse_jsonl(label, text, room)
-            offset = len(items)
-            pairs.extend((a + offset, b + offset) for a, b in file_pairs)
-        else:
-            file_items = parse_text_lines(label, text, room)
+        try:
+            if _is_jsonl(label, text):
+                file_items, file_pairs = parse_jsonl(label, text, room)
+                offset = len(items)
+                pairs.extend((a + offset, b + offset) for a, b in file_pairs)
+            else:
+                file_items = parse_text_lines(label, text, room)
+        except TooManySentences:  # the parser knew only the room left; name the limit
+            raise too_many_sentences(max_sentences or 0) from None
         del text
         items.extend(file_items)
     if not items:

@@ -12,7 +12,7 @@ from reportgen import __version__
 from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
 from reportgen.errors import InputError
 from reportgen.export import export_data, write_export
-from reportgen.inputs import check_text
+from reportgen.inputs import check_item
 from reportgen.render import render_html, write_atomic
 from reportgen.report import ReportDocument, build_document, export_extras, page_config
 
@@ -63,8 +63,7 @@ def _as_batch(sentences: Any) -> InputBatch:
             s = SentenceInput(text=s.strip(), source=f"sentence {i}")
         elif not isinstance(s, SentenceInput):
             raise InputError(f"sentence {i} is a {type(s).__name__}, not a string")
-        for value in (s.text, s.focus, s.text_pair, s.target, *s.candidates):
-            check_text(value, s.source)
+        check_item(s)  # the same limits as the CLI's, before the model loads
         items.append(s)
     if not items or any(not it.text for it in items):
         raise InputError("no sentences given (or an empty one)")
