@@ -48,8 +48,8 @@ Float64Array = NDArray[np.float64]
 
 LAYER_VERDICT_THRESHOLD: float = 0.5
 VERDICT_RULE: str = (
-    "A layer is 'diffuse' when its heads' mean normalised entropy (entropy / log n) "
-    f"is at least {LAYER_VERDICT_THRESHOLD:g}, otherwise 'focused'."
+    "A layer is 'diffuse' when the mean entropy of its heads is at least "
+    f"{LAYER_VERDICT_THRESHOLD:g} x ln n (half the even spread), otherwise 'focused'."
 )
 
 # 500 steps per row keep every weight within 0.002 of the truth (invisible on a colour
