@@ -203,7 +203,7 @@ def test_a_file_in_the_way_fails_before_the_model_loads(tmp_path: Path) -> None:
         str(tmp_path / "r.html"),
     )
     assert code != 0 and "Traceback" not in err
-    assert err.strip().splitlines() == [f"Error: --submission '{blocker}' is a file, not a folder"]
+    assert code == 2 and "'--submission'" in err and "is a file" in err
     assert not (tmp_path / "r.html").exists()
     with pytest.raises(InputError, match="does not exist"):
         check_folder(tmp_path / "missing" / "deeper")
