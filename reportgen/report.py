@@ -465,6 +465,8 @@ def pair_doc(
             "b": sb.anchor,
             "alignment": [list(p) for p in alignment],
             "chosen": list(chosen),
+            # Candidate index outlined in A and in B (the answers), for the submission maps.
+            "expected": list(answer.expected) if answer is not None else [0, 1],
         },
         answer=answer,
         words=words,
@@ -656,6 +658,7 @@ def page_config(doc: ReportDocument) -> dict[str, Any]:
         "figures": doc.figure_specs,
         "pairFilters": [name for name, _ in PAIR_FILTERS],
         "layerAtATimeTokens": LAYER_AT_A_TIME_TOKENS,
+        "heatmapSize": figures.HEATMAP_SIZE,
     }
 
 
