@@ -29,11 +29,11 @@ from reportgen.analysis import (
     normalized_entropy,
     pair_answer,
     pair_summary,
-    submission_range,
     quantize_rows,
     rank_heads,
     rollout,
     row_entropy,
+    submission_range,
     winner_grid,
     word_groups,
 )
