@@ -68,8 +68,6 @@
     width: 348,
     height: 420,
     margin: { l: 56, r: 4, t: 40, b: 56 },
-    "xaxis.tickfont.size": 8,
-    "yaxis.tickfont.size": 8,
     "title.font.size": 12,
   };
   let restore = [];
@@ -82,15 +80,24 @@
     if (!section) throw new Error("no minimal pair " + anchor);
     document.body.classList.add(PRINT_CLASS);
     section.classList.add(TARGET_CLASS);
-    for (const div of section.querySelectorAll('.rg-submission .js-plotly-plot')) {
+    for (const div of section.querySelectorAll(".rg-submission .js-plotly-plot")) {
       const l = div.layout;
+      const font = (axis) => (l[axis].tickfont ? l[axis].tickfont.size : null);
       restore.push([div, {
         width: l.width, height: l.height, margin: RG.clone(l.margin || {}),
-        "xaxis.tickfont.size": l.xaxis.tickfont ? l.xaxis.tickfont.size : null,
-        "yaxis.tickfont.size": l.yaxis.tickfont ? l.yaxis.tickfont.size : null,
+        "xaxis.tickfont.size": font("xaxis"), "yaxis.tickfont.size": font("yaxis"),
+        "xaxis.tickmode": l.xaxis.tickmode, "yaxis.tickmode": l.yaxis.tickmode,
         "title.font.size": null,
       }]);
-      await Plotly.relayout(div, SHEET_MAP);
+      // Every token labelled while a label still fits its cell (7 px at least).
+      const n = div.data[0].z.length;
+      const cell = (SHEET_MAP.width - 120) / Math.max(n, 1);
+      const size = Math.min(9, Math.floor(cell - 1));
+      const mode = size >= 7 ? "array" : "auto";
+      await Plotly.relayout(div, Object.assign({}, SHEET_MAP, {
+        "xaxis.tickmode": mode, "yaxis.tickmode": mode,
+        "xaxis.tickfont.size": size, "yaxis.tickfont.size": size,
+      }));
       await Plotly.restyle(div, { "colorbar.thickness": 8, "colorbar.title.side": "right" });
     }
   };
