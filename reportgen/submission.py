@@ -87,8 +87,8 @@ def submission_specs(doc: ReportDocument, extraction: Extraction) -> list[Heatma
                     f"{tag}: '{focus.word}' → '{cand}' = {weight:.3f}",
                 )
             )
-    if doc.pairs:
-        return specs
+    if specs:
+        return specs  # pairs without a focus word fall through to one map per sentence
     layer, head = doc.start.layer, doc.start.head
     for s in doc.sentences:
         f = s.focus
@@ -134,16 +134,23 @@ def _spec(
     )
 
 
+MAX_SIDE_IN = 40.0  # inches; 4000 px at 100 dpi keeps a 512-token PNG near 64 MB in memory
+
+
 def _layout(n: int) -> tuple[float, float]:
-    """Figure side (inches) and tick font size from the token count.
+    """Figure side (inches) and tick font size (points) from the token count.
 
     About a third of an inch per token for short sentences, shrinking to a seventh at 100
     tokens, so 16 tokens give a 7.6-inch figure with 9-pt labels and 100 tokens a 16-inch
-    one with 6-pt labels that still do not overlap.
+    one with 6-pt labels that still do not overlap. Past MAX_SIDE_IN the cells shrink
+    and so does the font, to one point less than a cell (never under 2 pt).
     """
     cell = 0.32 if n <= 24 else max(0.14, 0.32 - (n - 24) * 0.0024)
+    if 2.5 + n * cell > MAX_SIDE_IN:
+        cell = (MAX_SIDE_IN - 2.5) / n
     size = 2.5 + n * cell
     font = 9.0 if n <= 40 else 7.0 if n <= 70 else 6.0
+    font = max(2.0, min(font, cell * 72 - 1))
     return max(size, 5.0), font
 
 

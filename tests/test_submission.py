@@ -227,3 +227,24 @@ def test_colour_range_matches_the_analysis_rule(pair_files: Path) -> None:
     _, top = analysis.submission_range(att, special)
     (svg,) = (pair_files / "files").glob("pair1_A_*.svg")
     assert f"Colour scale 0-{top:.2f}" in " ".join(svg_texts(svg))
+
+
+def test_pairs_without_a_focus_word_fall_back_to_sentences(tiny_bert: Path, tmp_path: Path) -> None:
+    code, err = _run(
+        *WINOGRAD,
+        "-m",
+        str(tiny_bert),
+        "--compare",
+        "-o",
+        str(tmp_path / "r.html"),
+        "--submission",
+        str(tmp_path / "s"),
+    )
+    assert code == 0, err
+    names = sorted(p.name for p in (tmp_path / "s").iterdir())
+    assert names == [f"sentence{i}_L2H1.{e}" for i in (1, 2) for e in ("png", "svg")]
+
+
+def test_long_inputs_stay_within_the_size_cap() -> None:
+    side, font = _layout(512)
+    assert side <= 40 and 2 <= font <= (side - 2.5) / 512 * 72
