@@ -217,17 +217,15 @@ HEATMAP_SIZE: dict[str, float] = {
     "marginY": 140,  # top (title) + bottom (key labels)
     "colorbar": 80,
     "maxFont": 12,
-    "minFont": 8,
 }
 
 
 def heatmap_size(n: int, room: float | None = None) -> tuple[int, int, int]:
     """Width, height and tick-label font size (px) of an n-token attention heatmap.
 
-    `room` is the width available (None: unlimited); a narrower room shrinks the cells.
-    The font is one pixel less than a cell, at most maxFont, so neighbouring labels never
-    overlap; 0 when that would be under minFont (too small to read: the page then labels
-    every few tokens instead of each one).
+    `room` is the width available (None: unlimited); a narrower room shrinks the cells,
+    but never below `minCell`: past that the view scrolls sideways instead, so every
+    token keeps a label of at least `minCell - 1` px that does not overlap its neighbours.
     """
     s = HEATMAP_SIZE
     n = max(n, 1)
@@ -235,9 +233,7 @@ def heatmap_size(n: int, room: float | None = None) -> tuple[int, int, int]:
     cell = max(cell, s["minCell"])
     extra_x = s["marginX"] + s["colorbar"]
     if room is not None and n * cell + extra_x > room:
-        cell = max((room - extra_x) / n, 1.0)
+        cell = max((room - extra_x) / n, s["minCell"])
     side = n * cell
     font = int(min(s["maxFont"], cell - 1))
-    if font < s["minFont"]:
-        font = 0
     return round(side + extra_x), round(side + s["marginY"]), font

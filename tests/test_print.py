@@ -182,3 +182,31 @@ def test_heatmaps_are_sized_from_their_tokens(page: Any) -> None:
     a = page.locator('#p1 [data-plot="pair-a"]').bounding_box()
     b = page.locator('#p1 [data-plot="pair-b"]').bounding_box()
     assert abs(a["y"] - b["y"]) < 1 and b["x"] > a["x"] + a["width"] - 1
+
+
+@pytest.mark.parametrize("words", [14, 98])
+def test_every_token_labelled_without_overlap(
+    browser: Any, tiny_bert: Path, tmp_path: Path, words: int
+) -> None:
+    """16 and 100 tokens ([CLS] + words + [SEP]): one readable label per token."""
+    text = " ".join(["the", "animal", "crossed", "a", "street"] * 20)
+    text = " ".join(text.split()[:words])
+    out = tmp_path / "long.html"
+    result = CliRunner().invoke(main, [text, "-m", str(tiny_bert), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    page, log = open_report(browser, out, viewport={"width": 1400, "height": 900})
+    try:
+        plot = page.locator('#s1 [data-plot="head"]')
+        labels = plot.evaluate("el => el.layout.yaxis.ticktext")
+        font = plot.evaluate("el => el.layout.yaxis.tickfont.size")
+        boxes = plot.locator(".ytick text").evaluate_all(
+            "els => els.map((e) => { const r = e.getBoundingClientRect();"
+            " return [r.top, r.bottom]; })"
+        )
+    finally:
+        page.context.close()
+    assert len(labels) == words + 2 and len(boxes) == words + 2
+    assert font >= 8
+    boxes.sort()
+    assert all(nxt[0] >= prev[1] - 0.5 for prev, nxt in zip(boxes, boxes[1:], strict=False))
+    assert log.errors == []

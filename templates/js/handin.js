@@ -11,10 +11,10 @@
     n = Math.max(n, 1);
     let cell = Math.max(s.cell - Math.max(0, n - s.fullCells) * s.shrink, s.minCell);
     const extraX = s.marginX + s.colorbar;
-    if (room && n * cell + extraX > room) cell = Math.max((room - extraX) / n, 1);
+    // Below minCell the view scrolls sideways instead of squeezing the labels.
+    if (room && n * cell + extraX > room) cell = Math.max((room - extraX) / n, s.minCell);
     const side = n * cell;
-    let font = Math.floor(Math.min(s.maxFont, cell - 1));
-    if (font < s.minFont) font = 0;
+    const font = Math.floor(Math.min(s.maxFont, cell - 1));
     return { width: Math.round(side + extraX), height: Math.round(side + s.marginY), font: font };
   };
 
@@ -25,16 +25,11 @@
     const size = RG.heatmapSize(Math.max(nq, nk), room);
     fig.layout.width = size.width;
     fig.layout.height = size.height;
-    if (size.font) {
-      // Every token labelled, in a font that fits its cell.
-      fig.layout.xaxis.tickmode = "array";
-      fig.layout.yaxis.tickmode = "array";
-      fig.layout.xaxis.tickfont = { size: size.font };
-      fig.layout.yaxis.tickfont = { size: size.font };
-    } else {
-      fig.layout.xaxis.tickmode = "auto";
-      fig.layout.yaxis.tickmode = "auto";
-    }
+    // Every token labelled, in a font that fits its cell.
+    fig.layout.xaxis.tickmode = "array";
+    fig.layout.yaxis.tickmode = "array";
+    fig.layout.xaxis.tickfont = { size: size.font };
+    fig.layout.yaxis.tickfont = { size: size.font };
     fig.layout.xaxis.automargin = true;
     fig.layout.yaxis.automargin = true;
   };
@@ -142,16 +137,29 @@
     for (const div of document.querySelectorAll(".js-plotly-plot")) {
       const width = div._fullLayout ? div._fullLayout.width : 0;
       if (width <= A4_WIDTH_PX) continue;
-      widened.push([div, div.layout.width]);
+      const x = div.layout.xaxis || {};
+      widened.push([div, { width: div.layout.width, "xaxis.tickmode": x.tickmode,
+        "yaxis.tickmode": (div.layout.yaxis || {}).tickmode }]);
+      const update = { width: A4_WIDTH_PX };
+      // Token labels that no longer fit their narrower cells give way to a few numbers.
+      const n = x.ticktext ? x.ticktext.length : 0;
+      const s = RG.page && RG.page.heatmapSize;
+      if (s && n && (A4_WIDTH_PX - s.marginX - s.colorbar) / n < s.minCell) {
+        update["xaxis.tickmode"] = "auto";
+        update["yaxis.tickmode"] = "auto";
+      }
       // Plotly draws synchronously here, before the browser takes its print snapshot.
-      Plotly.relayout(div, { width: A4_WIDTH_PX });
+      Plotly.relayout(div, update);
     }
   };
 
   RG.unfitForPrint = function () {
     const back = widened;
     widened = [];
-    for (const [div, width] of back) Plotly.relayout(div, { width: width === undefined ? null : width });
+    for (const [div, update] of back) {
+      if (update.width === undefined) update.width = null;
+      Plotly.relayout(div, update);
+    }
   };
 
   window.addEventListener("beforeprint", () => RG.fitForPrint());
