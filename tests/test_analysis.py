@@ -482,6 +482,39 @@ def test_pair_answer_ties_and_errors() -> None:
         pair_answer(a, b, 0, 2)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(2, 4)),
+    gold=st.booleans(),
+)
+def test_pair_answer_matches_a_plain_loop(
+    seed: int, shape: tuple[int, int, int], gold: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    # Coarse values, so that ties (and the tie rule) come up often.
+    a = rng.integers(0, 4, size=shape) / 4
+    b = rng.integers(0, 4, size=shape) / 4
+    count = shape[-1]
+    ea, eb = (int(rng.integers(count)), int(rng.integers(count))) if gold else (0, 1)
+    best, best_sum, correct = None, -math.inf, 0
+    closest, closest_sum = None, -math.inf
+    for layer in range(shape[0]):
+        for head in range(shape[1]):
+            ma = a[layer, head, ea] - max(a[layer, head, c] for c in range(count) if c != ea)
+            mb = b[layer, head, eb] - max(b[layer, head, c] for c in range(count) if c != eb)
+            if ma + mb > closest_sum:
+                closest, closest_sum = (layer, head), ma + mb
+            if ma > 0 and mb > 0:
+                correct += 1
+                if ma + mb > best_sum:
+                    best, best_sum = (layer, head), ma + mb
+    ans = pair_answer(a, b, *((ea, eb) if gold else (None, None)))
+    assert ans.correct == correct and ans.shows_pattern == (best is not None)
+    assert ans.head == (best if best is not None else closest)
+    assert ans.weights_a == tuple(a[ans.head]) and ans.expected == (ea, eb)
+
+
 def test_submission_range_leaves_special_columns_out() -> None:
     m = np.array([[0.8, 0.1, 0.05, 0.05], [0.7, 0.2, 0.06, 0.04]])
     assert submission_range(m, [True, False, False, False]) == (0.0, 0.2)
