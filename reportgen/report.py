@@ -165,7 +165,8 @@ def choose_head(model: ModelInfo, layer: int | None, head: int | None) -> HeadCh
             SEED_LAYER - 1,
             SEED_HEAD - 1,
             f"Layer {SEED_LAYER}, Head {SEED_HEAD}: the lab names this head for 12-layer x "
-            f"12-head BERT; this model ({model.layers} x {model.heads}) is not one, so it is "
+            f"12-head BERT; this model ({model.architecture}, {model.layers} x {model.heads}) is "
+            "not one, so it is "
             "only a starting point.",
         )
     return HeadChoice(
@@ -178,8 +179,9 @@ def choose_head(model: ModelInfo, layer: int | None, head: int | None) -> HeadCh
 
 
 def is_lab_model(model: ModelInfo) -> bool:
-    """Whether the lab's Layer 10, Head 5 means anything here: a 12 x 12 BERT only."""
-    return model.layers == 12 and model.heads == 12 and "bert" in model.architecture.lower()
+    """Whether the lab's Layer 10, Head 5 means anything here: a 12 x 12 BERT only
+    (BertModel, BertForMaskedLM, ...; not RoBERTa or ALBERT, whose heads differ)."""
+    return model.layers == 12 and model.heads == 12 and model.architecture.startswith("Bert")
 
 
 # Maps up to this many values get gzip's slowest, smallest level (see pack_attention).

@@ -244,3 +244,9 @@ def test_entropy_number_and_verdict_use_one_measure(tmp_path: Path) -> None:
     assert row in html
     assert html.count("0 means all attention on one token") == 1  # the unit, explained once
     assert f"ln&nbsp;n = {np.log(n):.2f} for these {n} tokens" in html
+
+
+def test_lab_head_needs_bert_itself() -> None:
+    for arch in ("RobertaModel", "AlbertModel"):
+        note = choose_head(ModelInfo("m", arch, "encoder", 12, 12), None, None).note
+        assert "the lab's head" not in note and "not one" in note
