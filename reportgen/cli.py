@@ -118,6 +118,15 @@ def _human_size(size: int) -> str:
     help="Also write the raw attention (full precision) as JSON to this path.",
 )
 @click.option(
+    "--submission",
+    "submission_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Also write the hand-in heatmaps (PNG and SVG) into DIR: for each minimal pair "
+    "with a focus word, A and B in the pair's answer head (or --layer/--head).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=16,
@@ -166,6 +175,7 @@ def main(
     text_pair: str | None,
     target: str | None,
     export_json: Path | None,
+    submission_dir: Path | None,
     batch_size: int,
     device: str,
     dtype: str,
@@ -195,6 +205,10 @@ def main(
         for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
             if path is not None and path.parent != Path("") and not path.parent.is_dir():
                 raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
+        if submission_dir is not None:
+            from reportgen.submission import check_folder
+
+            check_folder(submission_dir)
         check_text(title, "--title", MAX_TITLE_CHARS, "title")
         check_text(model, "--model", 4096, "model")
         check_outputs(
@@ -229,6 +243,11 @@ def main(
         if export_json is not None:
             size = report.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
+        if submission_dir is not None:
+            from reportgen.submission import write_submission
+
+            files = write_submission(report.document, report.extraction, submission_dir)
+            log(f"wrote {len(files)} submission files into {submission_dir}")
         size = report.save(output)
     except KeyboardInterrupt:
         _say("reportgen: interrupted; no report written")

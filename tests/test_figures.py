@@ -238,3 +238,19 @@ def test_bar_figure_escapes_labels_and_title() -> None:
     fig = bar_figure(["<b>&", "</s>"], [0.6, 0.4], title="<i>top</i>", x_title="p")
     assert list(_array(fig["data"][0]["y"])) == ["&lt;b&gt;&amp;", "&lt;/s&gt;"]
     assert fig["layout"]["title"]["text"] == "&lt;i&gt;top&lt;/i&gt;"
+
+
+def test_heatmap_size_grows_with_tokens_and_keeps_labels_readable() -> None:
+    from reportgen.figures import HEATMAP_SIZE, heatmap_size
+
+    extra_x = HEATMAP_SIZE["marginX"] + HEATMAP_SIZE["colorbar"]
+    w16, h16, f16 = heatmap_size(16)
+    w100, h100, f100 = heatmap_size(100)
+    assert (w16, h16, f16) == (16 * 24 + extra_x, 16 * 24 + HEATMAP_SIZE["marginY"], 12)
+    assert w100 > w16 and h100 > h16
+    # 100 tokens: 9 px cells, 8 px labels, one per token without overlap.
+    assert (w100 - extra_x) / 100 == 9 and f100 == 8
+    # A narrow room shrinks the cells, down to 9 px (the view then scrolls sideways).
+    w, _, f = heatmap_size(16, room=500)
+    assert w == 500 and 8 <= f < (500 - extra_x) / 16
+    assert heatmap_size(100, room=600) == (w100, h100, 8)

@@ -157,16 +157,18 @@
     if (!box || !ea.data.focus || !eb.data.focus) return;
     const layer = pair.data.chosen[0];
     const head = pair.data.chosen[1];
+    const expected = pair.data.expected || [0, 1];
     const sides = [
-      [ea, da, "submit-a", 0, "A"],
-      [eb, db, "submit-b", 1, "B"],
+      [ea, da, "submit-a", expected[0], "A"],
+      [eb, db, "submit-b", expected[1], "B"],
     ];
     for (const [entry, decoded, plot, cand, tag] of sides) {
       const focus = entry.data.focus;
       const t = sideTransform(entry, decoded, layer, head);
       const word = focus.candidates[cand].word;
       const title = tag + ": '" + focus.word + "' → '" + word + "' · Layer " + (layer + 1) + ", Head " + (head + 1);
-      await RG.heatmap(box.querySelector('[data-plot="' + plot + '"]'), t, title, decoded.meta.causal, null, {
+      const spec = RG.submissionSpec ? RG.submissionSpec(t, entry.data.seqs[decoded.meta.k]) : null;
+      await RG.heatmap(box.querySelector('[data-plot="' + plot + '"]'), t, title, decoded.meta.causal, spec, {
         shapes: outline(t.q, t.k, focus.positions, focus.candidates[cand].positions),
         filename: "attention-" + pair.section.id + "-" + tag + "-L" + (layer + 1) + "-H" + (head + 1),
       });
