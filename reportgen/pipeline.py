@@ -11,7 +11,7 @@ from typing import Any
 from reportgen import __version__, analysis
 from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
 from reportgen.errors import InputError
-from reportgen.inputs import check_text, split_candidates
+from reportgen.inputs import check_item, check_text, split_candidates
 from reportgen.render import render_html, write_atomic
 from reportgen.report import ReportDocument, build_document, page_settings
 
@@ -63,8 +63,7 @@ def _check_items(items: Sequence[SentenceInput]) -> None:
     for it in items:
         if not it.text.strip():
             raise InputError(f"{it.source or 'a sentence'}: the sentence is empty")
-        for value in (it.text, it.focus, it.text_pair, it.target, *it.candidates):
-            check_text(value, it.source)
+        check_item(it)  # the CLI's limits and valid UTF-8, before the model loads
         if it.candidates and not it.focus:
             raise InputError(
                 f"{it.source}: candidates ({', '.join(it.candidates)}) need a focus word "

@@ -9,13 +9,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
+import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import jinja2
 import numpy as np
@@ -116,6 +120,7 @@ PAGE_SCRIPTS = (
     "views.js",  # a sentence's views
     "nexttoken.js",  # causal models' next-token view
     "pairs.js",  # minimal pairs and the submission block
+    "handin.js",  # hand-in: heatmap sizes, printing the submission
     "loader.js",  # inflating the inlined libraries
     "lazy.js",  # lazy drawing and printing
     "main.js",  # the coordinator
@@ -157,22 +162,88 @@ def render_html(context: dict[str, Any]) -> str:
     )
 
 
+STDOUT = "-"
+
+
+def _new_temp(folder: Path, name: str) -> Path:
+    """Create an empty file beside the target with the mode that the umask gives new
+    files (mkstemp would make it 0600), never following or reusing an existing name."""
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot write to '{folder}': {exc.strerror or exc}") from None
+        return tmp
+    raise InputError(f"cannot write to '{folder}': no free temporary name")
+
+
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it into place only if the block succeeds."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"output folder '{folder}' does not exist")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise InputError(f"cannot write to '{folder}': {exc.strerror or exc}") from None
+def _spooled(sink: Callable[[], BinaryIO], close: bool) -> Iterator[Path]:
+    """Yield a private scratch file; once the block succeeds, copy it whole to `sink()`.
+    Nothing reaches a stream or device from a run that fails half-way."""
+    fd, name = tempfile.mkstemp(prefix="reportgen.", suffix=".tmp")
     os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        out = sink()
+        try:
+            with tmp.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+        finally:
+            if close:
+                out.close()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path; once the block succeeds, what it holds lands at `path`.
+
+    A regular file, or a new name, is replaced by a rename from beside it, so no reader
+    sees half a file; a symlink is followed and its target replaced, the link kept. New
+    files get the mode the umask allows; a replaced file keeps its mode (and, where
+    permitted, its owner). "-" is stdout; a character device or FIFO (/dev/null,
+    /dev/stdout, a pipe) is written to directly, after the block: a rename would turn it
+    into a regular file. Block devices and sockets are refused.
+    """
+    if str(path) == STDOUT:
+        with _spooled(lambda: sys.stdout.buffer, close=False) as tmp:
+            yield tmp
+        return
+    try:
+        st: os.stat_result | None = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"output '{path}' is a folder")
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            raise InputError(
+                f"output '{path}' is a block device or socket, not a file; "
+                "reportgen writes only files, character devices and FIFOs"
+            )
+        with _spooled(lambda: open(path, "wb"), close=True) as tmp:  # noqa: SIM115
+            yield tmp
+        return
+    target = Path(os.path.realpath(path))  # through symlinks, so the link itself stays
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"output folder '{folder}' does not exist")
+    tmp = _new_temp(folder, target.name)
+    try:
+        if st is not None:
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                with suppress(OSError):  # only root may give a file away
+                    os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        yield tmp
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -183,8 +254,6 @@ def write_atomic(path: Path, text: str) -> int:
     data = text.encode("utf-8")
     # The rename and is_dir() fail too (a read-only target, a name that is too long).
     try:
-        if path.is_dir():
-            raise InputError(f"output '{path}' is a folder")
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
     except OSError as exc:

@@ -11,7 +11,8 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
     ``layers``, ``heads``: the model's primary map; ``figures``: Plotly specs without
     data (``attention``, ``difference``); ``pair_filters``: bertviz's sentence-pair
     filter names; ``layer_at_a_time_tokens``: above this many tokens the head view
-    starts with one layer.
+    starts with one layer; ``heatmap_size``: how heatmaps are sized from their token
+    count (:data:`reportgen.figures.HEATMAP_SIZE`).
 
 ``<script type="application/json" id="rg-data-s<N>">``: :class:`SentenceRecord`
     ``seqs``: list of :class:`SeqRecord` (``tokens``: the labels shown, ``words``:
@@ -30,7 +31,7 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
 ``<script type="application/json" id="rg-data-p<N>">``: :class:`PairRecord`
     ``a``, ``b``: the anchors of the two sentences ("s1"); ``alignment``: pairs of
     word indices that correspond; ``chosen``: [layer, head] of the submission block;
-    ``figures`` (``focus_diff``).
+    ``figures`` (``focus_diff``); ``expected``: the candidate index outlined in A and in B.
 
 Packed weights (``MapRecord.data``): the map ``float[layers, heads, n_query, n_key]``
 quantised row by row to integers of ``1/scale`` (:func:`quantize_rows`, each row's
@@ -160,6 +161,7 @@ class PairRecord:
     alignment: tuple[tuple[int, int], ...]  # word index in A, word index in B
     chosen: tuple[int, int]  # layer, head (0-based) of the submission block
     figures: Mapping[str, Any]
+    expected: tuple[int, int] = (0, 1)  # candidate outlined in A and in B (the answers)
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class PageSettings:
     figures: Mapping[str, Any]  # heatmap specs without data: "attention", "difference"
     pair_filters: tuple[str, ...]
     layer_at_a_time_tokens: int
+    heatmap_size: Mapping[str, float]  # figures.HEATMAP_SIZE, for templates/js/handin.js
 
 
 def as_json(record: Any) -> dict[str, Any]:

@@ -7,10 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reportgen.analysis import (
     LAYER_VERDICT_THRESHOLD,
     VERDICT_RULE,
+    PairAnswer,
     PairSummary,
     align_words,
     drop_positions,
@@ -21,10 +24,12 @@ from reportgen.analysis import (
     mean_entropy,
     merge_groups,
     normalized_entropy,
+    pair_answer,
     pair_summary,
     rank_heads,
     rollout,
     row_entropy,
+    submission_range,
     winner_grid,
     word_groups,
 )
@@ -389,7 +394,7 @@ def test_pair_summary_crafted() -> None:
         best_b=0.2,
         sentence=(
             "In 2 of 4 heads 'it' attends more to 'animal' in A and more to 'street' in B; "
-            "strongest: Layer 2, Head 1 (0.70 -> 0.20)."
+            "strongest: Layer 2, Head 1 ('it' -> 'animal': 0.70 in A, 0.20 in B)."
         ),
     )
 
@@ -410,3 +415,105 @@ def test_pair_summary_ignores_extra_candidates() -> None:
         np.concatenate([a, extra], -1), np.concatenate([b, extra], -1), "it", ("animal", "street")
     )
     assert (summary.flips, summary.best) == (2, (1, 0))
+
+
+def test_pair_answer_default_is_the_strongest_flip() -> None:
+    a, b = _pair_scores()
+    ans = pair_answer(a, b)
+    assert ans == PairAnswer(
+        head=(1, 0),
+        expected=(0, 1),
+        gold=False,
+        shows_pattern=True,
+        correct=2,
+        right_a=3,  # (0,0), (1,0), (1,1) prefer candidate 0 in A
+        right_b=3,  # (0,0), (0,1), (1,0) prefer candidate 1 in B
+        total=4,
+        weights_a=(0.7, 0.1),
+        weights_b=(0.2, 0.6),
+    )
+    assert pair_answer(a, b).head == pair_summary(a, b, "it", ("a", "b")).best
+
+
+def test_pair_answer_follows_gold_answers() -> None:
+    a, b = _pair_scores()
+    # Gold: candidate 1 in A, candidate 0 in B; the crafted flips are now wrong, and the
+    # two heads set below are the only ones right in both sentences.
+    a2, b2 = a.copy(), b.copy()
+    a2[0, 1], b2[0, 1] = [0.2, 0.5], [0.6, 0.3]  # margins 0.3 + 0.3 = 0.6
+    a2[1, 1], b2[1, 1] = [0.1, 0.8], [0.5, 0.4]  # margins 0.7 + 0.1 = 0.8 (best)
+    ans = pair_answer(a2, b2, 1, 0)
+    assert (ans.head, ans.gold, ans.shows_pattern, ans.correct) == ((1, 1), True, True, 2)
+    assert ans.weights_a == (0.1, 0.8) and ans.weights_b == (0.5, 0.4)
+
+
+def test_pair_answer_uses_every_other_candidate() -> None:
+    a, b = _pair_scores()
+    # A third candidate that outweighs the expected one makes a head wrong.
+    extra_a = np.zeros((2, 2, 1))
+    extra_a[1, 0] = 0.9
+    ans = pair_answer(np.concatenate([a, extra_a], -1), np.concatenate([b, 0 * extra_a], -1))
+    assert ans.head == (0, 0) and ans.correct == 1
+
+
+def test_pair_answer_without_the_pattern_is_flagged() -> None:
+    a, b = _pair_scores()
+    ans = pair_answer(b, a)  # swapped: no head prefers candidate 0 in A and 1 in B
+    assert not ans.shows_pattern and ans.correct == 0
+    # The closest head: largest (A0 - A1) + (B1 - B0) over all heads.
+    expected = (b[..., 0] - b[..., 1]) + (a[..., 1] - a[..., 0])
+    assert ans.head == tuple(np.unravel_index(np.argmax(expected), expected.shape))
+
+
+def test_pair_answer_ties_and_errors() -> None:
+    flat = np.full((2, 3, 2), 0.5)
+    a = flat.copy()
+    b = flat.copy()
+    a[1, 2], b[1, 2] = [0.6, 0.4], [0.4, 0.6]
+    a[0, 2], b[0, 2] = [0.6, 0.4], [0.4, 0.6]
+    assert pair_answer(a, b).head == (0, 2)
+    with pytest.raises(ValueError, match="at least 2"):
+        pair_answer(a[..., :1], b[..., :1])
+    with pytest.raises(ValueError, match="outside"):
+        pair_answer(a, b, 0, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(2, 4)),
+    gold=st.booleans(),
+)
+def test_pair_answer_matches_a_plain_loop(
+    seed: int, shape: tuple[int, int, int], gold: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    # Coarse values, so that ties (and the tie rule) come up often.
+    a = rng.integers(0, 4, size=shape) / 4
+    b = rng.integers(0, 4, size=shape) / 4
+    count = shape[-1]
+    ea, eb = (int(rng.integers(count)), int(rng.integers(count))) if gold else (0, 1)
+    best, best_sum, correct = None, -math.inf, 0
+    closest, closest_sum = None, -math.inf
+    for layer in range(shape[0]):
+        for head in range(shape[1]):
+            ma = a[layer, head, ea] - max(a[layer, head, c] for c in range(count) if c != ea)
+            mb = b[layer, head, eb] - max(b[layer, head, c] for c in range(count) if c != eb)
+            if ma + mb > closest_sum:
+                closest, closest_sum = (layer, head), ma + mb
+            if ma > 0 and mb > 0:
+                correct += 1
+                if ma + mb > best_sum:
+                    best, best_sum = (layer, head), ma + mb
+    ans = pair_answer(a, b, *((ea, eb) if gold else (None, None)))
+    assert ans.correct == correct and ans.shows_pattern == (best is not None)
+    assert ans.head == (best if best is not None else closest)
+    assert ans.weights_a == tuple(a[ans.head]) and ans.expected == (ea, eb)
+
+
+def test_submission_range_leaves_special_columns_out() -> None:
+    m = np.array([[0.8, 0.1, 0.05, 0.05], [0.7, 0.2, 0.06, 0.04]])
+    assert submission_range(m, [True, False, False, False]) == (0.0, 0.2)
+    assert submission_range(m, [False] * 4) == (0.0, 0.8)
+    assert submission_range(m, [True] * 4) == (0.0, 0.8)
+    assert submission_range(np.zeros((2, 2)), [False, False]) == (0.0, 0.01)

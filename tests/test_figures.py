@@ -208,3 +208,19 @@ def test_winner_colorbar_ticks_are_escaped_candidate_names() -> None:
     ]
     assert "attends most to %{text}" in trace["hovertemplate"]
     assert "%{customdata[0]}" in trace["hovertemplate"]
+
+
+def test_heatmap_size_grows_with_tokens_and_keeps_labels_readable() -> None:
+    from reportgen.figures import HEATMAP_SIZE, heatmap_size
+
+    extra_x = HEATMAP_SIZE["margin_x"] + HEATMAP_SIZE["colorbar"]
+    w16, h16, f16 = heatmap_size(16)
+    w100, h100, f100 = heatmap_size(100)
+    assert (w16, h16, f16) == (16 * 24 + extra_x, 16 * 24 + HEATMAP_SIZE["margin_y"], 12)
+    assert w100 > w16 and h100 > h16
+    # 100 tokens: 9 px cells, 8 px labels, one per token without overlap.
+    assert (w100 - extra_x) / 100 == 9 and f100 == 8
+    # A narrow room shrinks the cells, down to 9 px (the view then scrolls sideways).
+    w, _, f = heatmap_size(16, room=500)
+    assert w == 500 and 8 <= f < (500 - extra_x) / 16
+    assert heatmap_size(100, room=600) == (w100, h100, 8)

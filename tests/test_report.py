@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -176,3 +178,103 @@ def test_no_local_folder_in_page_or_export(tiny_bert: Path, tmp_path: Path) -> N
     assert f"<code>{tiny_bert.name}</code> (BertModel, encoder)" in html
     assert "lab.txt:2: truncated" in html
     assert json.loads(exported)["model"]["name"] == tiny_bert.name
+
+
+# --- the hand-in: one answer per pair, in words ------------------------------------------
+
+
+def test_lab_head_is_named_only_for_a_12_by_12_bert() -> None:
+    assert "the lab's head" in choose_head(_info(12, 12), None, None).note
+    llama = ModelInfo("m", "LlamaForCausalLM", "causal", 30, 9)
+    note = choose_head(llama, None, None).note
+    assert "the lab's head" not in note and "not one" in note
+    assert "the lab's head" not in choose_head(_info(24, 16), None, None).note
+
+
+def _demo_html(tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    out, data = tmp_path / "r.html", tmp_path / "d.json"
+    demo = Path(__file__).resolve().parent.parent / "sample_inputs" / "winograd.jsonl"
+    result = CliRunner().invoke(main, ["-i", str(demo), "-o", str(out), "--export-json", str(data)])
+    assert result.exit_code == 0, result.stderr
+    return out.read_text(), json.loads(data.read_text())
+
+
+class _Text(HTMLParser):
+    """Text of the elements with a given class, by class (one string per element)."""
+
+    def __init__(self, classes: set[str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.classes = classes
+        self.open: list[tuple[str, str | None]] = []
+        self.found: dict[str, list[str]] = {c: [] for c in classes}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("br", "input", "meta", "link"):
+            return
+        mine = set((dict(attrs).get("class") or "").split()) & self.classes
+        name = mine.pop() if mine else None
+        if name:
+            self.found[name].append("")
+        self.open.append((tag, name))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open:
+            if self.open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, name in self.open:
+            if name:
+                self.found[name][-1] += data
+
+
+@pytest.mark.slow
+def test_demo_names_one_head_per_pair_and_the_header_agrees(tmp_path: Path) -> None:
+    html, data = _demo_html(tmp_path)
+    parser = _Text({"rg-headline", "rg-facts", "rg-numbers", "rg-rule", "rg-answer-mark"})
+    parser.feed(html)
+    found = parser.found
+    pair = data["pairs"][0]
+    layer, head = (pair["best_head"][k] for k in ("layer_index", "head_index"))
+    name = f"Layer {layer + 1}, Head {head + 1}"
+    # The demo's first pair has gold answers ('animal' in A, 'street' in B).
+    a, b = data["items"][0]["focus"], data["items"][1]["focus"]
+    sa = np.stack([np.array(c["scores"]) for c in a["candidates"]], -1)
+    sb = np.stack([np.array(c["scores"]) for c in b["candidates"]], -1)
+    answer = analysis.pair_answer(sa, sb, 0, 1)
+    assert answer.head == (layer, head) and answer.shows_pattern
+    assert f"Hand in {name}" in found["rg-headline"][0]
+    assert f"Shown first{name}: the head minimal pair 1 hands in" in found["rg-facts"][0]
+    # Numbers labelled with the words they connect and the sentence they come from.
+    assert (
+        f"'it' → 'animal': {sa[layer, head, 0]:.2f} in A, {sb[layer, head, 0]:.2f} in B"
+        in found["rg-numbers"][0]
+    )
+    assert "gold answers are 'animal' in A and 'street' in B" in found["rg-rule"][0]
+    # A pair where no head shows the pattern says so, and what is shown instead.
+    flat = [h for h in found["rg-headline"] if "No head shows the expected pattern" in h]
+    assert flat and all("The submission block shows Layer" in h for h in flat)
+    # The focus view marks each sentence's gold answer.
+    marks = found["rg-answer-mark"]
+    assert "\u2018animal\u2019" in marks and "\u2018street\u2019" in marks
+
+
+@pytest.mark.slow
+def test_entropy_number_and_verdict_use_one_measure(tmp_path: Path) -> None:
+    html, data = _demo_html(tmp_path)
+    item = data["items"][0]
+    nats = np.array(item["entropy"]["nats"])  # [layers, heads]
+    n = len(item["tokens"])
+    means = nats.mean(axis=1)
+    verdicts = ["diffuse" if m >= 0.5 * np.log(n) else "focused" for m in means]
+    assert item["entropy"]["layer_verdicts"] == verdicts
+    row = "<tr><th>Mean head entropy (nats)</th>" + "".join(f"<td>{m:.2f}</td>" for m in means)
+    assert row in html
+    assert html.count("0 means all attention on one token") == 1  # the unit, explained once
+    assert f"ln&nbsp;n = {np.log(n):.2f} for these {n} tokens" in html
+
+
+def test_lab_head_needs_bert_itself() -> None:
+    for arch in ("RobertaModel", "AlbertModel"):
+        note = choose_head(ModelInfo("m", arch, "encoder", 12, 12), None, None).note
+        assert "the lab's head" not in note and "not one" in note

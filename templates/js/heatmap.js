@@ -63,6 +63,7 @@
       fig.layout.xaxis.tickmode = "auto";
       fig.layout.yaxis.tickmode = "auto";
     }
+    if (RG.fitHeatmap) RG.fitHeatmap(fig, nq, nk, div); // templates/js/handin.js
     const shapes = (fig.layout.shapes || []).concat(opts.shapes || []);
     // Sentence pairs: a line between segment A and segment B on each axis that has one.
     const edge = { color: "#e8590c", width: 2 };

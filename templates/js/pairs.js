@@ -82,16 +82,18 @@
     const [ea, da, eb, db] = await sides(pair);
     if (!ea.data.focus || !eb.data.focus) return;
     const [layer, head] = pair.data.chosen;
+    const [expectA, expectB] = pair.data.expected; // the answers' candidate indices
     const rows = [
-      [ea, da, "submit-a", 0, "A"],
-      [eb, db, "submit-b", 1, "B"],
+      [ea, da, "submit-a", expectA, "A"],
+      [eb, db, "submit-b", expectB, "B"],
     ];
     for (const [entry, decoded, plot, cand, tag] of rows) {
       const focus = entry.data.focus;
       const t = sideTransform(entry, decoded, layer, head);
       const word = focus.candidates[cand].word;
       const title = tag + ": '" + focus.word + "' → '" + word + "' · Layer " + (layer + 1) + ", Head " + (head + 1);
-      await RG.heatmap(root.querySelector('[data-plot="' + plot + '"]'), t, title, decoded.meta.causal, null, {
+      const spec = RG.submissionSpec ? RG.submissionSpec(t, entry.data.seqs[decoded.meta.key_seq]) : null;
+      await RG.heatmap(root.querySelector('[data-plot="' + plot + '"]'), t, title, decoded.meta.causal, spec, {
         shapes: outline(t.q, t.k, focus.positions, focus.candidates[cand].positions),
         filename: "attention-" + pair.section.id + "-" + tag + "-L" + (layer + 1) + "-H" + (head + 1),
       });
