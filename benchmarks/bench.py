@@ -267,15 +267,17 @@ def eight_bit(attention: Any) -> float:
 
 
 def report_payload(path: Path) -> tuple[int, int]:
-    """(base64 characters of attention data, attention values) in a written report."""
+    """(base64 characters of attention data, attention values) in a written report.
+
+    Reads the page format of reportgen/store.py: each sentence block's `maps`."""
     text = path.read_text(encoding="utf-8")
     chars = values = 0
     for block in re.findall(
         r'<script type="application/json" id="rg-data-[^"]*">(.*?)</script>', text, re.S
     ):
-        for m in json.loads(block)["maps"]:
+        for m in json.loads(block).get("maps", ()):  # pair blocks hold no maps
             chars += len(m["data"])
-            values += m["layers"] * m["heads"] * m["nq"] * m["nk"]
+            values += m["layers"] * m["heads"] * m["n_query"] * m["n_key"]
     if values == 0:
         raise RuntimeError(f"{path}: no attention data found")
     return chars, values

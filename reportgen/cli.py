@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -29,7 +31,10 @@ Examples:
 
 
 def _say(message: str) -> None:
-    click.echo(message, err=True)
+    # Messages quote model configs, file names and sentences: never let them drive the terminal.
+    from reportgen.safety import clean_terminal
+
+    click.echo(clean_terminal(message), err=True)
 
 
 def _human_size(size: int) -> str:
@@ -59,7 +64,7 @@ def _human_size(size: int) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("report.html"),
     show_default=True,
-    help="Where to write the report.",
+    help="Where to write the report (- for stdout).",
 )
 @click.option(
     "-m",
@@ -119,6 +124,15 @@ def _human_size(size: int) -> str:
     help="Also write the raw attention (full precision) as JSON to this path.",
 )
 @click.option(
+    "--submission",
+    "submission_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Also write the hand-in heatmaps (PNG and SVG) into DIR: for each minimal pair "
+    "with a focus word, A and B in the pair's answer head (or --layer/--head).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=16,
@@ -143,6 +157,14 @@ def _human_size(size: int) -> str:
     "--no-truncate",
     is_flag=True,
     help="Refuse inputs longer than the model's limit instead of truncating them.",
+)
+@click.option(
+    "--max-sentences",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Refuse more than N sentences (default 1,000: bigger pages open slowly). "
+    "Not for --atlas, which streams any number.",
 )
 @click.option(
     "--atlas",
@@ -193,10 +215,12 @@ def main(
     text_pair: str | None,
     target: str | None,
     export_json: Path | None,
+    submission_dir: Path | None,
     batch_size: int,
     device: str,
     dtype: str,
     no_truncate: bool,
+    max_sentences: int | None,
     atlas: bool,
     engine: str,
     ray_address: str | None,
@@ -219,6 +243,8 @@ def main(
             "--target": target,
             "--layer": layer,
             "--head": head,
+            "--submission": submission_dir,
+            "--max-sentences": max_sentences,
         }
         _run_atlas(
             sentences,
@@ -243,15 +269,31 @@ def main(
         raise click.UsageError("--engine, --ray-address and --num-gpus go with --atlas")
     try:
         from reportgen.config import ReportConfig
-        from reportgen.inputs import check_text, collect_inputs, split_candidates
+        from reportgen.inputs import (
+            MAX_SENTENCES,
+            MAX_TITLE_CHARS,
+            check_text,
+            collect_inputs,
+            split_candidates,
+        )
         from reportgen.pipeline import build_report
+        from reportgen.safety import check_outputs
 
         # Both output folders are checked before the model runs, so a typo costs no time.
         for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
             if path is not None and path.parent != Path("") and not path.parent.is_dir():
                 raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
-        check_text(title, "--title")
-        check_text(model, "--model")
+        if submission_dir is not None:
+            from reportgen.submission import check_folder
+
+            check_folder(submission_dir)
+        check_text(title, "--title", MAX_TITLE_CHARS, "title")
+        check_text(model, "--model", 4096, "model")
+        check_outputs(
+            [("-o/--output", output), ("--export-json", export_json)],
+            inputs=[input_path],
+            model=model if model is not None else _embedded_model(),
+        )
         batch = collect_inputs(
             sentences,
             input_path,
@@ -260,6 +302,7 @@ def main(
             compare=compare,
             text_pair=text_pair,
             target=target,
+            max_sentences=max_sentences or MAX_SENTENCES,
         )
         config = ReportConfig(
             model=model,
@@ -274,10 +317,16 @@ def main(
         progress = None
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
             progress = _progress_printer()
-        report = build_report(batch, config=config, log=log, progress=progress)
+        with _muted_stderr(quiet):
+            report = build_report(batch, config=config, log=log, progress=progress)
         if export_json is not None:
             size = report.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
+        if submission_dir is not None:
+            from reportgen.submission import write_submission
+
+            files = write_submission(report.document, report.extraction, submission_dir)
+            log(f"wrote {len(files)} submission files into {submission_dir}")
         size = report.save(output)
     except KeyboardInterrupt:
         _say("reportgen: interrupted; no report written")
@@ -285,7 +334,28 @@ def main(
     except ReportgenError as exc:
         _say(f"Error: {exc}")
         sys.exit(exc.exit_code)
-    log(f"wrote {output} ({_human_size(size)})")
+    log(f"wrote {'the report to stdout' if str(output) == '-' else output} ({_human_size(size)})")
+
+
+def _embedded_model() -> str | None:
+    """The embedded model's folder, guarded like any model folder; None if missing."""
+    from reportgen.extract import embedded_model_path
+
+    try:
+        return str(embedded_model_path())
+    except ReportgenError:
+        return None
+
+
+@contextlib.contextmanager
+def _muted_stderr(quiet: bool) -> Iterator[None]:
+    """With -q, third-party progress bars (transformers' GGUF conversion uses a bare tqdm
+    on stderr) stay silent; errors still reach the user as exceptions, printed after."""
+    if not quiet:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _progress_printer() -> Callable[[int, int], None]:
@@ -318,8 +388,9 @@ def _run_atlas(
         raise click.UsageError("--atlas reads a corpus file: give -i FILE and no SENTENCE")
     if refused:
         raise click.UsageError(
-            f"--atlas takes focus, candidates and answers from the JSONL file, not "
-            f"{', '.join(refused)}"
+            f"{', '.join(refused)} {'does' if len(refused) == 1 else 'do'} not go with "
+            "--atlas: it takes focus, candidates and answers from the JSONL file and "
+            "streams any number of sentences"
         )
     if atlas_options["engine"] != "ray" and (
         atlas_options["ray_address"] is not None or atlas_options["num_gpus"]
@@ -328,20 +399,30 @@ def _run_atlas(
     try:
         from reportgen.atlas import AtlasOptions, build_atlas, progress_printer
         from reportgen.config import ReportConfig
-        from reportgen.inputs import check_text
+        from reportgen.inputs import MAX_TITLE_CHARS, check_text
+        from reportgen.safety import check_outputs
 
         for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
             if path is not None and path.parent != Path("") and not path.parent.is_dir():
                 raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
-        check_text(model_options["title"], "--title")  # type: ignore[arg-type]
-        check_text(model_options["model"], "--model")  # type: ignore[arg-type]
-        atlas = build_atlas(
-            input_path,
-            ReportConfig(**model_options),  # type: ignore[arg-type]
-            AtlasOptions(**atlas_options),  # type: ignore[arg-type]
-            log=log,
-            progress=None if quiet else progress_printer(),
+        model = model_options["model"]
+        check_text(model_options["title"], "--title", MAX_TITLE_CHARS, "title")  # type: ignore[arg-type]
+        check_text(model, "--model", 4096, "model")  # type: ignore[arg-type]
+        # The same guards as the per-sentence report: no output over the corpus, the
+        # model or the other output.
+        check_outputs(
+            [("-o/--output", output), ("--export-json", export_json)],
+            inputs=[input_path],
+            model=model if model is not None else _embedded_model(),  # type: ignore[arg-type]
         )
+        with _muted_stderr(quiet):
+            atlas = build_atlas(
+                input_path,
+                ReportConfig(**model_options),  # type: ignore[arg-type]
+                AtlasOptions(**atlas_options),  # type: ignore[arg-type]
+                log=log,
+                progress=None if quiet else progress_printer(),
+            )
         if export_json is not None:
             size = atlas.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
@@ -352,4 +433,4 @@ def _run_atlas(
     except ReportgenError as exc:
         _say(f"Error: {exc}")
         sys.exit(exc.exit_code)
-    log(f"wrote {output} ({_human_size(size)})")
+    log(f"wrote {'the atlas to stdout' if str(output) == '-' else output} ({_human_size(size)})")

@@ -77,13 +77,16 @@ class Atlas:
 
 
 def model_name(config: ReportConfig, label: str) -> str:
-    """The model's name without local folders: a folder's or file's own name."""
+    """The model's name without local folders: a folder's or file's own name, a hub id
+    whole (the per-sentence report's rule, :func:`reportgen.report.public_name`)."""
+    from reportgen.report import public_name
+
     if config.model is None:
-        return label
+        return public_name(label)
     path = Path(config.model).expanduser()
     if path.exists():
-        return path.resolve().name
-    return config.model  # a hub id such as "bert-base-uncased"
+        return path.resolve().name  # "." names the folder it stands for
+    return public_name(config.model)  # a hub id such as "bert-base-uncased"
 
 
 def build_atlas(

@@ -2,7 +2,13 @@
 
 A .txt file holds one sentence a line (blank lines and `#` comments skipped); a .jsonl
 file one object a line, parsed by :func:`reportgen.inputs.parse_jsonl_line` exactly as
-the per-sentence report parses it. Nothing holds more than one line.
+the per-sentence report parses it, with the same limits on every field. Nothing holds
+more than one line.
+
+File size: unlike a per-sentence report (whose input is read whole and capped at
+`inputs.MAX_INPUT_BYTES`, 256 MB), a corpus has no size limit: it is streamed and
+memory stays flat. What is capped is one line (:data:`MAX_LINE_BYTES`), read in
+bounded pieces, so a file without line breaks cannot fill memory either.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from typing import BinaryIO
 from reportgen.config import SentenceInput
 from reportgen.errors import InputError
 from reportgen.inputs import MAX_CHARS, check_text, parse_jsonl_line
+
+# One line's bytes: a JSONL line may carry text, compare, text_pair and target of up to
+# MAX_CHARS characters each, at up to 4 UTF-8 bytes (or a 6-byte JSON escape) apiece.
+MAX_LINE_BYTES = 4 * 6 * MAX_CHARS + 64 * 1024
 
 
 def _open(path: str) -> tuple[str, BinaryIO]:
@@ -32,8 +42,24 @@ def _open(path: str) -> tuple[str, BinaryIO]:
         raise InputError(f"cannot read input file '{path}': {exc.strerror or exc}") from None
 
 
+def _raw_lines(label: str, stream: BinaryIO) -> Iterator[bytes]:
+    """Lines of at most MAX_LINE_BYTES; a longer one is refused before it is read whole."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise InputError(
+                f"{label} line {number}: longer than {MAX_LINE_BYTES / 2**20:.1f} MB; "
+                "a corpus holds one sentence a line"
+            )
+        yield raw
+
+
 def _decoded_lines(label: str, stream: BinaryIO) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(_raw_lines(label, stream), start=1):
         if b"\x00" in raw:
             raise InputError(f"input '{label}' looks binary (line {number} has NUL bytes)")
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -68,12 +94,9 @@ def iter_corpus(path: str) -> Iterator[SentenceInput]:
             if jsonl:
                 items = parse_jsonl_line(stripped, where)
             else:
+                check_text(stripped, where, MAX_CHARS, "sentence")
                 items = [SentenceInput(text=stripped, source=f"{label}:{number}")]
             for item in items:
-                if len(item.text) > MAX_CHARS:
-                    raise InputError(f"{where}: sentence is longer than {MAX_CHARS:,} characters")
-                for value in (item.text, item.focus, item.text_pair, *item.candidates):
-                    check_text(value, where)
                 # Encoder-decoder targets play no part in the atlas (encoder attention).
                 yield replace(item, target=None) if item.target is not None else item
     finally:

@@ -1,13 +1,16 @@
 """What the atlas page and the atlas export hold, and how the page is rendered.
 
-:func:`atlas_document` turns the totals into a typed record (no HTML);
-:func:`render_atlas` renders `templates/atlas.html.j2` with plotly.js inlined and a
-strict CSP; :func:`export_data` is the `--export-json` document of issue 12.
+:func:`atlas_document` turns the totals into a typed record (no HTML), whose page data
+is a :class:`reportgen.store.AtlasRecord` (the format is described in reportgen/store.py);
+:func:`render_atlas` renders `templates/atlas.html.j2` with plotly.js inlined, the
+scripts of `render.ATLAS_SCRIPTS` and a strict CSP; :func:`export_data` is the
+`--export-json` document of issue 12.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -28,7 +31,16 @@ from reportgen.atlas.stats import (
     classical_mds,
     head_labels,
 )
-from reportgen.render import content_security_policy, environment, static_text
+from reportgen.render import atlas_scripts, content_security_policy, environment, static_text
+from reportgen.report import public_name
+from reportgen.store import (
+    AtlasExampleRecord,
+    AtlasRecord,
+    AtlasSentenceRecord,
+    AtlasSimilarRecord,
+    AtlasStatRecord,
+    Grid,
+)
 
 RANKED = 5  # heads per ranked table
 PAGE_DIGITS = 5  # statistics on the page (the export keeps full precision)
@@ -72,13 +84,23 @@ class AtlasDocument:
     baselines: tuple[tuple[str, float | None], ...]
     examples_k: int
     js_sentences: int  # sentences the head-similarity map rests on
-    payload: dict[str, Any]  # what atlas.js draws (script-safe JSON)
+    payload: AtlasRecord  # what atlas.js draws (script-safe JSON)
 
 
-def _round(grid: np.ndarray | None, digits: int) -> list[list[float]] | None:
+def _round(grid: np.ndarray | None, digits: int) -> Grid | None:
     if grid is None:
         return None
-    return [[round(float(v), digits) for v in row] for row in grid]
+    return tuple(tuple(round(float(v), digits) for v in row) for row in grid)
+
+
+def public_source(source: str) -> str:
+    """An input line ("data/corpus.jsonl line 3", "/x/c.txt:5") as the page may show it:
+    the file's own name and the line, never the folders it sits in."""
+    for sep in (" line ", ":"):
+        file, found, line = source.rpartition(sep)
+        if found and file and line.isdigit():
+            return f"{PurePath(file).name or file}{sep}{line}"
+    return public_name(source)
 
 
 def _ranked(grid: np.ndarray, labels: list[list[str]], k: int = RANKED) -> tuple[RankedRow, ...]:
@@ -116,18 +138,18 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
         (MIXED_LABEL, "none of the above", ""),
     )
     accuracy = sums.accuracy()
-    examples = _examples(sums, signature)
-    payload = {
-        "layers": sums.layers,
-        "heads": sums.heads,
-        "stats": [{"name": name, "grid": _round(means[name], PAGE_DIGITS)} for name in STATS],
-        "labels": labels,
-        "signature": signature,
-        "coref": _round(accuracy, PAGE_DIGITS),
-        "sentences": examples["sentences"],
-        "examples": examples["heads"],
-        "similar": _similar(sums, labels),
-    }
+    sentences, by_head = _examples(sums, signature)
+    payload = AtlasRecord(
+        layers=sums.layers,
+        heads=sums.heads,
+        stats=tuple(AtlasStatRecord(name, _round(means[name], PAGE_DIGITS)) for name in STATS),
+        labels=tuple(tuple(row) for row in labels),
+        signature=tuple(tuple(row) for row in signature),
+        coref=_round(accuracy, PAGE_DIGITS),
+        sentences=sentences,
+        examples=by_head,
+        similar=_similar(sums, labels),
+    )
     return AtlasDocument(
         title=title or "Head atlas",
         version=__version__,
@@ -151,15 +173,17 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
     )
 
 
-def _examples(sums: AtlasSums, signature: list[list[str]]) -> dict[str, Any]:
+def _examples(
+    sums: AtlasSums, signature: list[list[str]]
+) -> tuple[tuple[AtlasSentenceRecord, ...], dict[str, tuple[AtlasExampleRecord, ...]]]:
     """Each head's top-k sentences by its signature statistic, with that head's map;
     sentences are listed once and referred to by index."""
     ex = sums.examples
-    heads: dict[str, list[dict[str, Any]]] = {}
+    heads: dict[str, tuple[AtlasExampleRecord, ...]] = {}
     sentence_index: dict[int, int] = {}
-    sentences: list[dict[str, Any]] = []
+    sentences: list[AtlasSentenceRecord] = []
     if ex is None:
-        return {"heads": heads, "sentences": sentences}
+        return (), heads
     for layer in range(sums.layers):
         for head in range(sums.heads):
             stat = STAT_INDEX[signature[layer][head]]
@@ -173,19 +197,19 @@ def _examples(sums: AtlasSums, signature: list[list[str]]) -> dict[str, Any]:
                 if s not in sentence_index:
                     sentence_index[s] = len(sentences)
                     source, tokens = ex.sentences[s]
-                    sentences.append({"source": source, "tokens": list(tokens)})
+                    sentences.append(AtlasSentenceRecord(public_source(source), tuple(tokens)))
                 rows.append(
-                    {
-                        "sentence": sentence_index[s],
-                        "value": round(float(value), PAGE_DIGITS),
-                        "map": _round(ex.maps[(s, layer, head)], MAP_DIGITS),
-                    }
+                    AtlasExampleRecord(
+                        sentence=sentence_index[s],
+                        value=round(float(value), PAGE_DIGITS),
+                        map=_round(ex.maps[(s, layer, head)], MAP_DIGITS) or (),
+                    )
                 )
-            heads[f"{layer}-{head}"] = rows
-    return {"heads": heads, "sentences": sentences}
+            heads[f"{layer}-{head}"] = tuple(rows)
+    return tuple(sentences), heads
 
 
-def _similar(sums: AtlasSums, labels: list[list[str]]) -> dict[str, Any] | None:
+def _similar(sums: AtlasSums, labels: list[list[str]]) -> AtlasSimilarRecord | None:
     """Heads laid out in 2-D so that heads whose rows have a small mean Jensen-Shannon
     divergence sit close (classical MDS), as in Clark et al. (2019), Figure 6."""
     distance = sums.js_distance()
@@ -193,20 +217,22 @@ def _similar(sums: AtlasSums, labels: list[list[str]]) -> dict[str, Any] | None:
         return None
     xy = classical_mds(distance)
     heads = sums.heads
-    return {
-        "x": [round(float(v), PAGE_DIGITS) for v in xy[:, 0]],
-        "y": [round(float(v), PAGE_DIGITS) for v in xy[:, 1]],
-        "layer": [i // heads for i in range(distance.shape[0])],
-        "head": [i % heads for i in range(distance.shape[0])],
-        "label": [labels[i // heads][i % heads] for i in range(distance.shape[0])],
-    }
+    count = distance.shape[0]
+    return AtlasSimilarRecord(
+        x=tuple(round(float(v), PAGE_DIGITS) for v in xy[:, 0]),
+        y=tuple(round(float(v), PAGE_DIGITS) for v in xy[:, 1]),
+        layer=tuple(i // heads for i in range(count)),
+        head=tuple(i % heads for i in range(count)),
+        label=tuple(labels[i // heads][i % heads] for i in range(count)),
+    )
 
 
 def render_atlas(doc: AtlasDocument) -> str:
-    """The page: `atlas.html.j2`, our atlas.js and plotly.js (inflated in the page)."""
-    script = static_text("js/atlas.js")
+    """The page: `atlas.html.j2`, the scripts of ATLAS_SCRIPTS and plotly.js (inflated in
+    the page by loader.js)."""
+    scripts = atlas_scripts()
     plotly = [lib for lib in libraries() if lib.name == "plotly"]
-    csp = content_security_policy([script, *(lib.source for lib in plotly)])
+    csp = content_security_policy([*scripts, *(lib.source for lib in plotly)])
     return (
         environment()
         .get_template("atlas.html.j2")
@@ -214,7 +240,7 @@ def render_atlas(doc: AtlasDocument) -> str:
             doc=doc,
             csp=csp,
             css=Markup(static_text("report.css")),
-            script=Markup(script),
+            scripts=[Markup(s) for s in scripts],
             libraries=[{"name": lib.name, "packed": lib.packed} for lib in plotly],
         )
     )
@@ -228,7 +254,7 @@ def export_data(sums: AtlasSums, model_name: str) -> dict[str, Any]:
 
     accuracy = sums.accuracy()
     return {
-        "model": {"name": model_name, "layers": sums.layers, "heads": sums.heads},
+        "model": {"name": public_name(model_name), "layers": sums.layers, "heads": sums.heads},
         "sentences": sums.sentences,
         "tokens": sums.tokens,
         "statistics": {name: grid(values) for name, values in sums.means().items()},

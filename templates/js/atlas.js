@@ -1,11 +1,14 @@
-/* The head atlas page: inflate plotly.js, draw one layers x heads grid per statistic and
- * the coreference grid, and show any chosen head's values and example sentences.
- * Standalone (no report.js); data comes only from the JSON block, text via textContent. */
+/* The head atlas page (reportgen --atlas): one layers x heads grid per statistic and the
+ * coreference grid, the heads laid out by likeness, and any chosen head's values and
+ * example sentences. Loaded after core.js, store.js and loader.js (render.ATLAS_SCRIPTS):
+ * its views register like the report's (RG.registerView, keyed by data-view), and this
+ * file is the page's coordinator, as main.js is the report's. Its one data block is an
+ * AtlasRecord (format: reportgen/store.py); text reaches the page only via textContent. */
 "use strict";
 (function () {
-  const dataBlock = document.getElementById("rg-atlas-data");
-  if (!dataBlock) return; // the per-sentence report: nothing to do here
-  const data = JSON.parse(dataBlock.textContent);
+  const RG = window.reportgen;
+  const data = RG.readJson("rg-atlas-data");
+  if (!data) return; // not the atlas page
   const STAT_TITLES = {
     to_first: "to_first",
     to_special: "to_special",
@@ -17,35 +20,6 @@
     coref: "coreference accuracy",
   };
   const chosen = { layer: 0, head: 0 };
-
-  function fail(err) {
-    console.error("reportgen atlas:", err);
-    const box = document.createElement("div");
-    box.className = "rg-error";
-    box.textContent = "This atlas could not draw a view: " + (err && err.message ? err.message : err);
-    document.body.prepend(box);
-  }
-
-  async function inflate(b64) {
-    if (typeof DecompressionStream === "undefined") {
-      throw new Error("this browser cannot inflate the inlined plotly.js (no DecompressionStream); open the atlas in a current browser");
-    }
-    const bin = atob(b64.trim());
-    const bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    return new TextDecoder().decode(await new Response(stream).arrayBuffer());
-  }
-
-  async function loadLibraries() {
-    const blocks = Array.from(document.querySelectorAll('script[type="application/x-reportgen-lib"]'));
-    const sources = await Promise.all(blocks.map((el) => inflate(el.textContent)));
-    for (const source of sources) {
-      const script = document.createElement("script");
-      script.textContent = source; // allowed by the page's CSP hash of this exact text
-      document.head.appendChild(script);
-    }
-  }
 
   const range = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
@@ -72,7 +46,7 @@
     return window.Plotly.newPlot(el, [trace], layout, { displayModeBar: false, responsive: true }).then(function () {
       el.on("plotly_click", function (ev) {
         const p = ev.points && ev.points[0];
-        if (p) choose(p.y - 1, p.x - 1, true);
+        if (p) choose(p.y - 1, p.x - 1, true).catch(RG.fail);
       });
     });
   }
@@ -107,7 +81,7 @@
     return window.Plotly.newPlot(el, traces, layout, { displayModeBar: false, responsive: true }).then(function () {
       el.on("plotly_click", function (ev) {
         const p = ev.points && ev.points[0];
-        if (p && p.customdata) choose(p.customdata[0], p.customdata[1], true).catch(fail);
+        if (p && p.customdata) choose(p.customdata[0], p.customdata[1], true).catch(RG.fail);
       });
     });
   }
@@ -183,48 +157,71 @@
     }
   }
 
-  function choose(layer, head, scroll) {
+  RG.registerView("atlas-grid", function (entry, root) {
+    const name = root.dataset.stat;
+    const grid = name === "coref" ? entry.data.coref : (entry.data.stats.find((st) => st.name === name) || {}).grid;
+    return grid ? gridPlot(root, name, grid) : Promise.resolve();
+  });
+
+  RG.registerView("atlas-similar", function (entry, root) {
+    return entry.data.similar ? similarPlot(root, entry.data.similar) : Promise.resolve();
+  });
+
+  /** The chosen head (the Layer and Head selects): its label, values and example maps. */
+  RG.registerView("atlas-head", function (entry, root) {
+    const layer = RG.controlValue(root, "layer", 0);
+    const head = RG.controlValue(root, "head", 0);
     chosen.layer = layer;
     chosen.head = head;
-    document.getElementById("rg-atlas-layer").value = String(layer);
-    document.getElementById("rg-atlas-head").value = String(head);
     document.getElementById("rg-atlas-label").textContent =
       "Layer " + (layer + 1) + ", Head " + (head + 1) + ": " + data.labels[layer][head];
     document.querySelectorAll(".rg-labels td.rg-chosen").forEach((td) => td.classList.remove("rg-chosen"));
     const cell = document.querySelector('.rg-labels td[data-layer="' + layer + '"][data-head="' + head + '"]');
     if (cell) cell.classList.add("rg-chosen");
     valuesTable();
-    const section = document.getElementById("rg-head");
-    section.dataset.rgRendered = "0";
-    if (scroll) section.scrollIntoView({ behavior: "smooth", block: "start" });
-    return drawExamples().then(function () {
-      section.dataset.rgRendered = "1";
-    });
+    return drawExamples();
+  });
+
+  const entry = { section: document.getElementById("rg-main"), data: data };
+  const headRoot = document.querySelector('[data-view="atlas-head"]');
+  const headSection = document.getElementById("rg-head");
+
+  /** Draw the head view for the head its selects name; [data-rg-rendered] tells when. */
+  async function drawHead() {
+    headSection.dataset.rgRendered = "0";
+    await RG.views["atlas-head"](entry, headRoot);
+    headSection.dataset.rgRendered = "1";
+  }
+
+  function choose(layer, head, scroll) {
+    document.getElementById("rg-atlas-layer").value = String(layer);
+    document.getElementById("rg-atlas-head").value = String(head);
+    if (scroll) headSection.scrollIntoView({ behavior: "smooth", block: "start" });
+    return drawHead();
   }
 
   async function main() {
-    // The label table works before any library loads: the first screen needs no plotly.
-    document.querySelectorAll(".rg-labels td[data-layer]").forEach(function (td) {
-      td.addEventListener("click", () => choose(+td.dataset.layer, +td.dataset.head, true).catch(fail));
-    });
-    await loadLibraries();
-    const pick = () =>
-      choose(+document.getElementById("rg-atlas-layer").value, +document.getElementById("rg-atlas-head").value, false).catch(fail);
-    document.getElementById("rg-atlas-layer").addEventListener("change", pick);
-    document.getElementById("rg-atlas-head").addEventListener("change", pick);
-    const plots = [];
-    for (const s of data.stats) {
-      const el = document.querySelector('[data-stat="' + s.name + '"]');
-      if (el && s.grid) plots.push(gridPlot(el, s.name, s.grid));
+    if (!RG.supported()) {
+      RG.notice("This atlas needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures; its tables are below.");
+      document.body.dataset.rgReady = "unsupported";
+      return;
     }
-    const corefEl = document.querySelector('[data-stat="coref"]');
-    if (corefEl && data.coref) plots.push(gridPlot(corefEl, "coref", data.coref));
-    const similarEl = document.querySelector("[data-similar]");
-    if (similarEl && data.similar) plots.push(similarPlot(similarEl, data.similar));
+    await RG.loadLibraries();
+    document.querySelectorAll(".rg-labels td[data-layer]").forEach(function (td) {
+      td.addEventListener("click", () => choose(+td.dataset.layer, +td.dataset.head, true).catch(RG.fail));
+    });
+    headRoot.querySelectorAll("select[data-control]").forEach((el) =>
+      el.addEventListener("change", () => drawHead().catch(RG.fail)),
+    );
+    // Every grid is small (layers x heads): draw them all at once, then the first head.
+    const plots = [];
+    for (const root of entry.section.querySelectorAll("[data-view]")) {
+      if (root !== headRoot) plots.push(RG.views[root.dataset.view](entry, root));
+    }
     await Promise.all(plots);
-    await choose(0, 0, false);
+    await drawHead();
     document.body.dataset.rgReady = "1";
   }
 
-  main().catch(fail);
+  main().catch(RG.fail);
 })();
