@@ -437,7 +437,8 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
     import torch
 
     from reportgen.config import InputBatch, ReportConfig, SentenceInput
-    from reportgen.extract import extract, load_model
+    from reportgen.extract import extract
+    from reportgen.models import load_model
 
     reps = 1 if args.quick else 3
     rows: list[Row] = []
@@ -727,7 +728,7 @@ import sys, time
 import torch, transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from reportgen.config import ReportConfig
-from reportgen.extract import load_model
+from reportgen.models import load_model
 start = time.perf_counter()
 load_model(ReportConfig(model=sys.argv[1]))
 print(time.perf_counter() - start)

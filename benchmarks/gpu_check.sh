@@ -86,7 +86,8 @@ def text_of(pieces: int) -> str:
 
 def extract_on(folder: Path, text: str, dev: str) -> tuple[list[np.ndarray], float]:
     from reportgen.config import InputBatch, ReportConfig, SentenceInput
-    from reportgen.extract import extract, load_model
+    from reportgen.extract import extract
+    from reportgen.models import load_model
 
     config = ReportConfig(model=str(folder), device=dev)
     loaded = load_model(config)

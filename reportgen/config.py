@@ -51,6 +51,7 @@ class ReportConfig:
     device: str = "auto"
     dtype: str = "float32"
     truncate: bool = True
+    max_tokens: int | None = None  # cut every input to this many tokens (--max-tokens)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ def build_report(
     `options` are :class:`ReportConfig` fields (title, layer, head, batch_size,
     device, dtype, truncate).
     """
-    from reportgen.extract import extract, load_model
+    from reportgen.extract import extract
+    from reportgen.models import load_model
 
     batch = _as_batch(sentences)
     cfg = replace(config or ReportConfig(), **options)

@@ -11,8 +11,10 @@ from transformers import AutoModel, AutoTokenizer
 
 from reportgen.config import ReportConfig
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import embedded_model_path, extract, load_model, readable
+from reportgen.extract import extract
 from reportgen.inputs import collect_inputs
+from reportgen.models import embedded_model_path, load_model
+from reportgen.tokens import readable
 
 from .conftest import WINOGRAD
 
