@@ -23,11 +23,15 @@ __all__ = [
     "VERDICT_RULE",
     "PairSummary",
     "align_words",
+    "block_bounds",
+    "block_pool",
     "dequantize",
     "drop_positions",
     "find_word",
     "focus_scores",
     "head_average",
+    "head_entropies",
+    "layer_entropies",
     "layer_verdicts",
     "mean_entropy",
     "merge_groups",
@@ -117,6 +121,88 @@ def layer_verdicts(norm_entropy_LH: ArrayLike) -> list[str]:
     _require_ndim(grid, 2, "normalised entropy grid")
     means = grid.mean(axis=1)
     return ["diffuse" if m >= LAYER_VERDICT_THRESHOLD else "focused" for m in means]
+
+
+def layer_entropies(layer: ArrayLike) -> tuple[Float64Array, float]:
+    """One layer ``[H, q, k]``: each head's mean row entropy ``[H]``, and the row entropy
+    of the head-averaged map, averaged over rows (nats).
+
+    Works in the layer's own float32 (a float64 copy of a long input's layer would
+    double the peak) and sums in float64, so the result agrees with
+    :func:`mean_entropy` to about 1e-6 of log n.
+    """
+    a = np.asarray(layer)
+    _require_ndim(a, 3, "layer")
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float32)
+
+    def rows(x: np.ndarray) -> Float64Array:
+        positive = x > 0
+        logs = np.log(x, out=np.zeros_like(x), where=positive)
+        logs *= np.where(positive, x, 0)
+        return -logs.sum(axis=-1, dtype=np.float64)
+
+    per_head = rows(a).mean(axis=-1)
+    average = float(rows(a.mean(axis=0)).mean()) if a.shape[1] else 0.0
+    return per_head, average
+
+
+def head_entropies(attn: ArrayLike) -> tuple[Float64Array, Float64Array]:
+    """``[L, H, q, k]`` -> each head's mean row entropy ``[L, H]`` and each layer's entropy
+    of its head-averaged map ``[L]``, computed one layer at a time (see
+    :func:`layer_entropies`): the report's two entropy views from one pass.
+    """
+    a = np.asarray(attn)
+    _require_ndim(a, 4, "attention")
+    per_head = np.empty(a.shape[:2], dtype=np.float64)
+    average = np.empty(a.shape[0], dtype=np.float64)
+    for layer in range(a.shape[0]):
+        per_head[layer], average[layer] = layer_entropies(a[layer])
+    return per_head, average
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs: block pooling
+# ---------------------------------------------------------------------------------------
+
+
+def block_bounds(n: int, blocks: int) -> list[tuple[int, int]]:
+    """Split positions ``0..n-1`` into at most `blocks` contiguous ``[start, end)`` ranges
+    of near-equal size (the first ones one longer when `n` does not divide evenly)."""
+    if n <= 0:
+        return []
+    count = max(1, min(blocks, n))
+    edges = [(n * i) // count for i in range(count + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(count)]
+
+
+def block_pool(
+    layer: ArrayLike,
+    rows: Sequence[tuple[int, int]],
+    cols: Sequence[tuple[int, int]],
+) -> NDArray[np.float32]:
+    """Pool ``[..., q, k]`` attention into blocks: ``[..., len(rows), len(cols)]``.
+
+    Rows take the mean over the query block and columns the sum over the key block (the
+    rule of :func:`merge_groups`), so when the column blocks cover every key each pooled
+    row still sums to 1. Works block by block in the input's float32.
+    """
+    a = np.asarray(layer)
+    _require_min_ndim(a, 2, "attention")
+    if a.dtype != np.float32:
+        a = a.astype(np.float32)
+    col_starts = np.asarray([c[0] for c in cols], dtype=np.intp)
+    out = np.empty((*a.shape[:-2], len(rows), len(cols)), dtype=np.float32)
+    for i, (start, end) in enumerate(rows):
+        # Mean of the block's rows first ([..., k]), then sums over each key block.
+        mean_row = a[..., start:end, :].mean(axis=-2, dtype=np.float64)
+        if len(cols):
+            sums = np.add.reduceat(mean_row, col_starts, axis=-1)
+            # reduceat sums to the next start; the last block must stop at its own end.
+            last_start, last_end = cols[-1]
+            sums[..., -1] = mean_row[..., last_start:last_end].sum(axis=-1)
+            out[..., i, :] = sums
+    return out
 
 
 # ---------------------------------------------------------------------------------------

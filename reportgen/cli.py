@@ -140,6 +140,13 @@ def _human_size(size: int) -> str:
     is_flag=True,
     help="Refuse inputs longer than the model's limit instead of truncating them.",
 )
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="N",
+    help="Cut every input to its first N tokens (with a warning), e.g. to fit memory.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.version_option(__version__, "--version", prog_name="reportgen")
 def main(
@@ -160,6 +167,7 @@ def main(
     device: str,
     dtype: str,
     no_truncate: bool,
+    max_tokens: int | None,
     quiet: bool,
 ) -> None:
     """Write one self-contained HTML report of a transformer's attention over SENTENCES.
@@ -197,6 +205,7 @@ def main(
             device=device,
             dtype=dtype,
             truncate=not no_truncate,
+            max_tokens=max_tokens,
         )
         progress = None
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():

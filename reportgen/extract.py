@@ -315,6 +315,11 @@ def _accepts(fn: Any, name: str) -> bool:
         return False
 
 
+def keeps_last_logits_only(loaded: LoadedModel) -> bool:
+    """Whether a causal model computes logits at the last position only (`logits_to_keep`)."""
+    return loaded.info.kind == "causal" and _accepts(loaded.model.forward, "logits_to_keep")
+
+
 def _forward(
     loaded: LoadedModel,
     items: Sequence[SentenceInput],
@@ -343,7 +348,7 @@ def _forward(
         seqs = [Sequences(s.input, s.b_start, d) for s, (d, _) in zip(seqs, dec_seqs, strict=True)]
     elif info.kind == "causal":
         inputs.pop("token_type_ids", None)
-        if _accepts(model.forward, "logits_to_keep"):
+        if keeps_last_logits_only(loaded):
             # Logits only at each item's last position: at thousands of tokens, all
             # positions' logits would outweigh the attention of a layer.
             kwargs["logits_to_keep"] = torch.tensor(sorted({n - 1 for n in lengths}))

@@ -83,7 +83,7 @@ def build_report(
     """Extract attention for `sentences` and render the report (nothing is written).
 
     `options` are :class:`ReportConfig` fields (title, layer, head, batch_size,
-    device, dtype, truncate).
+    device, dtype, truncate, max_tokens).
     """
     from reportgen.extract import extract
     from reportgen.models import load_model
@@ -97,8 +97,14 @@ def build_report(
     from reportgen.report import choose_head
 
     choose_head(loaded.info, cfg.layer, cfg.head)
+    # Sizes are known once tokenised: refuse what cannot fit before the forward pass.
+    from reportgen.extract import encode
+    from reportgen.memory import check_input
+
+    encoded = [encode(loaded, item, cfg) for item in batch.items]
+    check_input(loaded, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
     log(f"extracting attention for {len(batch.items)} sentence(s) ...")
-    extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress)
+    extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded)
     for warning in extraction.warnings:
         log(f"warning: {warning}")
     document = build_document(extraction, cfg, __version__, batch.pairs)

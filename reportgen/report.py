@@ -61,6 +61,7 @@ class HeadStats:
     normalized: np.ndarray  # float64[layers, heads], entropy / log n
     verdicts: tuple[str, ...]
     figure: dict[str, Any]
+    layer_entropy: tuple[float, ...] = ()  # nats, of each layer's head-averaged map
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def sentence_payload(result: AttentionResult) -> dict[str, Any]:
 def head_stats(attention: np.ndarray) -> HeadStats:
     """Entropy grid (nats and normalised) and the per-layer verdicts."""
     n = attention.shape[-1]
-    entropy = analysis.mean_entropy(attention)
+    entropy, layer_entropy = analysis.head_entropies(attention)
     normalized = analysis.normalized_entropy(entropy, n)
     verdicts = tuple(analysis.layer_verdicts(normalized))
     text = [[f"{e:.3f} nats" for e in row] for row in entropy]
@@ -232,7 +233,7 @@ def head_stats(attention: np.ndarray) -> HeadStats:
         hover_label="normalised entropy",
         text=text,
     )
-    return HeadStats(entropy, normalized, verdicts, figure)
+    return HeadStats(entropy, normalized, verdicts, figure, tuple(float(x) for x in layer_entropy))
 
 
 def _quote(word: str) -> str:
@@ -307,7 +308,6 @@ def _short(text: str, limit: int = 60) -> str:
 def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
     """Numbers and payload for one sentence's section."""
     primary = result.maps[0]
-    avg = analysis.head_average(primary.attention)
     focus = focus_doc(result)
     payload = sentence_payload(result)
     nxt = next_doc(result)
@@ -337,7 +337,7 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
         tokens=primary.query.tokens,
         map_names=tuple(m.name for m in result.maps),
         causal=primary.causal,
-        layer_entropy=tuple(float(x) for x in analysis.mean_entropy(avg)),
+        layer_entropy=stats.layer_entropy,
         truncated=result.truncated,
         next_tokens=result.next_tokens,
         payload=payload,

@@ -1,0 +1,296 @@
+"""Know before running: what an input will cost, checked before the forward pass.
+
+Two limits, both stated in one line with what to do when an input is over them:
+- memory: the stored float32 maps, the eager attention of the largest layer batch and
+  the report's packing, against what this machine (or its cgroup) has available;
+- the page: a report carries every value of every map, and the browser decodes them all
+  (see PAGE_BUDGET_VALUES).
+
+Nothing here imports torch: the model's shape comes in as a :class:`ModelShape`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import InputError
+
+# A page carries at most this many attention values in full (layers x heads x q x k,
+# summed over every map of every sentence). The issue's measurement: SmolLM2 at ~850
+# tokens is 195M values and took 1.6 GB of browser JS heap, about 8 bytes per value;
+# 40M values keep the page near 320 MB, which a laptop's browser tab carries with room
+# for Plotly and the head view (Chrome starts refusing allocations near 2-4 GB per tab).
+PAGE_BUDGET_VALUES = 40_000_000
+
+# Eager attention holds the scores, the softmax output and the masked copy at once.
+EAGER_COPIES = 3
+# The report's packing of one map: row quantisation to uint16 and its copy, two byte
+# planes and their temporaries (bytes per value, at the peak of pack_attention).
+PACK_BYTES_PER_VALUE = 10
+# Attention rollout for the export: per-layer averages and the products, float64 [L, n, n].
+ROLLOUT_BYTES_PER_LAYER_VALUE = 16
+# Kept free for the interpreter, allocator slack and everything this estimate leaves out.
+HEADROOM_BYTES = 256 * 1024**2
+# Where the kernel describes this process's memory (module constants, for tests).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+PROC_MEMINFO = Path("/proc/meminfo")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimate needs to know about a loaded model."""
+
+    name: str
+    kind: str  # "encoder", "causal" or "encoder-decoder"
+    layers: int
+    heads: int
+    decoder_layers: int = 0  # encoder-decoder models only
+    hidden: int = 0
+    intermediate: int = 0
+    vocab: int = 0
+    last_logits_only: bool = True  # causal models: logits at the last position only
+    on_gpu: bool = False  # the forward pass's memory is the GPU's, not this machine's
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes an input needs beyond the loaded model, by where they go."""
+
+    maps: int  # every stored float32 map
+    forward: int  # eager attention and activations of the largest batch's layer
+    report: int  # packing the largest map for the page, and the export's rollout
+
+    @property
+    def host(self) -> int:
+        """What this machine's memory must hold at the peak."""
+        return self.maps + max(self.forward, self.report) + HEADROOM_BYTES
+
+
+def map_values(shape: ModelShape, n: int, m: int | None = None) -> int:
+    """Attention values of one input of `n` tokens (decoder input `m` tokens)."""
+    values = shape.layers * shape.heads * n * n
+    if shape.kind == "encoder-decoder":
+        m = n if m is None else m
+        values += shape.decoder_layers * shape.heads * (m * m + m * n)
+    return values
+
+
+def estimate(shape: ModelShape, lengths: Sequence[int], batch_size: int) -> tuple[Estimate, int]:
+    """The memory `lengths` need (and the GPU's share of the forward pass, 0 on CPU)."""
+    if not lengths:
+        return Estimate(0, 0, 0), 0
+    values = [map_values(shape, n) for n in lengths]
+    maps = 4 * sum(values)
+    ordered = sorted(lengths)
+    forward = 0
+    size = max(1, batch_size)
+    for start in range(0, len(ordered), size):
+        chunk = ordered[start : start + size]
+        b, n = len(chunk), chunk[-1]
+        attention = EAGER_COPIES * 4 * b * shape.heads * n * n
+        activations = 4 * b * n * (4 * shape.hidden + shape.intermediate)
+        logits = 4 * b * shape.vocab * (1 if shape.last_logits_only else n)
+        forward = max(forward, attention + activations + logits)
+    largest = max(range(len(lengths)), key=lambda i: values[i])
+    n = lengths[largest]
+    report = PACK_BYTES_PER_VALUE * values[largest] + (
+        ROLLOUT_BYTES_PER_LAYER_VALUE * shape.layers * n * n
+    )
+    if shape.on_gpu:
+        return Estimate(maps, 0, report), forward
+    return Estimate(maps, forward, report), 0
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _cgroup_free() -> int | None:
+    """Bytes left under this process's cgroup limit (v2, else v1), or None without one.
+
+    Inactive file cache counts as free: the kernel drops it before it kills anything.
+    """
+    root = CGROUP_ROOT
+    own = ""
+    for line in (_read(PROC_CGROUP) or "").splitlines():
+        if line.startswith("0::"):
+            own = line[3:].strip("/")
+    candidates = [
+        (root / own / "memory.max", root / own / "memory.current", "inactive_file"),
+        (root / "memory.max", root / "memory.current", "inactive_file"),
+        (
+            root / "memory" / "memory.limit_in_bytes",
+            root / "memory" / "memory.usage_in_bytes",
+            "total_inactive_file",
+        ),
+    ]
+    for limit_path, usage_path, cache_key in candidates:
+        limit, usage = _read(limit_path), _read(usage_path)
+        if limit is None or usage is None or not usage.isdigit():
+            continue
+        if not limit.isdigit() or int(limit) >= 1 << 60:  # "max", or v1's "no limit"
+            return None
+        cache = 0
+        for line in (_read(limit_path.with_name("memory.stat")) or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == cache_key and value.isdigit():
+                cache = int(value)
+        return max(0, int(limit) - int(usage) + cache)
+    return None
+
+
+def _meminfo_available() -> int | None:
+    for line in (_read(PROC_MEMINFO) or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * 1024
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the tighter of its cgroup and the machine."""
+    found = [v for v in (_cgroup_free(), _meminfo_available()) if v is not None]
+    return min(found) if found else None
+
+
+def human(size: int) -> str:
+    """Bytes as the one-line messages print them ("1.4 GB", "310 MB")."""
+    if size >= 1024**3:
+        return f"{size / 1024**3:.1f} GB"
+    return f"{max(1, round(size / 1024**2))} MB"
+
+
+def _largest_fitting(fits: Callable[[int], bool], upper: int) -> int:
+    """The largest N in 1..upper with fits(N) (fits is monotone), or 0 when none does."""
+    low, high = 0, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def check_fits(
+    shape: ModelShape,
+    lengths: Sequence[int],
+    batch_size: int,
+    *,
+    available: int | None,
+    gpu_free: int | None = None,
+) -> None:
+    """Refuse, in one line, an input this machine or a page cannot carry.
+
+    `available` is this machine's free memory in bytes (None: unknown, not checked);
+    `gpu_free` the GPU's, when the model runs there. Raises :class:`InputError` naming
+    what it needs, what there is, and the `--max-tokens` that would fit.
+    """
+    if not lengths:
+        return
+    longest = max(lengths)
+
+    def cut(limit: int) -> list[int]:
+        return [min(n, limit) for n in lengths]
+
+    def host_fits(limit: int) -> bool:
+        need, _ = estimate(shape, cut(limit), batch_size)
+        return available is None or need.host <= available
+
+    def gpu_fits(limit: int) -> bool:
+        _, need = estimate(shape, cut(limit), batch_size)
+        return gpu_free is None or need <= gpu_free
+
+    need, gpu_need = estimate(shape, lengths, batch_size)
+    if available is not None and need.host > available:
+        fit = _largest_fitting(lambda k: host_fits(k) and gpu_fits(k), longest)
+        raise InputError(
+            f"this input needs about {human(need.host)} of memory for model "
+            f"'{shape.name}' ({human(need.maps)} of attention maps, "
+            f"{human(max(need.forward, need.report))} at the peak of the forward pass "
+            f"and packing) but {human(available)} is available; " + _what_to_do(fit, longest)
+        )
+    if gpu_free is not None and gpu_need > gpu_free:
+        fit = _largest_fitting(gpu_fits, longest)
+        raise InputError(
+            f"this input's forward pass needs about {human(gpu_need)} of GPU memory for "
+            f"model '{shape.name}' but {human(gpu_free)} is free; " + _what_to_do(fit, longest)
+        )
+    values = sum(map_values(shape, n) for n in lengths)
+    if values > PAGE_BUDGET_VALUES:
+        fit = _largest_fitting(
+            lambda k: sum(map_values(shape, n) for n in cut(k)) <= PAGE_BUDGET_VALUES, longest
+        )
+        raise InputError(
+            f"this input's attention is {values / 1e6:.0f}M values, more than one page "
+            f"carries ({PAGE_BUDGET_VALUES / 1e6:.0f}M, about "
+            f"{human(8 * PAGE_BUDGET_VALUES)} of browser memory); " + _what_to_do(fit, longest)
+        )
+
+
+def _what_to_do(fit: int, longest: int) -> str:
+    if fit >= 2:
+        return (
+            f"use --max-tokens {fit} (the longest input has {longest} tokens), "
+            "a shorter input, or a smaller model"
+        )
+    return "use a smaller model or a much shorter input"
+
+
+def model_shape(loaded: Any) -> ModelShape:
+    """A :class:`ModelShape` from a loaded model (see ``reportgen.models.LoadedModel``)."""
+    from reportgen.models import count_field
+
+    config = loaded.model.config
+    try:
+        text = config.get_text_config()
+    except (AttributeError, ValueError):
+        text = config
+    info = loaded.info
+    hidden = count_field(text, "hidden_size", "n_embd", "d_model") or 0
+    decoder_layers = 0
+    if info.kind == "encoder-decoder":
+        decoder_layers = count_field(text, "num_decoder_layers", "decoder_layers") or info.layers
+    from reportgen.extract import keeps_last_logits_only
+
+    return ModelShape(
+        name=info.name,
+        kind=info.kind,
+        layers=info.layers,
+        heads=info.heads,
+        decoder_layers=decoder_layers,
+        hidden=hidden,
+        intermediate=count_field(text, "intermediate_size", "n_inner", "d_ff") or 4 * hidden,
+        vocab=count_field(text, "vocab_size") or 0,
+        last_logits_only=keeps_last_logits_only(loaded),
+        on_gpu=str(loaded.device).startswith("cuda"),
+    )
+
+
+def gpu_free_memory(loaded: Any) -> int | None:
+    """Free bytes on the model's CUDA device, or None elsewhere."""
+    if not str(loaded.device).startswith("cuda"):
+        return None
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(loaded.device)
+    return int(free)
+
+
+def check_input(loaded: Any, lengths: Sequence[int], batch_size: int) -> None:
+    """:func:`check_fits` for a loaded model and this machine, before the forward pass."""
+    check_fits(
+        model_shape(loaded),
+        lengths,
+        batch_size,
+        available=available_memory(),
+        gpu_free=gpu_free_memory(loaded),
+    )
