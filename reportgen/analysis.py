@@ -2,9 +2,11 @@
 
 Conventions: an attention array is shaped ``[..., n_query, n_key]``; the last axis is the
 key (the position attended to) and every query row sums to 1. A sentence's full array is
-``[layers, heads, n, n]``. Everything is computed in float64 (attention usually arrives as
-float32, whose rounding would otherwise leak into entropies and sums) and returned as
-float64 unless a function says otherwise. Nothing here does I/O or imports torch.
+``[layers, heads, n, n]``. Results are float64 (attention usually arrives as float32, whose
+rounding would otherwise leak into entropies and sums) unless a function says otherwise;
+functions that see a whole sentence's array (entropy, rollout, focus scores, pooling)
+work one layer or a few rows at a time and sum in float64, so that no float64 copy of
+every layer exists at once. Nothing here does I/O or imports torch.
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ def rollout(attn: ArrayLike) -> Float64Array:
     ``result[l] = A_l @ A_(l-1) @ ... @ A_0`` with ``A_l`` the head-averaged attention of
     layer l mixed half-and-half with the identity and row-renormalised.
     """
-    a = _as_f64(attn)
+    a = np.asarray(attn)
     _require_ndim(a, 4, "attention")
     n = a.shape[-1]
     if a.shape[-2] != n:
@@ -304,11 +306,16 @@ def rollout(attn: ArrayLike) -> Float64Array:
     # residual connection is modelled by adding the identity (0.5 W + 0.5 I), and the
     # flow from layer 0 to layer l is the product of the per-layer matrices.
     eye = np.eye(n)
-    per_layer = 0.5 * a.mean(axis=1) + 0.5 * eye
+    # Head means layer by layer, summed in float64: no float64 copy of every head.
+    layers = int(a.shape[0])
+    means = np.empty((layers, n, n), dtype=np.float64)
+    for layer in range(layers):
+        means[layer] = a[layer].mean(axis=0, dtype=np.float64)
+    per_layer = 0.5 * means + 0.5 * eye
     per_layer /= per_layer.sum(axis=-1, keepdims=True)
     out = np.empty_like(per_layer)
     current = eye
-    for layer in range(per_layer.shape[0]):
+    for layer in range(layers):
         # Later layers multiply on the left: row i of the product is where the token at
         # position i (top layer) ultimately draws its information from among the inputs.
         current = per_layer[layer] @ current
@@ -365,16 +372,17 @@ def focus_scores(
     From = mean over the focus word's pieces' rows; to = sum over a candidate's pieces'
     columns (the same convention as :func:`merge_groups`).
     """
-    a = _as_f64(attn)
+    a = np.asarray(attn)
     _require_ndim(a, 4, "attention")
     n = a.shape[-1]
     if a.shape[-2] != n:
         raise ValueError(f"focus_scores needs square attention, got shape {a.shape}")
     focus_row = _membership([focus], n, "focus word")[0]
-    focus_row /= focus_row.sum()
     to_cols = _membership(candidates, n, "candidate")  # [C, n]
-    # [L,H,n,n] -> [L,H,n] (mean of focus rows) -> [L,H,C] (sum of candidate columns).
-    from_focus = np.einsum("q,lhqk->lhk", focus_row, a)
+    # [L,H,n,n] -> [L,H,n] (mean of the focus rows, taken alone so that only they are
+    # widened to float64) -> [L,H,C] (sum of candidate columns).
+    rows = np.flatnonzero(focus_row)
+    from_focus = a[..., rows, :].astype(np.float64).mean(axis=-2)
     return from_focus @ to_cols.T
 
 

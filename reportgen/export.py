@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reportgen.config import Extraction
+from reportgen.config import Extraction, LongAttention, LongExtraction
 from reportgen.errors import InputError
 from reportgen.render import atomic_path
 
@@ -70,3 +70,63 @@ def write_export(path: Path, data: dict[str, Any]) -> int:
     except OSError as exc:
         raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     return len(text.encode("utf-8"))
+
+
+def _long_map(amap: LongAttention) -> dict[str, Any]:
+    return {
+        "name": amap.name,
+        "query_tokens": list(amap.query.tokens),
+        "key_tokens": list(amap.key.tokens),
+        "causal": amap.causal,
+        "overview": {
+            # Rows: mean over the query block; columns: sum over the key block.
+            "query_blocks": [list(b) for b in amap.query_blocks],
+            "key_blocks": [list(b) for b in amap.key_blocks],
+            "attention": amap.overview.tolist(),
+        },
+        "rows": [
+            {"position": r.position, "token": r.token, "attention": r.attention.tolist()}
+            for r in amap.rows
+        ],
+        "first_position_share": amap.first_share.tolist(),
+        "entropy": amap.entropy.tolist(),
+    }
+
+
+def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
+    """The export of long inputs: per item, the primary map's overview per head and its
+    exact rows (``items[i]["rows"] = [{"position", "token", "attention": [L][H][n]}]``,
+    always the last position, and the focus word's pieces when there is a focus); other
+    maps of encoder-decoder models under ``decoder_attention`` and ``cross_attention``.
+    No full ``attention`` array: a long input is over the page budget by definition.
+    """
+    model = extraction.model
+    items = []
+    for result in extraction.results:
+        primary = _long_map(result.maps[0])
+        item: dict[str, Any] = {"text": result.item.text, "tokens": primary.pop("query_tokens")}
+        del primary["key_tokens"], primary["name"]
+        item.update(primary)
+        if result.item.text_pair is not None:
+            item["text_pair"] = result.item.text_pair
+        for amap in result.maps[1:]:
+            key = amap.name.lower().replace("-", "_").replace(" ", "_")
+            item[key.replace("_self_attention", "_attention")] = _long_map(amap)
+        if result.next_tokens:
+            item["next_tokens"] = [
+                {"token": t.token, "probability": t.probability} for t in result.next_tokens
+            ]
+        if result.truncated:
+            item["truncated"] = True
+        items.append(item)
+    return {
+        "model": {
+            "name": model.name,
+            "architecture": model.architecture,
+            "kind": model.kind,
+            "layers": model.layers,
+            "heads": model.heads,
+        },
+        "items": items,
+        "pairs": [],
+    }

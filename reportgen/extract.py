@@ -18,11 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from reportgen import analysis
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
+    ExactRow,
     Extraction,
     InputBatch,
+    LongAttention,
+    LongExtraction,
+    LongResult,
     NextToken,
     ReportConfig,
     SentenceInput,
@@ -162,10 +167,19 @@ def _check_layer(label: str, weights: Any, heads: int | None) -> None:
         )
 
 
-SinkFactory = Callable[[SentenceInput, dict[str, int]], LayerSink]
+@dataclass(frozen=True)
+class Sequences:
+    """The token sequences of one item: its input, and the decoder's for encoder-decoders."""
+
+    input: TokenSeq
+    b_start: int | None
+    decoder: TokenSeq | None = None
 
 
-def _store_sink(_: SentenceInput, layers: dict[str, int]) -> LayerSink:
+SinkFactory = Callable[[SentenceInput, Sequences, dict[str, int]], LayerSink]
+
+
+def _store_sink(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> LayerSink:
     return StoreSink(layers)
 
 
@@ -232,15 +246,6 @@ def extract(
         results=tuple(r for r in results if r is not None),
         warnings=tuple(warnings),
     )
-
-
-@dataclass(frozen=True)
-class Sequences:
-    """The token sequences of one item: its input, and the decoder's for encoder-decoders."""
-
-    input: TokenSeq
-    b_start: int | None
-    decoder: TokenSeq | None = None
 
 
 def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[AttentionMap, ...]:
@@ -393,7 +398,9 @@ def _forward(
     handles = []
     try:
         if hooked:
-            sinks.extend(make_sink(item, layers) for item in items)
+            sinks.extend(
+                make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
+            )
             for h in hooked:
 
                 def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
@@ -425,7 +432,9 @@ def _forward(
                     f"{info.layers} layers (a hybrid architecture?); reportgen needs "
                     "attention in every layer"
                 )
-            sinks.extend(make_sink(item, layers) for item in items)
+            sinks.extend(
+                make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
+            )
             for stream, atts in streams.items():
                 for layer, w in enumerate(atts):
                     deliver(stream, layer, w)
@@ -493,3 +502,149 @@ def _decoder_inputs(
         ids_t[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
     return ids_t, mask, seqs
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs: reduce each layer as it streams, keep no full map
+# ---------------------------------------------------------------------------------------
+
+# Overview blocks per axis: 128 x 128 per head keeps 30 x 9 heads near 4.4M values.
+OVERVIEW_BLOCKS = 128
+
+
+class LongSink:
+    """Reduces each layer to what a long input's page carries (see ``LongAttention``).
+
+    One reusable ``[heads, q, k]`` buffer per stream takes the hook's copy; from it each
+    layer yields its pooled overview, its exact rows, the share of attention to the first
+    position and the heads' entropies, and the buffer is reused by the next layer.
+    """
+
+    def __init__(
+        self, layers: dict[str, int], rows: dict[str, tuple[int, ...]], blocks: int
+    ) -> None:
+        self.layers = layers
+        self.positions = rows
+        self.blocks = blocks
+        self.scratch: dict[str, NDArray[np.float32]] = {}
+        self.overview: dict[str, NDArray[np.float32]] = {}
+        self.rows: dict[str, NDArray[np.float32]] = {}
+        self.first_share: dict[str, NDArray[np.float32]] = {}
+        self.entropy: dict[str, NDArray[np.float64]] = {}
+        self.bounds: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+
+    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> NDArray[np.float32]:
+        arr = self.scratch.get(stream)
+        if arr is None or arr.shape != shape:
+            heads, nq, nk = shape
+            count = self.layers[stream]
+            qb, kb = analysis.block_bounds(nq, self.blocks), analysis.block_bounds(nk, self.blocks)
+            self.bounds[stream] = (qb, kb)
+            arr = np.empty(shape, dtype=np.float32)
+            self.scratch[stream] = arr
+            self.overview[stream] = np.empty((count, heads, len(qb), len(kb)), np.float32)
+            self.rows[stream] = np.empty(
+                (len(self.positions.get(stream, ())), count, heads, nk), np.float32
+            )
+            self.first_share[stream] = np.empty((count, heads), np.float32)
+            self.entropy[stream] = np.empty((count, heads), np.float64)
+        return arr
+
+    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
+        qb, kb = self.bounds[stream]
+        self.overview[stream][layer] = analysis.block_pool(weights, qb, kb)
+        for r, pos in enumerate(self.positions.get(stream, ())):
+            self.rows[stream][r, layer] = weights[:, pos, :]
+        self.first_share[stream][layer] = weights[:, :, 0].mean(axis=-1, dtype=np.float64)
+        self.entropy[stream][layer] = analysis.layer_entropies(weights)[0]
+        if layer == self.layers[stream] - 1:
+            del self.scratch[stream]  # the last layer: nothing more to copy into
+
+    def result(
+        self, stream: str, name: str, query: TokenSeq, key: TokenSeq, causal: bool
+    ) -> LongAttention:
+        """The reduced record of one stream, once every layer has passed."""
+        qb, kb = self.bounds[stream]
+        positions = self.positions.get(stream, ())
+        return LongAttention(
+            name=name,
+            query=query,
+            key=key,
+            query_blocks=tuple(qb),
+            key_blocks=tuple(kb),
+            overview=self.overview[stream],
+            rows=tuple(
+                ExactRow(p, query.display[p], self.rows[stream][r]) for r, p in enumerate(positions)
+            ),
+            first_share=self.first_share[stream],
+            entropy=self.entropy[stream],
+            causal=causal,
+        )
+
+
+def row_positions(item: SentenceInput, seqs: Sequences) -> dict[str, tuple[int, ...]]:
+    """Exact rows per stream: the focus word's pieces (first match), then the last position."""
+    seq = seqs.input
+    wanted: list[int] = []
+    if item.focus is not None:
+        wanted, _ = analysis.find_word(seq.text, seq.offsets, item.focus)
+    last = len(seq.tokens) - 1
+    rows = {SELF: tuple(sorted({*wanted, last}))}
+    if seqs.decoder is not None:
+        rows[DECODER] = rows[CROSS] = (len(seqs.decoder.tokens) - 1,)
+    return rows
+
+
+def extract_long(
+    batch: InputBatch,
+    config: ReportConfig,
+    loaded: LoadedModel | None = None,
+    log: Log = _quiet_log,
+    progress: Progress | None = None,
+    encoded: Sequence[tuple[Any, int]] | None = None,
+    blocks: int = OVERVIEW_BLOCKS,
+) -> LongExtraction:
+    """Like :func:`extract`, but every layer is reduced as it streams (see ``LongSink``):
+    memory beyond the model is one layer's eager attention plus the reduced records.
+    """
+    if loaded is None:
+        loaded = load_model(config, log)
+    if encoded is None:
+        encoded = [encode(loaded, item, config) for item in batch.items]
+    _, why = token_limit(loaded, config)
+    warnings = [
+        f"{item.source}: truncated from {n_full} to {len(enc['input_ids'])} tokens ({why})"
+        for item, (enc, n_full) in zip(batch.items, encoded, strict=True)
+        if len(enc["input_ids"]) < n_full
+    ]
+
+    def make(item: SentenceInput, seqs: Sequences, layers: dict[str, int]) -> LayerSink:
+        return LongSink(layers, row_positions(item, seqs), blocks)
+
+    kind = loaded.info.kind
+    results: list[LongResult | None] = [None] * len(batch.items)
+    for i, (sink, seqs, next_tokens) in stream_attention(
+        loaded, batch.items, encoded, config, make, progress
+    ):
+        assert isinstance(sink, LongSink)
+        # The same names as the full maps of :func:`extract`.
+        if seqs.decoder is None:
+            maps = [sink.result(SELF, "Self-attention", seqs.input, seqs.input, kind == "causal")]
+        else:
+            dec = seqs.decoder
+            maps = [
+                sink.result(SELF, "Encoder self-attention", seqs.input, seqs.input, False),
+                sink.result(DECODER, "Decoder self-attention", dec, dec, True),
+                sink.result(CROSS, "Cross-attention", dec, seqs.input, False),
+            ]
+        results[i] = LongResult(
+            item=batch.items[i],
+            maps=tuple(maps),
+            truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
+            next_tokens=next_tokens,
+        )
+    return LongExtraction(
+        model=loaded.info,
+        results=tuple(r for r in results if r is not None),
+        warnings=tuple(warnings),
+    )
