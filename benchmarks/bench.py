@@ -670,7 +670,10 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
     # 5. GGUF: the first run dequantises, later runs load the cached copy ---------------
     rows.extend(gguf_rows(work))
 
-    # 6. Browser ------------------------------------------------------------------------
+    # 6. Long inputs: streaming on SmolLM2 at ~900 and ~4,000 tokens --------------------
+    rows.extend(long_input_rows(work))
+
+    # 7. Browser ------------------------------------------------------------------------
     if args.no_browser:
         return rows
     say("browser: headless Chromium")
@@ -773,6 +776,161 @@ def gguf_rows(work: Path) -> list[Row]:
     ]
 
 
+# ---------------------------------------------------------------------------------------
+# Long inputs (issue 11): SmolLM2 over ~900 and ~4,000 tokens of prose
+
+LONG_PEAK_TARGETS = {900: 2.5e9, 4000: 4e9}  # bytes of peak memory
+LONG_TIME_TARGETS = {900: 3.0, 4000: 2.0}  # time beyond a 45-token run / the forward pass
+LONG_EXPORT_TARGET = 40 * MB
+
+# Plain prose written for this benchmark (no third-party text); repeated to length.
+PROSE = (
+    "The morning train to the coast was late again, and the people on the platform had "
+    "long since stopped looking at the board. A woman with a bicycle read a folded "
+    "newspaper while her dog slept against the wheel. Two students argued quietly about "
+    "whether the bridge across the river had been built before or after the old mill "
+    "closed, and neither of them was willing to look it up. When the train finally "
+    "arrived, it was shorter than usual, and everyone pressed toward the same three doors.\n\n"
+    "Inside, the carriage smelled of coffee and wet coats. The conductor walked slowly "
+    "down the aisle, checking tickets and answering questions that had nothing to do with "
+    "tickets. He told one passenger that the fog would lift by noon and another that the "
+    "bakery near the harbour had closed for the winter. Most of what he said turned out "
+    "to be true, which surprised the passengers who had never taken this line before.\n\n"
+    "Outside the window the fields gave way to marshland, then to a long row of houses "
+    "painted in colours that had faded to the same soft grey. A man in the seat by the "
+    "door counted the stations under his breath. He had made this journey every week for "
+    "eleven years, he said to nobody in particular, and he still could not remember "
+    "whether the fourth stop came before the tunnel or after it.\n\n"
+    "By the time the sea appeared, the fog had indeed begun to thin. The light changed "
+    "from white to pale yellow, and the children at the back of the carriage stopped "
+    "their game to press their faces against the glass. The woman with the bicycle "
+    "folded her newspaper, woke the dog, and stood up before the train had stopped, as "
+    "if she were afraid that the doors would not open for her.\n\n"
+    "The town itself was quieter than anyone expected. The shops along the front were "
+    "still shuttered, the gulls had the pier to themselves, and the only sound was the "
+    "steady scrape of a shovel where someone was clearing sand from the steps of the "
+    "library. It was the kind of place that seemed to be waiting for a season that had "
+    "not yet decided whether to come."
+)
+
+LONG_SCRIPT = """
+import json, resource, sys, time
+start = time.perf_counter()
+import torch
+from reportgen.config import InputBatch, ReportConfig, SentenceInput
+from reportgen.models import load_model
+mode, model_path, text_path, out_path = sys.argv[1:5]
+text = open(text_path, encoding="utf-8").read()
+config = ReportConfig(model=model_path, device="cpu")
+loaded = load_model(config)
+tok = loaded.tokenizer
+if mode == "bare":
+    enc = tok(text, return_tensors="pt")
+    begin = time.perf_counter()
+    with torch.inference_mode():
+        loaded.model(**enc)  # eager attention, computed and dropped layer by layer
+    forward = time.perf_counter() - begin
+    size = 0
+else:
+    from reportgen.export import long_export_data, write_export
+    from reportgen.extract import encode, extract_long
+    from pathlib import Path
+    batch = InputBatch(items=(SentenceInput(text, source="prose"),))
+    begin = time.perf_counter()
+    encoded = [encode(loaded, item, config) for item in batch.items]
+    long = extract_long(batch, config, loaded, encoded=encoded)
+    size = write_export(Path(out_path), long_export_data(long))
+    forward = time.perf_counter() - begin
+print(json.dumps({
+    "tokens": len(tok(text)["input_ids"]),
+    "work": forward,
+    "total": time.perf_counter() - start,
+    "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "size": size,
+}))
+"""
+
+
+def prose(tokenizer: Any, tokens: int) -> str:
+    """PROSE, repeated and cut at a word, to about `tokens` tokens."""
+    text = PROSE
+    while len(tokenizer(text)["input_ids"]) < tokens:
+        text = text + "\n\n" + PROSE
+    words = text.split(" ")
+    low, high = 1, len(words)
+    while low < high:
+        mid = (low + high) // 2
+        if len(tokenizer(" ".join(words[:mid]))["input_ids"]) >= tokens:
+            high = mid
+        else:
+            low = mid + 1
+    return " ".join(words[:low])
+
+
+def long_input_rows(work: Path, sizes: Sequence[int] = (900, 4000)) -> list[Row]:
+    """SmolLM2 (GGUF) on prose of each size: reportgen's streaming extraction plus the
+    long-input export, against the bare eager forward pass over the same tokens, each in
+    its own process (peak memory is the process's ru_maxrss)."""
+    from reportgen import gguf
+    from reportgen.config import ReportConfig
+    from reportgen.models import load_model
+
+    source = gguf.cache_root() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not source.is_file():
+        return [Row("Long inputs (SmolLM2)", "skipped", f"no {source}", "make fetch-smollm2", None)]
+    say("long inputs: SmolLM2 over prose, streaming extraction vs the bare forward pass")
+    tokenizer = load_model(ReportConfig(model=str(source))).tokenizer  # also warms the cache
+
+    def measure(mode: str, tokens: int) -> dict[str, Any]:
+        text_path = work / f"prose{tokens}.txt"
+        text_path.write_text(prose(tokenizer, tokens), encoding="utf-8")
+        cmd = [sys.executable, "-c", LONG_SCRIPT, mode, str(source), str(text_path)]
+        cmd.append(str(work / f"long{tokens}.json"))
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        if done.returncode != 0:
+            raise RuntimeError(f"long bench {mode} {tokens} failed:\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        say(f"  {mode} {tokens}: {result}")
+        return result
+
+    base = measure("ours", 45)
+    rows: list[Row] = []
+    for tokens in sizes:
+        bare, ours = measure("bare", tokens), measure("ours", tokens)
+        n = ours["tokens"]
+        beyond = (ours["total"] - base["total"]) / bare["work"]
+        peak_target = LONG_PEAK_TARGETS.get(tokens, 4e9)
+        time_target = LONG_TIME_TARGETS.get(tokens, 3.0)
+        rows.append(
+            Row(
+                f"{n} tokens (SmolLM2): peak memory, streaming extraction + export",
+                fmt_mb(ours["peak"]),
+                f"bare eager forward {fmt_mb(bare['peak'])}",
+                f"≤ {fmt_mb(peak_target)}",
+                ours["peak"] <= peak_target,
+            )
+        )
+        rows.append(
+            Row(
+                f"{n} tokens: time beyond a 45-token run, over the forward pass",
+                f"{ours['total'] - base['total']:.2f} s (work {ours['work']:.2f} s)",
+                f"bare forward {bare['work']:.2f} s",
+                f"{beyond:.2f}x / ≤ {time_target:g}x",
+                beyond <= time_target,
+            )
+        )
+        rows.append(
+            Row(
+                f"{n} tokens: long-input export (overview, exact rows; JSON)",
+                fmt_mb(ours["size"]),
+                "—",
+                f"≤ {fmt_mb(LONG_EXPORT_TARGET)}",
+                ours["size"] <= LONG_EXPORT_TARGET,
+            )
+        )
+    return rows
+
+
 PROMPT_CAUSAL = "The animal didn't cross the street because it was too"
 
 
@@ -800,6 +958,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--keep", type=Path, default=None, help="keep the reports in this folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     parser.add_argument(
+        "--long-only", action="store_true", help="only the long-input rows (SmolLM2 prose)"
+    )
+    parser.add_argument(
         "--long-timeout", type=float, default=180.0, help="seconds to wait for the 512 report"
     )
     args = parser.parse_args(argv)
@@ -807,7 +968,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
     try:
-        rows = bench(args, work)
+        rows = long_input_rows(work) if args.long_only else bench(args, work)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for name in ("winograd.html", "many.html", "long.html"):

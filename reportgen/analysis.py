@@ -144,7 +144,8 @@ def layer_entropies(layer: ArrayLike) -> tuple[Float64Array, float]:
         logs *= np.where(positive, x, 0)
         return -logs.sum(axis=-1, dtype=np.float64)
 
-    per_head = rows(a).mean(axis=-1)
+    # Head by head: the temporaries are one head's n x n, not the layer's.
+    per_head = np.array([rows(head).mean() for head in a], dtype=np.float64).reshape(len(a))
     average = float(rows(a.mean(axis=0)).mean()) if a.shape[1] else 0.0
     return per_head, average
 

@@ -53,12 +53,16 @@ def _quiet_log(_: str) -> None:
 class LayerSink(Protocol):
     """Receives one item's attention, one layer of one stream at a time."""
 
-    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> NDArray[np.float32]:
-        """A float32 ``[heads, q, k]`` array for the hook to fill with this layer."""
+    def buffer(
+        self, stream: str, layer: int, shape: tuple[int, int, int]
+    ) -> NDArray[np.float32] | None:
+        """A float32 ``[heads, q, k]`` array for the hook to fill with this layer, or None
+        to be handed a read-only view of the model's own tensor (no copy on CPU)."""
         ...
 
     def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
-        """Called once `weights` (the array from :meth:`buffer`) holds the layer."""
+        """Called once `weights` holds the layer (the buffer, or the view); a view is
+        valid only during the call."""
         ...
 
 
@@ -385,8 +389,14 @@ def _forward(
         for b, sink in enumerate(sinks):
             nq, nk = q_lens[b], k_lens[b]
             dest = sink.buffer(stream, layer, (int(weights.shape[1]), nq, nk))
-            view = torch.from_numpy(dest)
-            view.copy_(weights[b, :, :nq, :nk])
+            if dest is None:
+                view = weights[b, :, :nq, :nk]
+                if view.device.type != "cpu" or view.dtype != torch.float32:
+                    view = view.to(device="cpu", dtype=torch.float32)
+                dest = view.numpy()
+            else:
+                view = torch.from_numpy(dest)
+                view.copy_(weights[b, :, :nq, :nk])
             label = (
                 f"{info.name} ({items[b].source})"
                 if stream == SELF
@@ -515,9 +525,9 @@ OVERVIEW_BLOCKS = 128
 class LongSink:
     """Reduces each layer to what a long input's page carries (see ``LongAttention``).
 
-    One reusable ``[heads, q, k]`` buffer per stream takes the hook's copy; from it each
-    layer yields its pooled overview, its exact rows, the share of attention to the first
-    position and the heads' entropies, and the buffer is reused by the next layer.
+    Each layer arrives as a view of the model's own tensor (no copy on CPU in float32)
+    and yields its pooled overview, its exact rows, the share of attention to the first
+    position and the heads' entropies; nothing else of it is kept.
     """
 
     def __init__(
@@ -526,29 +536,25 @@ class LongSink:
         self.layers = layers
         self.positions = rows
         self.blocks = blocks
-        self.scratch: dict[str, NDArray[np.float32]] = {}
         self.overview: dict[str, NDArray[np.float32]] = {}
         self.rows: dict[str, NDArray[np.float32]] = {}
         self.first_share: dict[str, NDArray[np.float32]] = {}
         self.entropy: dict[str, NDArray[np.float64]] = {}
         self.bounds: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
 
-    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> NDArray[np.float32]:
-        arr = self.scratch.get(stream)
-        if arr is None or arr.shape != shape:
+    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> None:
+        if stream not in self.bounds:
             heads, nq, nk = shape
             count = self.layers[stream]
             qb, kb = analysis.block_bounds(nq, self.blocks), analysis.block_bounds(nk, self.blocks)
             self.bounds[stream] = (qb, kb)
-            arr = np.empty(shape, dtype=np.float32)
-            self.scratch[stream] = arr
             self.overview[stream] = np.empty((count, heads, len(qb), len(kb)), np.float32)
             self.rows[stream] = np.empty(
                 (len(self.positions.get(stream, ())), count, heads, nk), np.float32
             )
             self.first_share[stream] = np.empty((count, heads), np.float32)
             self.entropy[stream] = np.empty((count, heads), np.float64)
-        return arr
+        return None  # a view of the model's tensor will do: nothing is kept from it
 
     def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
         qb, kb = self.bounds[stream]
@@ -557,8 +563,6 @@ class LongSink:
             self.rows[stream][r, layer] = weights[:, pos, :]
         self.first_share[stream][layer] = weights[:, :, 0].mean(axis=-1, dtype=np.float64)
         self.entropy[stream][layer] = analysis.layer_entropies(weights)[0]
-        if layer == self.layers[stream] - 1:
-            del self.scratch[stream]  # the last layer: nothing more to copy into
 
     def result(
         self, stream: str, name: str, query: TokenSeq, key: TokenSeq, causal: bool
