@@ -232,7 +232,8 @@ def check_fits(
         raise InputError(
             f"this input's attention is {values / 1e6:.0f}M values, more than one page "
             f"carries ({PAGE_BUDGET_VALUES / 1e6:.0f}M, about "
-            f"{human(8 * PAGE_BUDGET_VALUES)} of browser memory); " + _what_to_do(fit, longest)
+            f"{8 * PAGE_BUDGET_VALUES / 1e6:.0f} MB of browser memory); "
+            + _what_to_do(fit, longest)
         )
 
 
