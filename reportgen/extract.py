@@ -397,12 +397,12 @@ def _forward(
             else:
                 view = torch.from_numpy(dest)
                 view.copy_(weights[b, :, :nq, :nk])
-            label = (
-                f"{info.name} ({items[b].source})"
-                if stream == SELF
-                else (f"{info.name} {stream} ({items[b].source})")
+            where = "" if stream == SELF else f" {stream}"
+            _check_layer(
+                f"{info.name}{where} ({items[b].source})",
+                view,
+                info.heads if stream == SELF else None,
             )
-            _check_layer(label, view, info.heads if stream == SELF else None)
             sink.take(stream, layer, dest)
 
     handles = []
@@ -459,16 +459,24 @@ def _forward(
     for b, (sink, item_seqs) in enumerate(zip(sinks, seqs, strict=True)):
         next_tokens: tuple[NextToken, ...] = ()
         if logits is not None:
-            n = lengths[b]
-            row = logits[b, kept.tolist().index(n - 1)] if kept is not None else logits[b, n - 1]
-            probs = torch.softmax(row.float(), dim=-1)
-            top = torch.topk(probs, TOP_NEXT_TOKENS)
-            next_tokens = tuple(
-                NextToken(tok.decode([int(i)]), float(p))
-                for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-            )
+            last = lengths[b] - 1
+            # With logits_to_keep, column j holds the j-th kept position.
+            row = logits[b, kept.tolist().index(last)] if kept is not None else logits[b, last]
+            next_tokens = _top_tokens(tok, row)
         results.append((sink, item_seqs, next_tokens))
     return results
+
+
+def _top_tokens(tokenizer: Any, logits: Any) -> tuple[NextToken, ...]:
+    """The model's top predictions from one position's logits."""
+    import torch
+
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, TOP_NEXT_TOKENS)
+    return tuple(
+        NextToken(tokenizer.decode([int(i)]), float(p))
+        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+    )
 
 
 def _decoder_inputs(
