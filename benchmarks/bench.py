@@ -267,15 +267,17 @@ def eight_bit(attention: Any) -> float:
 
 
 def report_payload(path: Path) -> tuple[int, int]:
-    """(base64 characters of attention data, attention values) in a written report."""
+    """(base64 characters of attention data, attention values) in a written report.
+
+    Reads the page format of reportgen/store.py: each sentence block's `maps`."""
     text = path.read_text(encoding="utf-8")
     chars = values = 0
     for block in re.findall(
         r'<script type="application/json" id="rg-data-[^"]*">(.*?)</script>', text, re.S
     ):
-        for m in json.loads(block)["maps"]:
+        for m in json.loads(block).get("maps", ()):  # pair blocks hold no maps
             chars += len(m["data"])
-            values += m["layers"] * m["heads"] * m["nq"] * m["nk"]
+            values += m["layers"] * m["heads"] * m["n_query"] * m["n_key"]
     if values == 0:
         raise RuntimeError(f"{path}: no attention data found")
     return chars, values
@@ -340,6 +342,7 @@ class Browser:
         height: int = 900,
         timeout_s: float = 120.0,
         switch_head: int | None = None,
+        heap: bool = False,
     ) -> dict[str, Any]:
         """Seconds from navigation start until the first screen (or every section) is drawn.
 
@@ -370,6 +373,8 @@ class Browser:
             visible = page.evaluate(VISIBLE_SECTIONS_JS)
             out["visible"] = len(visible)
             out["first_screen"] = drawn(visible)
+            if heap:  # Chromium's performance.memory: the JS heap in use now
+                out["heap"] = page.evaluate("performance.memory.usedJSHeapSize")
             if everything:
                 ids = page.locator("section.rg-sentence").evaluate_all("els => els.map(e => e.id)")
                 for anchor in ids:
@@ -671,7 +676,7 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
     rows.extend(gguf_rows(work))
 
     # 6. Long inputs: streaming on SmolLM2 at ~900 and ~4,000 tokens --------------------
-    rows.extend(long_input_rows(work))
+    rows.extend(long_input_rows(work, browser=not args.no_browser))
 
     # 7. Browser ------------------------------------------------------------------------
     if args.no_browser:
@@ -782,6 +787,9 @@ def gguf_rows(work: Path) -> list[Row]:
 LONG_PEAK_TARGETS = {900: 2.5e9, 4000: 4e9}  # bytes of peak memory
 LONG_TIME_TARGETS = {900: 3.0, 4000: 2.0}  # time beyond a 45-token run / the forward pass
 LONG_EXPORT_TARGET = 40 * MB
+LONG_REPORT_TARGET = 40 * MB  # the long-input HTML report
+LONG_FIRST_TARGET = 3.0  # s until a long-input report's first screen is drawn
+LONG_HEAP_TARGET = 1000 * MB  # Chromium's JS heap after that first screen
 
 # Plain prose written for this benchmark (no third-party text); repeated to length.
 PROSE = (
@@ -816,37 +824,43 @@ PROSE = (
 LONG_SCRIPT = """
 import json, resource, sys, time
 start = time.perf_counter()
-import torch
-from reportgen.config import InputBatch, ReportConfig, SentenceInput
-from reportgen.models import load_model
 mode, model_path, text_path, out_path = sys.argv[1:5]
 text = open(text_path, encoding="utf-8").read()
-config = ReportConfig(model=model_path, device="cpu")
-loaded = load_model(config)
-tok = loaded.tokenizer
 if mode == "bare":
-    enc = tok(text, return_tensors="pt")
+    import torch
+    from reportgen.config import ReportConfig
+    from reportgen.models import load_model
+    loaded = load_model(ReportConfig(model=model_path, device="cpu"))
+    enc = loaded.tokenizer(text, return_tensors="pt")
     begin = time.perf_counter()
     with torch.inference_mode():
         loaded.model(**enc)  # eager attention, computed and dropped layer by layer
-    forward = time.perf_counter() - begin
-    size = 0
+    work = time.perf_counter() - begin
+    size = export = 0
 else:
-    from reportgen.export import long_export_data, write_export
-    from reportgen.extract import encode, extract_long
+    # The real CLI, in this process (so ru_maxrss is its peak): the whole text as one
+    # JSONL input, the HTML report and the export.
     from pathlib import Path
-    batch = InputBatch(items=(SentenceInput(text, source="prose"),))
+    from reportgen.cli import main
+    source = Path(out_path).with_suffix(".jsonl")
+    source.write_text(json.dumps({"text": text}) + "\\n", encoding="utf-8")
+    args = ["-i", str(source), "-m", model_path, "--device", "cpu", "-q", "-o", out_path]
+    args += ["--export-json", str(Path(out_path).with_suffix(".json"))]
     begin = time.perf_counter()
-    encoded = [encode(loaded, item, config) for item in batch.items]
-    long = extract_long(batch, config, loaded, encoded=encoded)
-    size = write_export(Path(out_path), long_export_data(long))
-    forward = time.perf_counter() - begin
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    work = time.perf_counter() - begin
+    size = Path(out_path).stat().st_size
+    export = Path(out_path).with_suffix(".json").stat().st_size
 print(json.dumps({
-    "tokens": len(tok(text)["input_ids"]),
-    "work": forward,
+    "work": work,
     "total": time.perf_counter() - start,
     "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     "size": size,
+    "export": export,
 }))
 """
 
@@ -867,10 +881,12 @@ def prose(tokenizer: Any, tokens: int) -> str:
     return " ".join(words[:low])
 
 
-def long_input_rows(work: Path, sizes: Sequence[int] = (900, 4000)) -> list[Row]:
-    """SmolLM2 (GGUF) on prose of each size: reportgen's streaming extraction plus the
-    long-input export, against the bare eager forward pass over the same tokens, each in
-    its own process (peak memory is the process's ru_maxrss)."""
+def long_input_rows(
+    work: Path, sizes: Sequence[int] = (900, 4000), browser: bool = True
+) -> list[Row]:
+    """SmolLM2 (GGUF) on prose of each size: the real CLI writing the long-input report
+    and its export, against the bare eager forward pass over the same tokens, each in its
+    own process (peak memory is the process's ru_maxrss); then Chromium opens the report."""
     from reportgen import gguf
     from reportgen.config import ReportConfig
     from reportgen.models import load_model
@@ -878,32 +894,36 @@ def long_input_rows(work: Path, sizes: Sequence[int] = (900, 4000)) -> list[Row]
     source = gguf.cache_root() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not source.is_file():
         return [Row("Long inputs (SmolLM2)", "skipped", f"no {source}", "make fetch-smollm2", None)]
-    say("long inputs: SmolLM2 over prose, streaming extraction vs the bare forward pass")
+    say("long inputs: SmolLM2 over prose, the CLI's long-input report vs the bare forward pass")
     tokenizer = load_model(ReportConfig(model=str(source))).tokenizer  # also warms the cache
 
     def measure(mode: str, tokens: int) -> dict[str, Any]:
+        text = prose(tokenizer, tokens)
         text_path = work / f"prose{tokens}.txt"
-        text_path.write_text(prose(tokenizer, tokens), encoding="utf-8")
+        text_path.write_text(text, encoding="utf-8")
         cmd = [sys.executable, "-c", LONG_SCRIPT, mode, str(source), str(text_path)]
-        cmd.append(str(work / f"long{tokens}.json"))
+        cmd.append(str(work / f"long{tokens}.html"))
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if done.returncode != 0:
             raise RuntimeError(f"long bench {mode} {tokens} failed:\n{done.stderr[-3000:]}")
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["tokens"] = len(tokenizer(text)["input_ids"])
         say(f"  {mode} {tokens}: {result}")
         return result
 
     base = measure("ours", 45)
     rows: list[Row] = []
+    pages: list[tuple[int, Path]] = []
     for tokens in sizes:
         bare, ours = measure("bare", tokens), measure("ours", tokens)
         n = ours["tokens"]
+        pages.append((n, work / f"long{tokens}.html"))
         beyond = (ours["total"] - base["total"]) / bare["work"]
         peak_target = LONG_PEAK_TARGETS.get(tokens, 4e9)
         time_target = LONG_TIME_TARGETS.get(tokens, 3.0)
         rows.append(
             Row(
-                f"{n} tokens (SmolLM2): peak memory, streaming extraction + export",
+                f"{n} tokens (SmolLM2): peak memory, CLI writing the report + export",
                 fmt_mb(ours["peak"]),
                 f"bare eager forward {fmt_mb(bare['peak'])}",
                 f"≤ {fmt_mb(peak_target)}",
@@ -913,7 +933,7 @@ def long_input_rows(work: Path, sizes: Sequence[int] = (900, 4000)) -> list[Row]
         rows.append(
             Row(
                 f"{n} tokens: time beyond a 45-token run, over the forward pass",
-                f"{ours['total'] - base['total']:.2f} s (work {ours['work']:.2f} s)",
+                f"{ours['total'] - base['total']:.2f} s (CLI {ours['work']:.2f} s)",
                 f"bare forward {bare['work']:.2f} s",
                 f"{beyond:.2f}x / ≤ {time_target:g}x",
                 beyond <= time_target,
@@ -921,13 +941,47 @@ def long_input_rows(work: Path, sizes: Sequence[int] = (900, 4000)) -> list[Row]
         )
         rows.append(
             Row(
-                f"{n} tokens: long-input export (overview, exact rows; JSON)",
-                fmt_mb(ours["size"]),
+                f"{n} tokens: long-input report (HTML) / export (JSON)",
+                f"{fmt_mb(ours['size'])} / {fmt_mb(ours['export'])}",
                 "—",
-                f"≤ {fmt_mb(LONG_EXPORT_TARGET)}",
-                ours["size"] <= LONG_EXPORT_TARGET,
+                f"≤ {fmt_mb(LONG_REPORT_TARGET)} / ≤ {fmt_mb(LONG_EXPORT_TARGET)}",
+                ours["size"] <= LONG_REPORT_TARGET and ours["export"] <= LONG_EXPORT_TARGET,
             )
         )
+    if browser:
+        rows.extend(long_browser_rows(pages))
+    return rows
+
+
+def long_browser_rows(pages: Sequence[tuple[int, Path]]) -> list[Row]:
+    """Chromium opens each long-input report offline: first screen and JS heap."""
+    from tests.conftest import browser_available
+
+    if not browser_available():
+        return [Row("Browser: long-input reports", "skipped", "no Chromium", "—", None)]
+    chromium = Browser()
+    rows: list[Row] = []
+    try:
+        for n, path in pages:
+            r = chromium.time_report(path, everything=False, heap=True)
+            say(f"  {path.name}: {r}")
+            rows.append(
+                browser_row(
+                    f"Browser: {n} tokens, first screen drawn", r, "first_screen", LONG_FIRST_TARGET
+                )
+            )
+            heap = r.get("heap")
+            rows.append(
+                Row(
+                    f"Browser: {n} tokens, JS heap after the first screen",
+                    fmt_mb(heap) if heap is not None else "not measured",
+                    "—",
+                    f"≤ {fmt_mb(LONG_HEAP_TARGET)}",
+                    heap is not None and heap <= LONG_HEAP_TARGET,
+                )
+            )
+    finally:
+        chromium.close()
     return rows
 
 
@@ -968,12 +1022,18 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
     try:
-        rows = long_input_rows(work) if args.long_only else bench(args, work)
+        rows = (
+            long_input_rows(work, browser=not args.no_browser)
+            if args.long_only
+            else bench(args, work)
+        )
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for name in ("winograd.html", "many.html", "long.html"):
                 if (work / name).exists():
                     shutil.copy2(work / name, args.keep / name)
+            for page in work.glob("long[0-9]*.html"):  # the long-input reports
+                shutil.copy2(page, args.keep / page.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     import torch

@@ -1,4 +1,4 @@
-"""Pure numpy analysis of attention arrays: entropy, word merging, rollout, focus, packing.
+"""Pure numpy analysis of attention arrays: entropy, word merging, rollout, focus, pairs.
 
 Conventions: an attention array is shaped ``[..., n_query, n_key]``; the last axis is the
 key (the position attended to) and every query row sums to 1. A sentence's full array is
@@ -21,15 +21,15 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "LAYER_VERDICT_THRESHOLD",
-    "QUANT_SCALE",
     "VERDICT_RULE",
+    "PairAnswer",
     "PairSummary",
     "align_words",
     "block_bounds",
     "block_pool",
-    "dequantize",
     "drop_positions",
     "find_word",
+    "word_in_text",
     "focus_scores",
     "head_average",
     "head_entropies",
@@ -38,8 +38,9 @@ __all__ = [
     "mean_entropy",
     "merge_groups",
     "normalized_entropy",
+    "pair_answer",
     "pair_summary",
-    "quantize_rows",
+    "submission_range",
     "rank_heads",
     "rollout",
     "row_entropy",
@@ -51,17 +52,9 @@ Float64Array = NDArray[np.float64]
 
 LAYER_VERDICT_THRESHOLD: float = 0.5
 VERDICT_RULE: str = (
-    "A layer is 'diffuse' when its heads' mean normalised entropy (entropy / log n) "
-    f"is at least {LAYER_VERDICT_THRESHOLD:g}, otherwise 'focused'."
+    "A layer is 'diffuse' when the mean entropy of its heads is at least "
+    f"{LAYER_VERDICT_THRESHOLD:g} x ln n (half the even spread), otherwise 'focused'."
 )
-
-# 500 steps per row keep every weight within 0.002 of the truth (invisible on a colour
-# scale) while a value never exceeds 500, so the packed high byte is almost always 0.
-QUANT_SCALE: int = 500
-
-# Rows quantised per block, so that large maps (e.g. 12 x 12 x 512 x 512) do not need
-# several float64 temporaries of the whole array at once.
-_QUANT_BLOCK_ELEMENTS = 1 << 20
 
 
 def _as_f64(attn: ArrayLike) -> Float64Array:
@@ -342,6 +335,12 @@ def _word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + "".join(parts) + r"(?!\w)", re.IGNORECASE)
 
 
+def word_in_text(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` as :func:`find_word` matches it (no tokens needed)."""
+    needle = word.strip()
+    return bool(needle) and _word_pattern(needle).search(text) is not None
+
+
 def find_word(text: str, offsets: Sequence[tuple[int, int]], word: str) -> tuple[list[int], int]:
     """Find ``word`` as a whole word (case-insensitive) in ``text``.
 
@@ -500,70 +499,106 @@ def pair_summary(
     sentence = (
         f"In {flips} of {total} heads '{focus}' attends more to '{c0}' in A and more to "
         f"'{c1}' in B; strongest: Layer {layer + 1}, Head {head + 1} "
-        f"({best_a:.2f} -> {best_b:.2f})."
+        f"('{focus}' -> '{c0}': {best_a:.2f} in A, {best_b:.2f} in B)."
     )
     return PairSummary(flips, total, (layer, head), best_a, best_b, sentence)
 
 
-# ---------------------------------------------------------------------------------------
-# Quantisation for the compact store
-# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairAnswer:
+    """The one head a minimal pair hands in, chosen by :func:`pair_answer`.
 
-
-def _check_scale(scale: int) -> None:
-    if not 1 <= scale <= np.iinfo(np.uint16).max:
-        raise ValueError(f"scale must be between 1 and 65535, got {scale}")
-
-
-def _quantize_block(rows: Float64Array, scale: int) -> NDArray[np.uint16]:
-    """Largest-remainder rounding of a ``[r, m]`` block of rows (values already >= 0)."""
-    scaled = rows * scale
-    floors = np.floor(scaled)
-    remainders = scaled - floors
-    # The target is the row's own rounded total, so a row summing to 1 gets exactly
-    # `scale` and an all-zero padding row gets 0, instead of forcing every row to `scale`.
-    target = np.rint(rows.sum(axis=-1) * scale)
-    # Clipping to [0, m] only guards against float noise; each entry then moves from its
-    # floor by at most 1, which is what bounds the error below 1/scale.
-    extra = np.clip(target - floors.sum(axis=-1), 0, rows.shape[-1]).astype(np.intp)
-    # Stable sort on the negated remainders: largest remainders first, and equal remainders
-    # resolved by position, so the same input always yields the same integers.
-    order = np.argsort(-remainders, axis=-1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(rows.shape[-1])[None, :], axis=-1)
-    q = floors + (rank < extra[:, None])
-    if q.max(initial=0.0) > np.iinfo(np.uint16).max:
-        raise ValueError(f"attention values too large to quantise with scale {scale}")
-    return q.astype(np.uint16)
-
-
-def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint16]:
-    """Quantise attention to integers of ``1/scale``, preserving each row's total exactly.
-
-    Same shape as the input. Each row of the result sums exactly to
-    ``round(row_sum * scale)`` (so to ``scale`` for a row summing to 1) and every value is
-    within ``1/scale`` of the original. Tiny negative round-off is clipped to 0 first.
+    ``head`` is 0-based (layer, head); ``expected`` the candidate index that should win in
+    A and in B; ``gold`` whether that came from gold answers (else the "flip" default:
+    candidate 0 in A, candidate 1 in B). ``shows_pattern`` is False when no head gets both
+    sentences right and ``head`` is only the closest one. ``correct`` counts the heads
+    that get both right, ``right_a`` / ``right_b`` those right in one sentence, out of
+    ``total``. ``weights_a`` / ``weights_b`` are ``head``'s weights on every candidate.
     """
-    _check_scale(scale)
-    a = np.asarray(attn)
-    _require_min_ndim(a, 1, "attention")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("cannot quantise non-finite attention values")
-    shape = a.shape
-    m = shape[-1]
-    out = np.empty(shape, dtype=np.uint16)
-    if a.size == 0:
-        return out
-    flat = a.reshape(-1, m)
-    flat_out = out.reshape(-1, m)
-    step = max(1, _QUANT_BLOCK_ELEMENTS // m)
-    for start in range(0, flat.shape[0], step):
-        block = np.clip(flat[start : start + step].astype(np.float64), 0.0, None)
-        flat_out[start : start + step] = _quantize_block(block, scale)
-    return out
+
+    head: tuple[int, int]
+    expected: tuple[int, int]
+    gold: bool
+    shows_pattern: bool
+    correct: int
+    right_a: int
+    right_b: int
+    total: int
+    weights_a: tuple[float, ...]
+    weights_b: tuple[float, ...]
 
 
-def dequantize(q: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.float32]:
-    """Inverse of :func:`quantize_rows`: integers back to float32 weights (``q / scale``)."""
-    _check_scale(scale)
-    return (np.asarray(q, dtype=np.float64) / scale).astype(np.float32)
+def _margin(scores: Float64Array, expected: int) -> Float64Array:
+    """Weight on the expected candidate minus the largest weight on any other: ``[L, H]``."""
+    others = np.delete(scores, expected, axis=-1)
+    return scores[..., expected] - others.max(axis=-1)
+
+
+def pair_answer(
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    answer_a: int | None = None,
+    answer_b: int | None = None,
+) -> PairAnswer:
+    """Choose the one head to hand in for a minimal pair.
+
+    ``scores_*`` are ``[L, H, C]`` focus scores (C >= 2); ``answer_a`` / ``answer_b`` the
+    gold candidate index in A and in B, or None for the default that a minimal pair
+    implies (candidate 0 in A, candidate 1 in B). A head is *right* in a sentence when the
+    expected candidate gets strictly more weight than every other candidate. Among the
+    heads right in both sentences the answer is the one with the largest sum of the two
+    margins (expected minus best other); when no head is right in both, the head with the
+    largest sum anyway, flagged ``shows_pattern=False``. Ties go to the lowest
+    (layer, head).
+    """
+    a = _as_f64(scores_a)
+    b = _as_f64(scores_b)
+    _require_ndim(a, 3, "scores_a")
+    if a.shape != b.shape:
+        raise ValueError(f"scores_a and scores_b differ in shape: {a.shape} vs {b.shape}")
+    count = a.shape[-1]
+    if count < 2:
+        raise ValueError(f"pair_answer needs at least 2 candidates, got {count}")
+    gold = answer_a is not None and answer_b is not None
+    expected = (answer_a, answer_b) if answer_a is not None and answer_b is not None else (0, 1)
+    for index in expected:
+        if not 0 <= index < count:
+            raise ValueError(f"answer index {index} is outside 0..{count - 1}")
+    margin_a = _margin(a, expected[0])
+    margin_b = _margin(b, expected[1])
+    right = (margin_a > 0) & (margin_b > 0)
+    total = margin_a + margin_b
+    strength = np.where(right, total, -np.inf) if right.any() else total
+    # argmax returns the first maximum in row-major order: lowest layer, then head.
+    layer, head = (int(x) for x in np.unravel_index(int(np.argmax(strength)), strength.shape))
+    return PairAnswer(
+        head=(layer, head),
+        expected=(int(expected[0]), int(expected[1])),
+        gold=gold,
+        shows_pattern=bool(right.any()),
+        correct=int(right.sum()),
+        right_a=int((margin_a > 0).sum()),
+        right_b=int((margin_b > 0).sum()),
+        total=int(right.size),
+        weights_a=tuple(float(x) for x in a[layer, head]),
+        weights_b=tuple(float(x) for x in b[layer, head]),
+    )
+
+
+def submission_range(attn: ArrayLike, special: Sequence[bool]) -> tuple[float, float]:
+    """Colour range of a heatmap taken over the columns of non-special tokens only.
+
+    ``attn`` is one head's ``[q, k]`` map. [CLS] and [SEP] columns often hold most of the
+    weight and would squeeze every other cell into the bottom of a 0-1 scale; leaving
+    them out of the range keeps the cells a student compares apart (those columns then
+    saturate at the top colour). Returns ``(0, max)`` with max at least 0.01; all columns
+    are used when every token is special.
+    """
+    a = _as_f64(attn)
+    _require_ndim(a, 2, "attention")
+    keep = ~np.asarray(special, dtype=bool)
+    if keep.shape != (a.shape[-1],):
+        raise ValueError(f"special must have {a.shape[-1]} entries, got {keep.shape}")
+    cols = a[:, keep] if keep.any() else a
+    top = float(cols.max()) if cols.size else 0.0
+    return 0.0, max(top, 0.01)

@@ -2,7 +2,7 @@
 
 Nothing third-party lives in this repository: plotly.js comes from `plotly`, d3 5.7
 from `mpld3`, jQuery from `xstatic-jquery` and the head view from `bertviz`. Each is
-gzip-compressed and base64-encoded into the page, where `report.js` inflates it
+gzip-compressed and base64-encoded into the page, where `templates/js/loader.js` inflates it
 with the browser's DecompressionStream and runs it.
 """
 
@@ -29,8 +29,8 @@ class Library:
 
     @property
     def packed(self) -> str:
-        """The gzip+base64 text that goes into the page."""
-        return pack(self.source.encode("utf-8"))
+        """The gzip+base64 text that goes into the page (compressed once per process)."""
+        return _packed_text(self.source)
 
     @property
     def csp_hash(self) -> str:
@@ -43,10 +43,20 @@ def pack(data: bytes) -> str:
     return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
 
 
+@cache
+def _packed_text(source: str) -> str:
+    # plotly.js is 4.6 MB: level-9 gzip costs ~0.4 s, paid once, not on every render.
+    return pack(source.encode("utf-8"))
+
+
 def csp_hash(script: str) -> str:
     """`'sha256-...'` for a Content-Security-Policy script-src."""
     digest = hashlib.sha256(script.encode("utf-8")).digest()
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+# Import names whose distribution is named otherwise.
+_DISTRIBUTIONS = {"xstatic.pkg.jquery": "XStatic-jQuery"}
 
 
 def _package_text(package: str, *parts: str) -> str:
@@ -61,7 +71,7 @@ def _package_text(package: str, *parts: str) -> str:
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise ReportgenError(
             f"cannot read {'/'.join(parts)} from the installed '{package}' package ({exc}); "
-            f"reinstall it: pip install --force-reinstall {package.split('.')[0]}"
+            f"reinstall it: pip install --force-reinstall {_DISTRIBUTIONS.get(package, package)}"
         ) from None
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -25,7 +27,10 @@ Examples:
 
 
 def _say(message: str) -> None:
-    click.echo(message, err=True)
+    # Messages quote model configs, file names and sentences: never let them drive the terminal.
+    from reportgen.safety import clean_terminal
+
+    click.echo(clean_terminal(message), err=True)
 
 
 def _human_size(size: int) -> str:
@@ -55,7 +60,7 @@ def _human_size(size: int) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("report.html"),
     show_default=True,
-    help="Where to write the report.",
+    help="Where to write the report (- for stdout).",
 )
 @click.option(
     "-m",
@@ -115,6 +120,15 @@ def _human_size(size: int) -> str:
     help="Also write the raw attention (full precision) as JSON to this path.",
 )
 @click.option(
+    "--submission",
+    "submission_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Also write the hand-in heatmaps (PNG and SVG) into DIR: for each minimal pair "
+    "with a focus word, A and B in the pair's answer head (or --layer/--head).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=16,
@@ -147,6 +161,13 @@ def _human_size(size: int) -> str:
     metavar="N",
     help="Cut every input to its first N tokens (with a warning), e.g. to fit memory.",
 )
+@click.option(
+    "--max-sentences",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Refuse more than N sentences (default 1,000: bigger pages open slowly).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.version_option(__version__, "--version", prog_name="reportgen")
 def main(
@@ -163,11 +184,13 @@ def main(
     text_pair: str | None,
     target: str | None,
     export_json: Path | None,
+    submission_dir: Path | None,
     batch_size: int,
     device: str,
     dtype: str,
     no_truncate: bool,
     max_tokens: int | None,
+    max_sentences: int | None,
     quiet: bool,
 ) -> None:
     """Write one self-contained HTML report of a transformer's attention over SENTENCES.
@@ -177,16 +200,33 @@ def main(
     """
     log = (lambda _msg: None) if quiet else _say
     try:
-        from reportgen.config import ReportConfig
-        from reportgen.inputs import check_text, collect_inputs, split_candidates
+        from reportgen.config import LongExtraction, ReportConfig
+        from reportgen.errors import InputError
+        from reportgen.inputs import (
+            MAX_SENTENCES,
+            MAX_TITLE_CHARS,
+            check_text,
+            collect_inputs,
+            split_candidates,
+        )
         from reportgen.pipeline import build_report
+        from reportgen.safety import check_outputs
 
         # Both output folders are checked before the model runs, so a typo costs no time.
         for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
             if path is not None and path.parent != Path("") and not path.parent.is_dir():
                 raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
-        check_text(title, "--title")
-        check_text(model, "--model")
+        if submission_dir is not None:
+            from reportgen.submission import check_folder
+
+            check_folder(submission_dir)
+        check_text(title, "--title", MAX_TITLE_CHARS, "title")
+        check_text(model, "--model", 4096, "model")
+        check_outputs(
+            [("-o/--output", output), ("--export-json", export_json)],
+            inputs=[input_path],
+            model=model if model is not None else _embedded_model(),
+        )
         batch = collect_inputs(
             sentences,
             input_path,
@@ -195,6 +235,7 @@ def main(
             compare=compare,
             text_pair=text_pair,
             target=target,
+            max_sentences=max_sentences or MAX_SENTENCES,
         )
         config = ReportConfig(
             model=model,
@@ -210,10 +251,21 @@ def main(
         progress = None
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
             progress = _progress_printer()
-        report = build_report(batch, config=config, log=log, progress=progress)
+        with _muted_stderr(quiet):
+            report = build_report(batch, config=config, log=log, progress=progress)
+        if submission_dir is not None and isinstance(report.extraction, LongExtraction):
+            raise InputError(
+                "--submission draws full heatmaps, which a long-input page does not keep; "
+                "use --max-tokens N to bring the input under the page budget"
+            )
         if export_json is not None:
             size = report.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
+        if submission_dir is not None and not isinstance(report.extraction, LongExtraction):
+            from reportgen.submission import write_submission
+
+            files = write_submission(report.document, report.extraction, submission_dir)
+            log(f"wrote {len(files)} submission files into {submission_dir}")
         size = report.save(output)
     except KeyboardInterrupt:
         _say("reportgen: interrupted; no report written")
@@ -221,7 +273,28 @@ def main(
     except ReportgenError as exc:
         _say(f"Error: {exc}")
         sys.exit(exc.exit_code)
-    log(f"wrote {output} ({_human_size(size)})")
+    log(f"wrote {'the report to stdout' if str(output) == '-' else output} ({_human_size(size)})")
+
+
+def _embedded_model() -> str | None:
+    """The embedded model's folder, guarded like any model folder; None if missing."""
+    from reportgen.models import embedded_model_path
+
+    try:
+        return str(embedded_model_path())
+    except ReportgenError:
+        return None
+
+
+@contextlib.contextmanager
+def _muted_stderr(quiet: bool) -> Iterator[None]:
+    """With -q, third-party progress bars (transformers' GGUF conversion uses a bare tqdm
+    on stderr) stay silent; errors still reach the user as exceptions, printed after."""
+    if not quiet:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _progress_printer() -> Callable[[int, int], None]:

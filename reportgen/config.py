@@ -5,7 +5,7 @@ Each stage takes and returns frozen dataclasses; nothing here does I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -109,7 +109,6 @@ class ModelInfo:
     layers: int
     heads: int
     max_length: int | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

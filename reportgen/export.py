@@ -1,31 +1,102 @@
-"""`--export-json`: the raw numbers behind a report, at full float precision."""
+"""`--export-json`: the raw numbers behind a report, at full float precision.
+
+Built only when asked (`--export-json`, `Report.export_json`), from the extraction and
+the numbers the report already computed; only the rollout is computed here, since the
+page computes its own.
+
+Indices: every field that indexes an array is 0-based and named ``*_index`` or
+``positions`` (token positions); heads carry a ``label`` in the page's 1-based words
+("Layer 5, Head 4"). Attention maps are named by their stable identifier
+(:func:`reportgen.store.map_id`): the primary map is ``attention`` (identifier in
+``attention_map``), others ``<key>`` with ``map`` inside (``decoder_attention`` for
+"decoder_self", ``cross_attention`` for "cross").
+
+Over the page budget the export is :func:`long_export_data`'s: what the long-input page
+holds (the overview per head and the exact rows), with no full ``attention`` array.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reportgen import analysis
 from reportgen.config import Extraction, LongAttention, LongExtraction
 from reportgen.errors import InputError
 from reportgen.render import atomic_path
+from reportgen.report import public_name
+from reportgen.store import map_id
+
+if TYPE_CHECKING:
+    from reportgen.report import ReportDocument, SentenceDoc
+
+# Keys of the secondary maps, by stable identifier.
+MAP_KEYS = {"decoder_self": "decoder_attention", "cross": "cross_attention"}
 
 # Decimals the long-input export keeps (see _rounded).
 LONG_DECIMALS = 6
 
 
-def export_data(
-    extraction: Extraction,
-    extra: list[dict[str, Any]] | None = None,
-    pairs: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+def head_json(layer: int, head: int) -> dict[str, Any]:
+    """A head, 0-based indices and the page's 1-based label."""
+    return {
+        "layer_index": layer,
+        "head_index": head,
+        "label": f"Layer {layer + 1}, Head {head + 1}",
+    }
+
+
+def _analysis(sdoc: SentenceDoc, attention: Any, rule: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "entropy": {
+            "nats": sdoc.stats.entropy.tolist(),
+            "normalized": sdoc.stats.normalized.tolist(),
+            "layer_verdicts": list(sdoc.stats.verdicts),
+            "rule": rule,
+        },
+        "rollout": analysis.rollout(attention).tolist(),
+    }
+    if sdoc.focus is not None:
+        f = sdoc.focus
+        extra["focus"] = {
+            "word": f.word,
+            "positions": list(f.positions),
+            "notes": list(f.notes),
+            "candidates": [
+                {"word": w, "positions": list(p), "scores": f.scores[..., c].tolist()}
+                for c, (w, p) in enumerate(zip(f.candidates, f.candidate_positions, strict=True))
+            ],
+        }
+    if sdoc.next is not None:
+        extra["next_token_heads"] = [
+            {
+                "from": src.label,
+                "positions": list(src.positions),
+                "words": [
+                    {
+                        "word": w.word,
+                        "positions": list(w.positions),
+                        "heads": [
+                            {**head_json(h.layer, h.head), "value": h.value} for h in w.heads
+                        ],
+                    }
+                    for w in src.words
+                ],
+            }
+            for src in sdoc.next.sources
+        ]
+    return extra
+
+
+def export_data(extraction: Extraction, document: ReportDocument | None = None) -> dict[str, Any]:
     """The export document: model facts, then one item per sentence in report order.
 
-    `attention` is layers x heads x n x n (the primary map). Encoder-decoder models
-    add `decoder_attention` and `cross_attention`; `extra` merges per-item analysis
-    numbers (focus, entropy, rollout) and `pairs` the minimal-pair summaries.
+    `attention` is layers x heads x n x n (the primary map). With the report's
+    `document`, each item adds its analysis numbers (entropy, focus, rollout, next-token
+    heads) and `pairs` the minimal-pair summaries.
     """
     model = extraction.model
     items = []
@@ -34,13 +105,15 @@ def export_data(
         item: dict[str, Any] = {
             "text": result.item.text,
             "tokens": list(primary.query.tokens),
+            "attention_map": map_id(primary.name),
             "attention": primary.attention.tolist(),
         }
         if result.item.text_pair is not None:
             item["text_pair"] = result.item.text_pair
         for amap in result.maps[1:]:
-            key = amap.name.lower().replace("-", "_").replace(" ", "_")
-            item[key.replace("_self_attention", "_attention")] = {
+            mid = map_id(amap.name)
+            item[MAP_KEYS.get(mid, f"{mid}_attention")] = {
+                "map": mid,
                 "query_tokens": list(amap.query.tokens),
                 "key_tokens": list(amap.key.tokens),
                 "attention": amap.attention.tolist(),
@@ -49,19 +122,33 @@ def export_data(
             item["next_tokens"] = [
                 {"token": t.token, "probability": t.probability} for t in result.next_tokens
             ]
-        if extra is not None and i < len(extra):
-            item.update(extra[i])
+        if document is not None:
+            item.update(_analysis(document.sentences[i], primary.attention, document.verdict_rule))
         items.append(item)
+    pairs = []
+    if document is not None:
+        pairs = [
+            {
+                "a_index": p.a,
+                "b_index": p.b,
+                "headline": p.headline,
+                "best_head": head_json(*p.best) if p.best is not None else None,
+                "focus_difference": (
+                    p.focus_difference.tolist() if p.focus_difference is not None else None
+                ),
+            }
+            for p in document.pairs
+        ]
     return {
         "model": {
-            "name": model.name,
+            "name": public_name(model.name),
             "architecture": model.architecture,
             "kind": model.kind,
             "layers": model.layers,
             "heads": model.heads,
         },
         "items": items,
-        "pairs": pairs or [],
+        "pairs": pairs,
     }
 
 
@@ -85,7 +172,7 @@ def _rounded(values: Any) -> Any:
 
 def _long_map(amap: LongAttention) -> dict[str, Any]:
     return {
-        "name": amap.name,
+        "map": map_id(amap.name),
         "query_tokens": list(amap.query.tokens),
         "key_tokens": list(amap.key.tokens),
         "causal": amap.causal,
@@ -116,14 +203,18 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
     items = []
     for result in extraction.results:
         primary = _long_map(result.maps[0])
-        item: dict[str, Any] = {"text": result.item.text, "tokens": primary.pop("query_tokens")}
-        del primary["key_tokens"], primary["name"]
+        item: dict[str, Any] = {
+            "text": result.item.text,
+            "tokens": primary.pop("query_tokens"),
+            "attention_map": primary.pop("map"),
+        }
+        del primary["key_tokens"]
         item.update(primary)
         if result.item.text_pair is not None:
             item["text_pair"] = result.item.text_pair
         for amap in result.maps[1:]:
-            key = amap.name.lower().replace("-", "_").replace(" ", "_")
-            item[key.replace("_self_attention", "_attention")] = _long_map(amap)
+            mid = map_id(amap.name)
+            item[MAP_KEYS.get(mid, f"{mid}_attention")] = _long_map(amap)
         if result.next_tokens:
             item["next_tokens"] = [
                 {"token": t.token, "probability": t.probability} for t in result.next_tokens
@@ -133,7 +224,7 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
         items.append(item)
     return {
         "model": {
-            "name": model.name,
+            "name": public_name(model.name),
             "architecture": model.architecture,
             "kind": model.kind,
             "layers": model.layers,

@@ -148,7 +148,16 @@ def attention_modules(model: Any) -> list[HookedModule]:
     return hooked
 
 
-def _check_layer(label: str, weights: Any, heads: int | None) -> None:
+def _row_tolerance(dtype: Any) -> float:
+    """Half precision rounds every weight to its own few bits: the tolerance follows eps."""
+    import torch
+
+    return max(ROW_SUM_TOLERANCE, 8 * torch.finfo(dtype).eps)
+
+
+def _check_layer(
+    label: str, weights: Any, heads: int | None, tol: float = ROW_SUM_TOLERANCE
+) -> None:
     """Finite weights whose rows sum to 1, checked on one layer (a torch view of it)."""
     import torch
 
@@ -164,10 +173,10 @@ def _check_layer(label: str, weights: Any, heads: int | None) -> None:
         if weights.numel()
         else 0.0
     )
-    if worst > ROW_SUM_TOLERANCE:
+    if worst > tol:
         raise ModelError(
-            f"{label}: attention rows do not sum to 1 (off by up to {worst:.3g}); "
-            "this model's attention cannot be shown as weights"
+            f"{label}: attention rows do not sum to 1 (off by up to {worst:.3g}, more than "
+            f"rounding explains, {tol:.3g}), so reportgen cannot show them as weights"
         )
 
 
@@ -402,6 +411,7 @@ def _forward(
                 f"{info.name}{where} ({items[b].source})",
                 view,
                 info.heads if stream == SELF else None,
+                _row_tolerance(weights.dtype),
             )
             sink.take(stream, layer, dest)
 

@@ -130,26 +130,6 @@ def grid_figure(
     return _plain(fig)
 
 
-def bar_figure(
-    labels: Sequence[str], values: Sequence[float], *, title: str, x_title: str
-) -> dict[str, Any]:
-    """A horizontal bar chart (top predictions, per-layer numbers)."""
-    fig = go.Figure(
-        go.Bar(
-            x=[float(v) for v in values],
-            y=list(labels),
-            orientation="h",
-            marker={"color": "#440154"},
-            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
-        )
-    )
-    fig.update_layout(**_base_layout(title, 80 + 28 * len(labels)))
-    fig.update_layout(plot_bgcolor="#ffffff", margin={"l": 120, "r": 30, "t": 50, "b": 40})
-    fig.update_xaxes(title_text=x_title, rangemode="tozero")
-    fig.update_yaxes(autorange="reversed", type="category")
-    return _plain(fig)
-
-
 # Colours for up to ten candidate words (Plotly's default qualitative sequence).
 CANDIDATE_COLORS = (
     "#636efa",
@@ -165,6 +145,14 @@ CANDIDATE_COLORS = (
 )
 
 
+def candidate_color(index: int) -> str:
+    """Plotly's ten qualitative colours, then hues a golden angle apart (never repeating)."""
+    if index < len(CANDIDATE_COLORS):
+        return CANDIDATE_COLORS[index]
+    hue = (index - len(CANDIDATE_COLORS)) * 137.508 % 360
+    return f"hsl({hue:.1f},55%,{45 + 10 * (index % 2)}%)"
+
+
 def winner_figure(
     winners: np.ndarray, candidates: Sequence[str], names: Sequence[Sequence[str]], *, title: str
 ) -> dict[str, Any]:
@@ -173,7 +161,7 @@ def winner_figure(
     # A stepped colour scale: candidate c owns the band [c, c+1) / count.
     scale: list[list[float | str]] = []
     for c in range(count):
-        color = CANDIDATE_COLORS[c % len(CANDIDATE_COLORS)]
+        color = candidate_color(c)
         scale += [[c / count, color], [(c + 1) / count, color]]
     fig = grid_figure(
         winners.astype(float),
@@ -203,3 +191,37 @@ def winner_figure(
 def plot_text(text: str) -> str:
     """Plotly reads a subset of HTML in labels; entities keep user text literal."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Heatmap sizing, shared with the page (PageSettings.heatmap_size; templates/js/handin.js
+# follows the same rule): a cell per token that shrinks as the sentence grows, margins for
+# the tick labels and title, and room for the colour bar right beside the map.
+HEATMAP_SIZE: dict[str, float] = {
+    "cell": 24.0,  # px per token up to `full_cells` tokens
+    "full_cells": 24,
+    "shrink": 0.2,  # px less per token beyond that ...
+    "min_cell": 9.0,  # ... down to this
+    "margin_x": 120,  # left (query labels) + right
+    "margin_y": 140,  # top (title) + bottom (key labels)
+    "colorbar": 80,
+    "max_font": 12,
+}
+
+
+def heatmap_size(n: int, room: float | None = None) -> tuple[int, int, int]:
+    """Width, height and tick-label font size (px) of an n-token attention heatmap.
+
+    `room` is the width available (None: unlimited); a narrower room shrinks the cells,
+    but never below `min_cell`: past that the view scrolls sideways instead, so every
+    token keeps a label of at least `min_cell - 1` px that does not overlap its neighbours.
+    """
+    s = HEATMAP_SIZE
+    n = max(n, 1)
+    cell = s["cell"] - max(0, n - s["full_cells"]) * s["shrink"]
+    cell = max(cell, s["min_cell"])
+    extra_x = s["margin_x"] + s["colorbar"]
+    if room is not None and n * cell + extra_x > room:
+        cell = max((room - extra_x) / n, s["min_cell"])
+    side = n * cell
+    font = int(min(s["max_font"], cell - 1))
+    return round(side + extra_x), round(side + s["margin_y"]), font

@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,11 +34,16 @@ GGUF_INSTALL_HINT = (
 GGUF_MAGIC = b"GGUF"
 MARKER_NAME = ".complete"
 # Bump when the layout of a materialised folder changes, so older folders are rebuilt.
+# (A marker without the "weights" record, from before it existed, is rebuilt too; older
+# code still accepts the markers written now.)
 CACHE_FORMAT = 1
 _CHUNK = 1 << 20
 _KEY_LENGTH = 16
 _PARTIAL_SUFFIX = ".partial"
+# A temp folder whose run cannot be asked (another machine sharing the cache, or no pid in
+# its name) is left alone for this long.
 _STALE_PARTIAL_S = 24 * 3600
+_WEIGHTS_GLOB = "*.safetensors"
 _EXTRA_MODULES = ("gguf", "accelerate")
 
 Log = Callable[[str], None]
@@ -112,17 +118,51 @@ def _one_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _is_complete(folder: Path, digest: str) -> bool:
-    """True when `folder` is a finished checkpoint of the file with this digest."""
+def weights_record(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of each weights file in `folder`, by file name: what the marker
+    ties the cached checkpoint to."""
+    return {
+        path.name: {"size": path.stat().st_size, "sha256": file_digest(path)}
+        for path in sorted(folder.glob(_WEIGHTS_GLOB))
+    }
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
     try:
         marker = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _weights_match(folder: Path, recorded: Any) -> bool:
+    """True when the weights files are exactly those recorded, byte for byte. Sizes first
+    (cheap, catches truncation); then the hashes (about 0.3 s for 500 MB)."""
+    if not isinstance(recorded, dict):
         return False
+    try:
+        found = {path.name: path for path in folder.glob(_WEIGHTS_GLOB)}
+        if set(found) != set(recorded):
+            return False
+        for name, path in found.items():
+            entry = recorded[name]
+            if not isinstance(entry, dict) or entry.get("size") != path.stat().st_size:
+                return False
+        return all(file_digest(path) == recorded[name]["sha256"] for name, path in found.items())
+    except OSError:
+        return False
+
+
+def _is_complete(folder: Path, digest: str) -> bool:
+    """True when `folder` is a finished checkpoint of the file with this digest whose
+    weights are still what was written."""
+    marker = _read_marker(folder)
     return (
-        isinstance(marker, dict)
+        marker is not None
         and marker.get("sha256") == digest
         and marker.get("format") == CACHE_FORMAT
         and (folder / "config.json").is_file()
+        and _weights_match(folder, marker.get("weights"))
     )
 
 
@@ -148,9 +188,15 @@ def _load_from_gguf(gguf_path: Path) -> tuple[Any, Any]:
         kwargs["quantization_config"] = GgufConfig(dequantize=True)
     except (ImportError, TypeError):
         pass
-    tokenizer: Any = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    # A GGUF file carries no code; trust_remote_code=False keeps transformers from asking.
+    common: dict[str, Any] = {
+        "gguf_file": name,
+        "local_files_only": True,
+        "trust_remote_code": False,
+    }
+    tokenizer: Any = AutoTokenizer.from_pretrained(folder, **common)
     model: Any = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, attn_implementation="eager", local_files_only=True, **kwargs
+        folder, attn_implementation="eager", **common, **kwargs
     )
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
@@ -184,6 +230,8 @@ def _write_marker(folder: Path, digest: str, gguf_path: Path) -> None:
         "source_path": str(gguf_path),
         "size": gguf_path.stat().st_size,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # Read back from disk, so a later check compares against what really landed.
+        "weights": weights_record(folder),
     }
     part = folder / (MARKER_NAME + ".tmp")
     with part.open("w", encoding="utf-8") as handle:
@@ -194,12 +242,43 @@ def _write_marker(folder: Path, digest: str, gguf_path: Path) -> None:
     os.replace(part, folder / MARKER_NAME)
 
 
+def _host_tag() -> str:
+    """A short tag of this machine's name: pids mean nothing on another host."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _partial_prefix(key: str) -> str:
+    """Temp folders are named `.<key>.<host>-<pid>.<random>.partial`."""
+    return f".{key}.{_host_tag()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def _is_stale(entry: Path, host: str, cutoff: float) -> bool:
+    """A temp folder whose run on this host has ended, or one older than the cutoff."""
+    parts = entry.name.split(".")
+    owner = parts[2] if len(parts) == 5 else ""
+    tag, _, pid = owner.partition("-")
+    if tag == host and pid.isdigit() and int(pid) != os.getpid():
+        return not _pid_alive(int(pid))
+    return entry.stat().st_mtime < cutoff
+
+
 def _remove_stale_partials(parent: Path) -> None:
-    """Best effort: drop temp folders left over a day ago by runs that were killed."""
+    """Best effort: drop temp folders left by runs that died (killed, out of memory)."""
     cutoff = time.time() - _STALE_PARTIAL_S
+    host = _host_tag()
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
-            if entry.name.endswith(_PARTIAL_SUFFIX) and entry.stat().st_mtime < cutoff:
+            if entry.name.endswith(_PARTIAL_SUFFIX) and _is_stale(entry, host, cutoff):
                 shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -249,15 +328,23 @@ def materialize(
         raise ModelError(f"cannot read GGUF file '{gguf_path}': {_one_line(exc)}") from None
     parent = (cache_dir if cache_dir is not None else cache_root()).expanduser() / "gguf"
     final = parent / digest[:_KEY_LENGTH]
+    _remove_stale_partials(parent)
     if _is_complete(final, digest):
         say(f"using the dequantised copy of {source.name} cached in {final}")
         return final
+    if _read_marker(final) is not None:
+        # Once: a rebuild records what it writes, so the next run finds a match.
+        say(
+            f"the cached copy of {source.name} in {final} does not match its marker "
+            "(damaged, or from an older reportgen); rebuilding it"
+        )
 
     _require_extra()
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(parent)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=_PARTIAL_SUFFIX, dir=parent))
+        tmp = Path(
+            tempfile.mkdtemp(prefix=_partial_prefix(final.name), suffix=_PARTIAL_SUFFIX, dir=parent)
+        )
     except OSError as exc:
         raise ModelError(
             f"cannot create the GGUF cache folder under '{parent}' ({_one_line(exc)}); "

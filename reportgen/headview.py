@@ -4,7 +4,7 @@ bertviz ships `head_view.js` as a script that reads a `PYTHON_PARAMS` placeholde
 loads d3 and jQuery through require.js from a CDN and runs once. We wrap the
 unmodified file in a function whose parameter is named `PYTHON_PARAMS`, so one
 inlined copy can draw any number of head views from data decoded in the page,
-and `report.js` provides a two-line stand-in for require.js.
+and `templates/js/bertviz.js` provides a two-line stand-in for require.js.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 Two limits, both stated in one line with what to do when an input is over them:
 - memory: the stored float32 maps, the eager attention of the largest layer batch and
   the report's packing, against what this machine (or its cgroup) has available;
-- the page: a report carries every value of every map, and the browser decodes them all
-  (see PAGE_BUDGET_VALUES).
+- the page: under PAGE_BUDGET_VALUES a report carries every value of every map. Over it
+  the report is a long-input page (``extract.extract_long``): each layer is reduced as it
+  streams, so memory is one layer's eager attention plus the reduced records
+  (:func:`long_values`), and that is what is checked instead.
 
 Nothing here imports torch: the model's shape comes in as a :class:`ModelShape`.
 """
@@ -38,6 +40,16 @@ HEADROOM_BYTES = 256 * 1024**2
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 PROC_MEMINFO = Path("/proc/meminfo")
+
+
+# Long inputs: overview blocks per axis (extract.OVERVIEW_BLOCKS; a test keeps them equal)
+# and exact rows per input counted by the estimate (the last position and a focus word's
+# pieces; a word of more pieces adds a few rows of n values, far inside HEADROOM_BYTES).
+LONG_BLOCKS = 128
+LONG_ROWS = 4
+# Reducing one layer as it streams: a head-averaged n x n float32 map and one head's
+# logs and masks for its entropy (bytes per n x n value).
+REDUCE_BYTES_PER_VALUE = 16
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,47 @@ def map_values(shape: ModelShape, n: int, m: int | None = None) -> int:
     return values
 
 
-def estimate(shape: ModelShape, lengths: Sequence[int], batch_size: int) -> tuple[Estimate, int]:
-    """The memory `lengths` need (and the GPU's share of the forward pass, 0 on CPU)."""
+def long_values(shape: ModelShape, n: int, m: int | None = None) -> int:
+    """Values a long-input page carries for one input: the block-pooled overview and the
+    exact rows of every head (``LongAttention``), per map."""
+
+    def reduced(layers: int, nq: int, nk: int, rows: int) -> int:
+        return layers * shape.heads * (min(nq, LONG_BLOCKS) * min(nk, LONG_BLOCKS) + rows * nk)
+
+    values = reduced(shape.layers, n, n, LONG_ROWS)
+    if shape.kind == "encoder-decoder":
+        m = n if m is None else m
+        values += reduced(shape.decoder_layers, m, m, 1) + reduced(shape.decoder_layers, m, n, 1)
+    return values
+
+
+def estimate(
+    shape: ModelShape, lengths: Sequence[int], batch_size: int, *, long: bool = False
+) -> tuple[Estimate, int]:
+    """The memory `lengths` need (and the GPU's share of the forward pass, 0 on CPU).
+
+    `long`: the long-input page, whose maps are reduced as they stream (only the reduced
+    records are kept; reducing a layer adds its temporaries to the forward pass).
+    """
     if not lengths:
         return Estimate(0, 0, 0), 0
+    if long:
+        return _long_estimate(shape, lengths, batch_size)
     values = [map_values(shape, n) for n in lengths]
     maps = 4 * sum(values)
+    forward = _forward_bytes(shape, lengths, batch_size)
+    largest = max(range(len(lengths)), key=lambda i: values[i])
+    n = lengths[largest]
+    report = PACK_BYTES_PER_VALUE * values[largest] + (
+        ROLLOUT_BYTES_PER_LAYER_VALUE * shape.layers * n * n
+    )
+    if shape.on_gpu:
+        return Estimate(maps, 0, report), forward
+    return Estimate(maps, forward, report), 0
+
+
+def _forward_bytes(shape: ModelShape, lengths: Sequence[int], batch_size: int) -> int:
+    """Eager attention and activations of the largest batch's layer."""
     ordered = sorted(lengths)
     forward = 0
     size = max(1, batch_size)
@@ -95,14 +142,22 @@ def estimate(shape: ModelShape, lengths: Sequence[int], batch_size: int) -> tupl
         activations = 4 * b * n * (4 * shape.hidden + shape.intermediate)
         logits = 4 * b * shape.vocab * (1 if shape.last_logits_only else n)
         forward = max(forward, attention + activations + logits)
-    largest = max(range(len(lengths)), key=lambda i: values[i])
-    n = lengths[largest]
-    report = PACK_BYTES_PER_VALUE * values[largest] + (
-        ROLLOUT_BYTES_PER_LAYER_VALUE * shape.layers * n * n
-    )
+    return forward
+
+
+def _long_estimate(
+    shape: ModelShape, lengths: Sequence[int], batch_size: int
+) -> tuple[Estimate, int]:
+    values = [long_values(shape, n) for n in lengths]
+    n = max(lengths)
+    # Each streamed layer is reduced on this machine: one item's layer copied here (from
+    # the GPU, or from half precision) and the reduction's temporaries.
+    reduce = 4 * shape.heads * n * n + REDUCE_BYTES_PER_VALUE * n * n
+    forward = _forward_bytes(shape, lengths, batch_size)
+    report = PACK_BYTES_PER_VALUE * max(values)
     if shape.on_gpu:
-        return Estimate(maps, 0, report), forward
-    return Estimate(maps, forward, report), 0
+        return Estimate(4 * sum(values), reduce, report), forward
+    return Estimate(4 * sum(values), forward + reduce, report), 0
 
 
 def _read(path: Path) -> str | None:
@@ -180,6 +235,11 @@ def _largest_fitting(fits: Callable[[int], bool], upper: int) -> int:
     return low
 
 
+def is_long(shape: ModelShape, lengths: Sequence[int]) -> bool:
+    """Whether these inputs' full maps are over the page budget (a long-input page)."""
+    return sum(map_values(shape, n) for n in lengths) > PAGE_BUDGET_VALUES
+
+
 def check_fits(
     shape: ModelShape,
     lengths: Sequence[int],
@@ -187,34 +247,38 @@ def check_fits(
     *,
     available: int | None,
     gpu_free: int | None = None,
-) -> None:
-    """Refuse, in one line, an input this machine or a page cannot carry.
+) -> bool:
+    """Refuse, in one line, an input this machine or a page cannot carry; else say
+    whether it takes the long-input page (over the page budget in full).
 
     `available` is this machine's free memory in bytes (None: unknown, not checked);
     `gpu_free` the GPU's, when the model runs there. Raises :class:`InputError` naming
     what it needs, what there is, and the `--max-tokens` that would fit.
     """
     if not lengths:
-        return
+        return False
     longest = max(lengths)
 
     def cut(limit: int) -> list[int]:
         return [min(n, limit) for n in lengths]
 
+    def need_of(ls: Sequence[int]) -> tuple[Estimate, int]:
+        return estimate(shape, ls, batch_size, long=is_long(shape, ls))
+
     def host_fits(limit: int) -> bool:
-        need, _ = estimate(shape, cut(limit), batch_size)
-        return available is None or need.host <= available
+        return available is None or need_of(cut(limit))[0].host <= available
 
     def gpu_fits(limit: int) -> bool:
-        _, need = estimate(shape, cut(limit), batch_size)
-        return gpu_free is None or need <= gpu_free
+        return gpu_free is None or need_of(cut(limit))[1] <= gpu_free
 
-    need, gpu_need = estimate(shape, lengths, batch_size)
+    long = is_long(shape, lengths)
+    need, gpu_need = need_of(lengths)
     if available is not None and need.host > available:
         fit = _largest_fitting(lambda k: host_fits(k) and gpu_fits(k), longest)
+        what = "reduced attention records" if long else "attention maps"
         raise InputError(
             f"this input needs about {human(need.host)} of memory for model "
-            f"'{shape.name}' ({human(need.maps)} of attention maps, "
+            f"'{shape.name}' ({human(need.maps)} of {what}, "
             f"{human(max(need.forward, need.report))} at the peak of the forward pass "
             f"and packing) but {human(available)} is available; " + _what_to_do(fit, longest)
         )
@@ -224,17 +288,18 @@ def check_fits(
             f"this input's forward pass needs about {human(gpu_need)} of GPU memory for "
             f"model '{shape.name}' but {human(gpu_free)} is free; " + _what_to_do(fit, longest)
         )
-    values = sum(map_values(shape, n) for n in lengths)
-    if values > PAGE_BUDGET_VALUES:
-        fit = _largest_fitting(
-            lambda k: sum(map_values(shape, n) for n in cut(k)) <= PAGE_BUDGET_VALUES, longest
-        )
-        raise InputError(
-            f"this input's attention is {values / 1e6:.0f}M values, more than one page "
-            f"carries ({PAGE_BUDGET_VALUES / 1e6:.0f}M, about "
-            f"{8 * PAGE_BUDGET_VALUES / 1e6:.0f} MB of browser memory); "
-            + _what_to_do(fit, longest)
-        )
+    if long:
+        # Over the budget in full, each input becomes a reduced long-input view; only
+        # many long inputs together can still be too much for one page.
+        reduced = sum(long_values(shape, n) for n in lengths)
+        if reduced > PAGE_BUDGET_VALUES:
+            raise InputError(
+                f"these {len(lengths)} inputs' reduced attention is {reduced / 1e6:.0f}M "
+                f"values, more than one page carries ({PAGE_BUDGET_VALUES / 1e6:.0f}M, "
+                f"about {8 * PAGE_BUDGET_VALUES / 1e6:.0f} MB of browser memory); "
+                "split them over several reports"
+            )
+    return long
 
 
 def _what_to_do(fit: int, longest: int) -> str:
@@ -286,9 +351,10 @@ def gpu_free_memory(loaded: Any) -> int | None:
     return int(free)
 
 
-def check_input(loaded: Any, lengths: Sequence[int], batch_size: int) -> None:
-    """:func:`check_fits` for a loaded model and this machine, before the forward pass."""
-    check_fits(
+def check_input(loaded: Any, lengths: Sequence[int], batch_size: int) -> bool:
+    """:func:`check_fits` for a loaded model and this machine, before the forward pass:
+    True when the input takes the long-input page."""
+    return check_fits(
         model_shape(loaded),
         lengths,
         batch_size,

@@ -97,7 +97,23 @@ def _hub_reachable() -> bool:
 
 
 def _from_pretrained(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
-    """Load from a folder, the local hub cache, or (if reachable) the hub."""
+    """Load from a folder, the local hub cache, or (if reachable) the hub.
+
+    Never runs Python that came with a model: without an explicit trust_remote_code=False,
+    transformers asks on stdin and runs the folder's code on "y" (or `yes |`).
+    """
+    try:
+        return _load_trusted(loader, source, trust_remote_code=False, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise ModelError(
+            f"model '{source.label}' needs its own Python code (auto_map in its config), "
+            "which reportgen never runs; use a model that transformers supports natively"
+        ) from None
+
+
+def _load_trusted(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
     if source.local:
         return loader.from_pretrained(source.location, **kwargs)
     try:

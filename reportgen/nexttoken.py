@@ -13,6 +13,7 @@ from typing import Any
 
 from reportgen import analysis
 from reportgen.config import AttentionResult, TokenSeq
+from reportgen.store import NextRecord, NextSourceRecord
 
 HEADS_PER_WORD = 3
 _VISIBLE_SPACE = {" ": "␣", "\n": "↵", "\r": "↵", "\t": "⇥"}
@@ -51,11 +52,9 @@ class NextDoc:
     predictions: tuple[Prediction, ...]
     sources: tuple[NextSource, ...]
 
-    def payload(self) -> dict[str, Any]:
-        """What templates/js/nexttoken.js reads: the rows to follow."""
-        return {
-            "sources": [{"label": s.label, "positions": list(s.positions)} for s in self.sources]
-        }
+    def record(self) -> NextRecord:
+        """What the page's next-token view reads: the rows to follow."""
+        return NextRecord(tuple(NextSourceRecord(s.label, s.positions) for s in self.sources))
 
 
 def visible(text: str) -> str:

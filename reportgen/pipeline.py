@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from reportgen import __version__
-from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
+from reportgen import __version__, analysis
+from reportgen.config import Extraction, InputBatch, LongExtraction, ReportConfig, SentenceInput
 from reportgen.errors import InputError
-from reportgen.export import export_data, write_export
-from reportgen.inputs import check_text
+from reportgen.inputs import check_item, check_text, split_candidates
 from reportgen.render import render_html, write_atomic
-from reportgen.report import ReportDocument, build_document, export_extras, page_config
+from reportgen.report import ReportDocument, build_document, build_long_document, page_settings
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -30,9 +29,7 @@ class Report:
 
     html: str
     document: ReportDocument = field(repr=False)
-    extraction: Extraction = field(repr=False)
-    export_extra: tuple[dict[str, Any], ...] = field(default=(), repr=False)
-    export_pairs: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    extraction: Extraction | LongExtraction = field(repr=False)
 
     def save(self, path: str | Path) -> int:
         """Write the report atomically; return its size in bytes."""
@@ -40,41 +37,128 @@ class Report:
 
     def export_json(self, path: str | Path) -> int:
         """Write the `--export-json` document; return its size in bytes."""
-        data = export_data(self.extraction, list(self.export_extra), list(self.export_pairs))
-        return write_export(Path(path), data)
+        # Built here, on demand: a report that is never exported pays nothing for it.
+        from reportgen.export import export_data, long_export_data, write_export
+
+        if isinstance(self.extraction, LongExtraction):
+            return write_export(Path(path), long_export_data(self.extraction))
+        return write_export(Path(path), export_data(self.extraction, self.document))
 
     def _repr_html_(self) -> str:
-        # A sandboxed iframe keeps the report's scripts and CSP away from the notebook.
+        # A sandboxed iframe keeps the report's scripts and CSP away from the notebook;
+        # allow-modals lets the Print button open the print dialog there.
         return (
-            '<iframe sandbox="allow-scripts allow-downloads" style="width:100%;height:800px;'
+            '<iframe sandbox="allow-scripts allow-downloads allow-modals" '
+            'style="width:100%;height:800px;'
             f'border:1px solid #ccc" srcdoc="{html.escape(self.html, quote=True)}"></iframe>'
         )
 
 
-def _as_batch(sentences: Any) -> InputBatch:
-    """The API's input: an InputBatch, one string, or a list of strings / SentenceInputs."""
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _check_items(items: Sequence[SentenceInput]) -> None:
+    """What the CLI refuses, refused for every path in (arguments, files, the API)."""
+    if not items:
+        raise InputError("no sentences given: pass at least one sentence")
+    for it in items:
+        if not it.text.strip():
+            raise InputError(f"{it.source or 'a sentence'}: the sentence is empty")
+        check_item(it)  # the CLI's limits and valid UTF-8, before the model loads
+        if it.candidates and not it.focus:
+            raise InputError(
+                f"{it.source}: candidates ({', '.join(it.candidates)}) need a focus word "
+                '(--focus WORD, or a JSONL "focus")'
+            )
+        # A word missing from its sentence costs no model load (truncation is checked later).
+        text = " ".join(t for t in (it.text, it.text_pair) if t)
+        for word in (w for w in (it.focus, *it.candidates) if w):
+            if not analysis.word_in_text(text, word):
+                short = text if len(text) <= 60 else text[:59] + "…"
+                raise InputError(f"{it.source}: the word '{word}' is not in the sentence '{short}'")
+
+
+def _as_batch(
+    sentences: Any,
+    *,
+    focus: str | None = None,
+    candidates: Sequence[str] | str = (),
+    compare: bool = False,
+    pair: str | None = None,
+    target: str | None = None,
+) -> InputBatch:
+    """The API's input: an InputBatch, one string, or a list of strings / SentenceInputs,
+    with the CLI's lab options (focus, candidates, compare, pair, target)."""
+    lab = focus is not None or bool(candidates) or compare or pair is not None or target is not None
     if isinstance(sentences, InputBatch):
+        if lab:
+            raise InputError("give focus, candidates, compare, pair and target in the InputBatch")
+        _check_items(sentences.items)
         return sentences
     if isinstance(sentences, str):
         sentences = [sentences]
+    if not isinstance(sentences, Sequence) or isinstance(sentences, bytes | bytearray):
+        raise InputError(
+            f"sentences must be a string or a list of strings, not a {type(sentences).__name__}"
+        )
+    if isinstance(candidates, str):
+        candidates = split_candidates(candidates)
     items: list[SentenceInput] = []
     for i, s in enumerate(sentences, start=1):
         if isinstance(s, str):
+            check_text(s, f"sentence {i}")
             s = SentenceInput(text=s.strip(), source=f"sentence {i}")
         elif not isinstance(s, SentenceInput):
             raise InputError(f"sentence {i} is a {type(s).__name__}, not a string")
-        for value in (s.text, s.focus, s.text_pair, s.target, *s.candidates):
-            check_text(value, s.source)
+        if lab:  # as on the command line: an item's own annotations win
+            s = replace(
+                s,
+                focus=s.focus or focus,
+                candidates=s.candidates or tuple(candidates),
+                text_pair=s.text_pair or pair,
+                target=s.target or target,
+            )
         items.append(s)
-    if not items or any(not it.text for it in items):
+    if not items or any(not it.text.strip() for it in items):
         raise InputError("no sentences given (or an empty one)")
-    return InputBatch(items=tuple(items))
+    _check_items(items)
+    pairs: tuple[tuple[int, int], ...] = ()
+    if compare:
+        if len(items) % 2:
+            raise InputError(f"--compare needs an even number of sentences, got {len(items)}")
+        pairs = tuple((i, i + 1) for i in range(0, len(items), 2))
+    return InputBatch(items=tuple(items), pairs=pairs)
+
+
+def _check_config(cfg: ReportConfig) -> None:
+    """The CLI's option checks, for callers of the API."""
+    if cfg.device not in DEVICES:
+        raise InputError(f"device '{cfg.device}' is not one of {', '.join(DEVICES)}")
+    if cfg.dtype not in DTYPES:
+        raise InputError(f"dtype '{cfg.dtype}' is not one of {', '.join(DTYPES)}")
+    for name in ("layer", "head"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InputError(f"{name} must be a whole number from 1 (1-based), got {value!r}")
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise InputError(f"batch_size must be a whole number from 1, got {cfg.batch_size!r}")
+    for name in ("model", "title"):
+        value = getattr(cfg, name)
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{name} must be a string, not a {type(value).__name__}")
+        check_text(value, name)
 
 
 def build_report(
     sentences: InputBatch | Sequence[str | SentenceInput] | str,
     model: str | None = None,
     *,
+    focus: str | None = None,
+    candidates: Sequence[str] | str = (),
+    compare: bool = False,
+    pair: str | None = None,
+    target: str | None = None,
     config: ReportConfig | None = None,
     log: Log = _no_log,
     progress: Progress | None = None,
@@ -82,39 +166,77 @@ def build_report(
 ) -> Report:
     """Extract attention for `sentences` and render the report (nothing is written).
 
-    `options` are :class:`ReportConfig` fields (title, layer, head, batch_size,
-    device, dtype, truncate, max_tokens).
+    The lab options are the CLI's: `focus` word, `candidates` (a list or "a,b"),
+    `compare` (consecutive sentences form minimal pairs), `pair` (a second segment),
+    `target` (decoder input). `options` are :class:`ReportConfig` fields (title, layer,
+    head, batch_size, device, dtype, truncate, max_tokens). Bad input raises the CLI's
+    errors (:class:`~reportgen.errors.InputError`, :class:`~reportgen.errors.ModelError`).
     """
-    from reportgen.extract import extract
-    from reportgen.models import load_model
-
-    batch = _as_batch(sentences)
+    batch = _as_batch(
+        sentences, focus=focus, candidates=candidates, compare=compare, pair=pair, target=target
+    )
+    unknown = set(options) - {f.name for f in fields(ReportConfig)}
+    if unknown:
+        raise TypeError(f"build_report() got unknown options: {', '.join(sorted(unknown))}")
     cfg = replace(config or ReportConfig(), **options)
     if model is not None:
         cfg = replace(cfg, model=model)
+    _check_config(cfg)
+    from reportgen.extract import extract
+    from reportgen.models import load_model
+
     loaded = load_model(cfg, log)
     # Validate --layer/--head before the forward pass, so a typo costs no time.
     from reportgen.report import choose_head
 
     choose_head(loaded.info, cfg.layer, cfg.head)
+    if loaded.info.kind != "encoder-decoder" and any(it.target for it in batch.items):
+        log(
+            f"warning: --target is ignored: {loaded.info.architecture} is not an "
+            "encoder-decoder model (it has no decoder input)"
+        )
     # Sizes are known once tokenised: refuse what cannot fit before the forward pass.
     from reportgen.extract import encode
     from reportgen.memory import check_input
 
     encoded = [encode(loaded, item, cfg) for item in batch.items]
-    check_input(loaded, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
+    long = check_input(loaded, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
+    if long:
+        return _long_report(batch, cfg, loaded, encoded, log, progress)
     log(f"extracting attention for {len(batch.items)} sentence(s) ...")
     extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded)
     for warning in extraction.warnings:
         log(f"warning: {warning}")
     document = build_document(extraction, cfg, __version__, batch.pairs)
     log("rendering the report ...")
-    text = render_html({"doc": document, "page_config": page_config(document)})
-    items, pairs = export_extras(document, extraction)
-    return Report(
-        html=text,
-        document=document,
-        extraction=extraction,
-        export_extra=tuple(items),
-        export_pairs=tuple(pairs),
+    text = render_html({"doc": document, "settings": page_settings(document)})
+    return Report(html=text, document=document, extraction=extraction)
+
+
+def _long_report(
+    batch: InputBatch,
+    cfg: ReportConfig,
+    loaded: Any,
+    encoded: Sequence[tuple[Any, int]],
+    log: Log,
+    progress: Progress | None,
+) -> Report:
+    """Inputs over the page budget: each layer is reduced as it streams (overview, exact
+    rows, statistics) and the page shows that reduced view of every head."""
+    from reportgen.extract import extract_long
+
+    log(
+        f"the full attention is over the page budget: extracting a reduced long-input view "
+        f"for {len(batch.items)} input(s) ..."
     )
+    if batch.pairs:
+        log("warning: minimal pairs are not compared on a long-input page")
+    extraction = extract_long(
+        batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded
+    )
+    for warning in extraction.warnings:
+        log(f"warning: {warning}")
+    document = build_long_document(extraction, cfg, __version__)
+    log("rendering the report ...")
+    text = render_html({"doc": document, "settings": page_settings(document)})
+    return Report(html=text, document=document, extraction=extraction)

@@ -6,15 +6,20 @@ One escaping rule: text reaches HTML through Jinja2's autoescape, data reaches
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
+import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import jinja2
 import numpy as np
@@ -22,6 +27,9 @@ from markupsafe import Markup
 
 from reportgen.assets import csp_hash, libraries
 from reportgen.errors import InputError, ReportgenError
+
+if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only the annotations need it
+    from importlib.resources.abc import Traversable
 
 _SCRIPT_ESCAPES = {
     "<": "\\u003c",
@@ -34,6 +42,8 @@ _SCRIPT_TABLE = str.maketrans(_SCRIPT_ESCAPES)
 
 
 def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)  # a page record (reportgen.store)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -53,22 +63,32 @@ def script_json(value: Any) -> Markup:
     return Markup(text.translate(_SCRIPT_TABLE))
 
 
-def template_dir() -> Path:
-    """`templates/` beside the package (a checkout), else the installed data files."""
-    here = Path(__file__).resolve().parent.parent / "templates"
-    if here.is_dir():
-        return here
-    installed = Path(sys.prefix) / "share" / "reportgen" / "templates"
-    if installed.is_dir():
-        return installed
-    raise ReportgenError(f"reportgen's templates are missing (looked in {here} and {installed})")
+def template_root() -> Traversable:
+    """The templates: `reportgen/templates` in an installed package (the wheel maps the
+    repository's `templates/` there), else `templates/` beside the package in a checkout."""
+    packaged = resources.files("reportgen") / "templates"
+    if packaged.joinpath("report.html.j2").is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "templates"
+    if (checkout / "report.html.j2").is_file():
+        return checkout
+    raise ReportgenError(
+        "reportgen's templates are missing from its installation; reinstall reportgen"
+    )
+
+
+def _template_source(name: str) -> str:
+    try:
+        return template_root().joinpath(*name.split("/")).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise jinja2.TemplateNotFound(name) from None
 
 
 @cache
 def environment() -> jinja2.Environment:
     """The one Jinja2 environment: autoescape on, undefined names are errors."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
+        loader=jinja2.FunctionLoader(_template_source),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -82,17 +102,35 @@ def environment() -> jinja2.Environment:
 @cache
 def static_text(name: str) -> str:
     """Our own CSS or JS, read raw (never through the Jinja parser)."""
-    text = (template_dir() / name).read_text(encoding="utf-8")
+    text = template_root().joinpath(*name.split("/")).read_text(encoding="utf-8")
     if "</script" in text.lower() or "</style" in text.lower():
         raise ReportgenError(f"templates/{name} must not contain a closing script/style tag")
     return text
 
 
+# The page's own scripts, in load order (templates/js/). Each adds to `window.reportgen`;
+# core.js first (the namespace and the view registry), main.js last (it starts the page).
+# A new view is one file here plus one `RG.registerView` call in it.
+PAGE_SCRIPTS = (
+    "core.js",  # namespace, view registry, notices
+    "store.js",  # decoding the page's data (reportgen/store.py)
+    "transforms.js",  # maths mirrored from analysis.py
+    "heatmap.js",  # Plotly drawing
+    "bertviz.js",  # bertviz's head view and its quirks
+    "views.js",  # a sentence's views
+    "nexttoken.js",  # causal models' next-token view
+    "pairs.js",  # minimal pairs and the submission block
+    "handin.js",  # hand-in: heatmap sizes, printing the submission
+    "long.js",  # the long-input view (over the page budget)
+    "loader.js",  # inflating the inlined libraries
+    "lazy.js",  # lazy drawing and printing
+    "main.js",  # the coordinator
+)
+
+
 def page_scripts() -> list[str]:
-    """Our own scripts in load order: the views in `templates/js/` (each registers a
-    hook on `window.reportgen`), then `report.js`, which decodes and draws."""
-    views = sorted(p.name for p in (template_dir() / "js").glob("*.js"))
-    return [static_text(f"js/{name}") for name in views] + [static_text("report.js")]
+    """Our own scripts, in the order of PAGE_SCRIPTS."""
+    return [static_text(f"js/{name}") for name in PAGE_SCRIPTS]
 
 
 def content_security_policy(scripts: list[str]) -> str:
@@ -125,22 +163,88 @@ def render_html(context: dict[str, Any]) -> str:
     )
 
 
+STDOUT = "-"
+
+
+def _new_temp(folder: Path, name: str) -> Path:
+    """Create an empty file beside the target with the mode that the umask gives new
+    files (mkstemp would make it 0600), never following or reusing an existing name."""
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot write to '{folder}': {exc.strerror or exc}") from None
+        return tmp
+    raise InputError(f"cannot write to '{folder}': no free temporary name")
+
+
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it into place only if the block succeeds."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"output folder '{folder}' does not exist")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise InputError(f"cannot write to '{folder}': {exc.strerror or exc}") from None
+def _spooled(sink: Callable[[], BinaryIO], close: bool) -> Iterator[Path]:
+    """Yield a private scratch file; once the block succeeds, copy it whole to `sink()`.
+    Nothing reaches a stream or device from a run that fails half-way."""
+    fd, name = tempfile.mkstemp(prefix="reportgen.", suffix=".tmp")
     os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        out = sink()
+        try:
+            with tmp.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+        finally:
+            if close:
+                out.close()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path; once the block succeeds, what it holds lands at `path`.
+
+    A regular file, or a new name, is replaced by a rename from beside it, so no reader
+    sees half a file; a symlink is followed and its target replaced, the link kept. New
+    files get the mode the umask allows; a replaced file keeps its mode (and, where
+    permitted, its owner). "-" is stdout; a character device or FIFO (/dev/null,
+    /dev/stdout, a pipe) is written to directly, after the block: a rename would turn it
+    into a regular file. Block devices and sockets are refused.
+    """
+    if str(path) == STDOUT:
+        with _spooled(lambda: sys.stdout.buffer, close=False) as tmp:
+            yield tmp
+        return
+    try:
+        st: os.stat_result | None = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"output '{path}' is a folder")
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            raise InputError(
+                f"output '{path}' is a block device or socket, not a file; "
+                "reportgen writes only files, character devices and FIFOs"
+            )
+        with _spooled(lambda: open(path, "wb"), close=True) as tmp:  # noqa: SIM115
+            yield tmp
+        return
+    target = Path(os.path.realpath(path))  # through symlinks, so the link itself stays
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"output folder '{folder}' does not exist")
+    tmp = _new_temp(folder, target.name)
+    try:
+        if st is not None:
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                with suppress(OSError):  # only root may give a file away
+                    os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        yield tmp
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -151,8 +255,6 @@ def write_atomic(path: Path, text: str) -> int:
     data = text.encode("utf-8")
     # The rename and is_dir() fail too (a read-only target, a name that is too long).
     try:
-        if path.is_dir():
-            raise InputError(f"output '{path}' is a folder")
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
     except OSError as exc:

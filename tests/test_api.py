@@ -103,6 +103,7 @@ def test_repr_html_is_a_sandboxed_iframe(api_report: Report) -> None:
     frame = parser.frames[0]
     sandbox = (frame.get("sandbox") or "").split()
     assert "allow-scripts" in sandbox and "allow-same-origin" not in sandbox
+    assert "allow-modals" in sandbox  # the Print button opens the print dialog
     assert frame.get("srcdoc") == api_report.html  # escaped, then read back exactly
     attr = snippet.split('srcdoc="', 1)[1].rsplit('"', 1)[0]
     assert "<" not in attr and '"' not in attr
@@ -127,3 +128,64 @@ def test_import_is_light() -> None:
 def test_api_refuses_lone_surrogates_with_a_reportgen_error() -> None:
     with pytest.raises(InputError, match="not valid UTF-8"):
         reportgen.build_report(["ok", "bad \ud800"])
+
+
+# --- the API takes what the CLI takes ---------------------------------------------------
+
+
+def test_the_lab_through_the_api_equals_the_cli(tiny_bert: Path, tmp_path: Path) -> None:
+    report = reportgen.build_report(
+        list(WINOGRAD), str(tiny_bert), compare=True, focus="it", candidates=["animal", "street"]
+    )
+    assert [(p.a, p.b) for p in report.document.pairs] == [(0, 1)]
+    assert [s.focus.candidates for s in report.document.sentences if s.focus] == [
+        ("animal", "street"),
+        ("animal", "street"),
+    ]
+    out = tmp_path / "cli.html"
+    args = [*WINOGRAD, "-m", str(tiny_bert), "--compare", "--focus", "it"]
+    result = CliRunner().invoke(main, [*args, "--candidates", "animal,street", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text(encoding="utf-8") == report.html
+    # "a,b" works as on the command line.
+    same = reportgen.build_report(
+        list(WINOGRAD), str(tiny_bert), compare=True, focus="it", candidates="animal,street"
+    )
+    assert same.html == report.html
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"device": "gpu"}, "device 'gpu' is not one of auto, cpu, cuda, mps"),
+        ({"dtype": "float64"}, "dtype 'float64' is not one of"),
+        ({"layer": 0}, "layer must be a whole number from 1"),
+        ({"batch_size": 0}, "batch_size must be"),
+        ({"candidates": ["animal"]}, "need a focus word"),
+        ({"focus": "she"}, "the word 'she' is not in the sentence"),
+        ({"focus": "it", "candidates": ["giraffe"]}, "the word 'giraffe' is not in"),
+        ({"compare": True, "focus": "it"}, None),  # fine: checked below with 3 sentences
+    ],
+)
+def test_api_validates_before_loading_the_model(kwargs: dict[str, object], message: str) -> None:
+    # A model that does not exist: every error here comes before any loading.
+    sentences = [*WINOGRAD, "It rained."] if message is None else list(WINOGRAD)
+    with pytest.raises(InputError, match=message or "needs an even number of sentences"):
+        reportgen.build_report(sentences, "/no/such/model", **kwargs)  # type: ignore[arg-type]
+
+
+def test_target_with_an_encoder_only_model_is_a_stated_warning(tiny_bert: Path) -> None:
+    lines: list[str] = []
+    reportgen.build_report(["Cats sleep."], str(tiny_bert), target="Katzen", log=lines.append)
+    assert any("--target is ignored" in line and "BertModel" in line for line in lines)
+
+
+def test_cli_refuses_candidates_without_focus_and_csv_files(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["Cats sleep.", "--candidates", "cats", "-m", "/no/such"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "need a focus word" in result.stderr
+    table = tmp_path / "lab.csv"
+    table.write_text("text\nCats sleep.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["-i", str(table), "-m", "/no/such"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "is a table" in result.stderr

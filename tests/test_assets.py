@@ -119,12 +119,6 @@ def test_missing_package_is_a_one_line_error(
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assets._package_text suggests `pip install --force-reinstall xstatic` for a "
-    "missing xstatic.pkg.jquery; the distribution is XStatic-jQuery, and `xstatic` is "
-    "another package that does not bring jQuery back",
-)
 def test_missing_jquery_names_the_right_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
     def find_spec(name: str, *args: Any, **kwargs: Any) -> ModuleSpec | None:
         return None if name == "xstatic.pkg.jquery" else _REAL_FIND_SPEC(name, *args, **kwargs)

@@ -195,3 +195,24 @@ def test_progress_bar_only_on_a_terminal(tiny_bert: Path, tmp_path: Path) -> Non
         bar(12, 12)
         printed = streams[1].getvalue().decode()
     assert "6/12 sentences" in printed and printed.endswith("12/12 sentences\n")
+
+
+def test_quiet_silences_third_party_progress_bars(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """transformers' GGUF conversion draws a bare tqdm bar on stderr; -q hides it."""
+    import reportgen.pipeline
+    from reportgen.errors import ModelError
+
+    def convert(*args: object, **kwargs: object) -> None:
+        from tqdm.auto import tqdm
+
+        for _ in tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+        raise ModelError("stop here")
+
+    monkeypatch.setattr(reportgen.pipeline, "build_report", convert)
+    code, _, err = run("-q", "Cats sleep.", "-o", str(tmp_path / "r.html"))
+    assert code == 1 and err == "Error: stop here\n"  # the error, and nothing else
+    code, _, err = run("Cats sleep.", "-o", str(tmp_path / "r.html"))
+    assert "Converting" in err  # without -q the bar shows

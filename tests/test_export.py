@@ -9,17 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from reportgen import analysis
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
     Extraction,
     ModelInfo,
     NextToken,
+    ReportConfig,
     SentenceInput,
     TokenSeq,
 )
 from reportgen.errors import InputError
-from reportgen.export import export_data, write_export
+from reportgen.export import export_data, head_json, write_export
+from reportgen.report import build_document
 
 from .conftest import random_attention
 
@@ -87,7 +90,8 @@ def test_structure_and_model_facts(rng: np.random.Generator, tmp_path: Path) -> 
     assert doc["pairs"] == []
     assert [item["text"] for item in doc["items"]] == ["The cat sat.", "Café ☕ <b>"]
     for item, result in zip(doc["items"], extraction.results, strict=True):
-        assert set(item) == {"text", "tokens", "attention"}
+        assert set(item) == {"text", "tokens", "attention_map", "attention"}
+        assert item["attention_map"] == "self"
         assert item["tokens"] == list(result.maps[0].query.tokens)  # raw, "##é" kept
 
 
@@ -143,7 +147,18 @@ def test_encoder_decoder_maps_have_their_own_keys(rng: np.random.Generator, tmp_
     doc = _write_and_load(tmp_path, export_data(extraction))
     assert doc["model"]["kind"] == "encoder-decoder"
     (item,) = doc["items"]
-    assert set(item) == {"text", "tokens", "attention", "decoder_attention", "cross_attention"}
+    assert set(item) == {
+        "text",
+        "tokens",
+        "attention_map",
+        "attention",
+        "decoder_attention",
+        "cross_attention",
+    }
+    # Named by the maps' stable identifiers, not by their on-screen labels.
+    assert item["attention_map"] == "encoder_self"
+    assert item["decoder_attention"]["map"] == "decoder_self"
+    assert item["cross_attention"]["map"] == "cross"
     enc_map, dec_map, cross_map = extraction.results[0].maps
     assert item["tokens"] == ["▁Hello", "▁world", "</s>"]
     _assert_bits_equal(item["attention"], enc_map.attention)
@@ -189,27 +204,25 @@ def test_text_pair_is_exported(rng: np.random.Generator) -> None:
     assert export_data(extraction)["items"][0]["text_pair"] == "B."
 
 
-def test_extra_merges_into_items_and_pairs_are_kept(
-    rng: np.random.Generator, tmp_path: Path
-) -> None:
+def test_analysis_comes_only_with_the_document(rng: np.random.Generator, tmp_path: Path) -> None:
     extraction = _encoder_extraction(rng)
-    extra: list[dict[str, Any]] = [
-        {"entropy": {"nats": [[0.5, 1.0]]}, "rollout": [[1.0]]},
-        {"focus": {"word": "it"}},
-    ]
-    pairs: list[dict[str, Any]] = [{"a": 1, "b": 2, "headline": "A differs from B"}]
-    doc = _write_and_load(tmp_path, export_data(extraction, extra, pairs))
-    first, second = doc["items"]
-    assert first["entropy"] == {"nats": [[0.5, 1.0]]} and first["rollout"] == [[1.0]]
-    assert "focus" not in first
-    assert second["focus"] == {"word": "it"} and "entropy" not in second
-    assert first["text"] == "The cat sat." and "attention" in second
-    assert doc["pairs"] == pairs
+    bare = export_data(extraction)
+    assert not {"entropy", "rollout", "focus"} & set(bare["items"][0])
+    document = build_document(extraction, ReportConfig(), "test", ((0, 1),))
+    doc = _write_and_load(tmp_path, export_data(extraction, document))
+    for item, sdoc, result in zip(
+        doc["items"], document.sentences, extraction.results, strict=True
+    ):
+        np.testing.assert_array_equal(item["entropy"]["nats"], sdoc.stats.entropy)
+        assert item["entropy"]["layer_verdicts"] == list(sdoc.stats.verdicts)
+        np.testing.assert_allclose(item["rollout"], analysis.rollout(result.maps[0].attention))
+    (pair,) = doc["pairs"]
+    assert (pair["a_index"], pair["b_index"]) == (0, 1)
+    assert pair["best_head"] is None and pair["headline"] is None  # no focus word given
 
 
-def test_shorter_extra_leaves_the_rest_alone(rng: np.random.Generator) -> None:
-    data = export_data(_encoder_extraction(rng), [{"rollout": [[1.0]]}])
-    assert "rollout" in data["items"][0] and "rollout" not in data["items"][1]
+def test_best_head_names_its_indices() -> None:
+    assert head_json(4, 3) == {"layer_index": 4, "head_index": 3, "label": "Layer 5, Head 4"}
 
 
 def test_write_replaces_an_existing_file_whole(rng: np.random.Generator, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from reportgen.config import ReportConfig
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import extract
+from reportgen.extract import _check_layer, _row_tolerance, extract
 from reportgen.inputs import collect_inputs
 from reportgen.models import embedded_model_path, load_model
 from reportgen.tokens import readable
@@ -100,3 +100,23 @@ def test_model_without_attention(tmp_path: Path) -> None:
 )
 def test_readable(token: str, shown: str) -> None:
     assert readable(token) == shown
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_rows_pass_the_dtypes_own_tolerance(tiny_bert: Path, dtype: str) -> None:
+    """bfloat16 rounds each weight to 8 bits: its rows miss 1 by more than float32's 1e-3."""
+    from reportgen.pipeline import build_report
+
+    report = build_report(["Hi.", WINOGRAD[0]], str(tiny_bert), dtype=dtype, device="cpu")
+    att = report.extraction.results[1].maps[0].attention
+    assert np.abs(att.sum(-1) - 1).max() <= _row_tolerance(getattr(torch, dtype))
+
+
+def test_row_tolerance_follows_the_dtype_and_the_message_does_not_blame_the_model() -> None:
+    assert _row_tolerance(torch.float32) == pytest.approx(1e-3)
+    assert _row_tolerance(torch.float16) > 1e-3
+    assert _row_tolerance(torch.bfloat16) > _row_tolerance(torch.float16)
+    bad = torch.full((1, 2, 2), 0.6)
+    with pytest.raises(ModelError) as info:
+        _check_layer("m (argument 1)", bad, 1, _row_tolerance(torch.bfloat16))
+    assert "off by up to 0.2" in str(info.value) and "this model" not in str(info.value)

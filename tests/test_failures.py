@@ -343,7 +343,7 @@ def test_ctrl_c_during_extraction_leaves_the_old_report(tiny_bert: Path, tmp_pat
     report.write_bytes(OLD_REPORT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "reportgen", "-i", str(sentences), "-m", str(tiny_bert)]
-        + ["-o", str(report), "--batch-size", "2"],
+        + ["-o", str(report), "--batch-size", "2", "--max-sentences", "4000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

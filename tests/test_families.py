@@ -163,7 +163,7 @@ def test_gpt2_export_matches_model(tiny_gpt2: Path, gpt2_report: Any) -> None:
         weights = att[:, :, last, word["positions"]].sum(-1)
         best = word["heads"][0]
         assert best["value"] == pytest.approx(weights.max())
-        assert weights[best["layer"], best["head"]] == pytest.approx(weights.max())
+        assert weights[best["layer_index"], best["head_index"]] == pytest.approx(weights.max())
 
 
 def _check_enc_dec(folder: Path, export: dict[str, Any], rows: list[dict[str, str]]) -> None:
@@ -293,9 +293,10 @@ def test_models_without_readable_attention_are_refused(
     with pytest.raises(ModelError, match=reason) as info:
         load_model(ReportConfig(model=str(tmp_path)))
     assert str(tmp_path) in str(info.value) and config["model_type"] in str(info.value)
-    result = CliRunner().invoke(main, ["Hello.", "-m", str(tmp_path), "-o", str(tmp_path / "r")])
+    out = tmp_path.with_name(tmp_path.name + "-r.html")  # not inside the model folder
+    result = CliRunner().invoke(main, ["Hello.", "-m", str(tmp_path), "-o", str(out)])
     assert result.exit_code == 1 and reason in result.output
-    assert not (tmp_path / "r").exists()
+    assert not out.exists()
 
 
 def test_model_class_that_cannot_record_attention_is_refused(

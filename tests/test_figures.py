@@ -13,7 +13,7 @@ import pytest
 from reportgen.figures import (
     CANDIDATE_COLORS,
     attention_heatmap_spec,
-    bar_figure,
+    candidate_color,
     grid_figure,
     plot_text,
     winner_figure,
@@ -170,7 +170,7 @@ def _band_color(scale: list[list[Any]], position: float) -> tuple[str, str]:
     return scale[below][1], scale[above][1]
 
 
-@pytest.mark.parametrize("count", [2, 3, 10])
+@pytest.mark.parametrize("count", [2, 3, 10, 11, 40])
 def test_winner_colour_scale_gives_each_candidate_one_flat_band(count: int) -> None:
     candidates = [f"w{c}" for c in range(count)]
     winners = np.arange(2 * 3).reshape(2, 3) % count
@@ -187,8 +187,9 @@ def test_winner_colour_scale_gives_each_candidate_one_flat_band(count: int) -> N
         centre = (c - zmin) / (zmax - zmin)
         assert c / count < centre < (c + 1) / count
         for pos in np.linspace(c / count, (c + 1) / count, 9)[1:-1]:
-            assert _band_color(scale, float(pos)) == (CANDIDATE_COLORS[c], CANDIDATE_COLORS[c])
-    assert len({color for _, color in scale}) == count  # up to ten never share a colour
+            assert _band_color(scale, float(pos)) == (candidate_color(c), candidate_color(c))
+    assert len({color for _, color in scale}) == count  # no two candidates share a colour
+    assert [candidate_color(c) for c in range(min(count, 10))] == list(CANDIDATE_COLORS)[:count]
     np.testing.assert_array_equal(_array(trace["z"]), winners.astype(float))
 
 
@@ -209,32 +210,17 @@ def test_winner_colorbar_ticks_are_escaped_candidate_names() -> None:
     assert "%{customdata[0]}" in trace["hovertemplate"]
 
 
-# --- bar chart --------------------------------------------------------------------------
+def test_heatmap_size_grows_with_tokens_and_keeps_labels_readable() -> None:
+    from reportgen.figures import HEATMAP_SIZE, heatmap_size
 
-
-def test_bar_figure_is_horizontal_in_the_given_order() -> None:
-    labels = [" the", " a", " it"]
-    values: list[float] = [float(np.float32(0.5)), 0.25, 0.125]
-    fig = bar_figure(labels, values, title="Top predictions", x_title="probability")
-    _round_trips(fig)
-    trace = fig["data"][0]
-    assert trace["type"] == "bar" and trace["orientation"] == "h"
-    assert list(_array(trace["y"])) == labels
-    assert list(_array(trace["x"])) == [0.5, 0.25, 0.125]
-    layout = fig["layout"]
-    assert layout["yaxis"]["autorange"] == "reversed"  # the first label on top
-    assert layout["xaxis"]["title"]["text"] == "probability"
-    assert layout["xaxis"]["rangemode"] == "tozero"
-    assert layout["title"]["text"] == "Top predictions"
-    assert layout["height"] == 80 + 28 * len(labels)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bar_figure passes labels and title to Plotly unescaped, unlike grid_figure: "
-    "a predicted token such as '</s>' or '<b>' is read as Plotly pseudo-HTML",
-)
-def test_bar_figure_escapes_labels_and_title() -> None:
-    fig = bar_figure(["<b>&", "</s>"], [0.6, 0.4], title="<i>top</i>", x_title="p")
-    assert list(_array(fig["data"][0]["y"])) == ["&lt;b&gt;&amp;", "&lt;/s&gt;"]
-    assert fig["layout"]["title"]["text"] == "&lt;i&gt;top&lt;/i&gt;"
+    extra_x = HEATMAP_SIZE["margin_x"] + HEATMAP_SIZE["colorbar"]
+    w16, h16, f16 = heatmap_size(16)
+    w100, h100, f100 = heatmap_size(100)
+    assert (w16, h16, f16) == (16 * 24 + extra_x, 16 * 24 + HEATMAP_SIZE["margin_y"], 12)
+    assert w100 > w16 and h100 > h16
+    # 100 tokens: 9 px cells, 8 px labels, one per token without overlap.
+    assert (w100 - extra_x) / 100 == 9 and f100 == 8
+    # A narrow room shrinks the cells, down to 9 px (the view then scrolls sideways).
+    w, _, f = heatmap_size(16, room=500)
+    assert w == 500 and 8 <= f < (500 - extra_x) / 16
+    assert heatmap_size(100, room=600) == (w100, h100, 8)

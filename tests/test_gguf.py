@@ -31,7 +31,12 @@ def _complete_folder(cache: Path, source: Path) -> Path:
     folder = cache / "gguf" / digest[:16]
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}", encoding="utf-8")
-    marker = {"format": gguf.CACHE_FORMAT, "sha256": digest, "source": source.name}
+    marker = {
+        "format": gguf.CACHE_FORMAT,
+        "sha256": digest,
+        "source": source.name,
+        "weights": gguf.weights_record(folder),
+    }
     (folder / gguf.MARKER_NAME).write_text(json.dumps(marker), encoding="utf-8")
     return folder
 

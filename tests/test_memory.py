@@ -50,10 +50,10 @@ def test_encoder_decoder_counts_three_maps_and_gpu_takes_the_forward_pass() -> N
 
 
 def test_too_little_memory_is_one_line_with_the_max_tokens_that_fits() -> None:
-    need, _ = estimate(SMOL, [4000], 1)
-    available = need.host // 4
+    need, _ = estimate(SMOL, [300], 1)
+    available = memory.HEADROOM_BYTES + (need.host - memory.HEADROOM_BYTES) // 4
     with pytest.raises(InputError) as err:
-        check_fits(SMOL, [4000], 1, available=available)
+        check_fits(SMOL, [300], 1, available=available)
     text = str(err.value)
     assert "\n" not in text
     assert f"needs about {memory.human(need.host)}" in text
@@ -62,13 +62,29 @@ def test_too_little_memory_is_one_line_with_the_max_tokens_that_fits() -> None:
     assert estimate(SMOL, [fit], 1)[0].host <= available < estimate(SMOL, [fit + 1], 1)[0].host
 
 
-def test_a_page_budget_refusal_names_the_tokens_that_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(InputError, match=r"more than one page carries") as err:
-        check_fits(SMOL, [900, 10], 1, available=None)
-    fit = int(re.search(r"--max-tokens (\d+)", str(err.value)).group(1))  # type: ignore[union-attr]
-    assert map_values(SMOL, fit) + map_values(SMOL, 10) <= memory.PAGE_BUDGET_VALUES
-    assert map_values(SMOL, fit + 1) + map_values(SMOL, 10) > memory.PAGE_BUDGET_VALUES
-    check_fits(SMOL, [fit, 10], 1, available=None)  # what it suggests, it accepts
+def test_over_the_page_budget_the_input_takes_the_long_page() -> None:
+    """Past the budget the page is reduced; only many long inputs at once are refused."""
+    assert check_fits(SMOL, [60, 10], 1, available=None) is False
+    assert check_fits(SMOL, [900, 10], 1, available=None) is True
+    with pytest.raises(InputError, match=r"more than one page carries .*; split them") as err:
+        check_fits(SMOL, [4000] * 40, 1, available=None)
+    assert "\n" not in str(err.value)
+
+
+def test_a_4000_token_smollm2_input_fits_8_gb_and_an_impossible_one_is_refused() -> None:
+    """The long path's estimate: one layer's eager attention and the reduced records."""
+    long, _ = estimate(SMOL, [4000], 1, long=True)
+    full, _ = estimate(SMOL, [4000], 1)
+    assert long.maps == 4 * memory.long_values(SMOL, 4000) < full.maps // 50
+    assert long.host < 3 * 1024**3 < full.host
+    assert check_fits(SMOL, [4000], 1, available=8 * 1024**3) is True
+    with pytest.raises(InputError) as err:
+        check_fits(SMOL, [100_000], 1, available=8 * 1024**3)
+    text = str(err.value)
+    assert "\n" not in text and "of reduced attention records" in text
+    fit = int(re.search(r"--max-tokens (\d+)", text).group(1))  # type: ignore[union-attr]
+    assert 4000 < fit < 100_000
+    assert estimate(SMOL, [fit], 1, long=True)[0].host <= 8 * 1024**3
 
 
 def test_nothing_fits_suggests_a_smaller_model() -> None:

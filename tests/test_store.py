@@ -1,7 +1,7 @@
 """The compact attention store: packed in Python, decoded by `RG.decodeMap` in the page.
 
 Bounds from issue #4: every decoded weight within 0.002 of the true one, every row
-summing to 1 within 0.01. The Python decoder below mirrors report.js step by step
+summing to 1 within 0.01. The Python decoder below mirrors templates/js/store.js step by step
 (base64, gzip, low-byte plane then high-byte plane, divide by the scale).
 """
 
@@ -16,8 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from reportgen.report import PACK_LEVEL9_VALUES, pack_attention
+from reportgen import store
+from reportgen.store import (
+    PACK_LEVEL9_VALUES,
+    QUANT_SCALE,
+    pack_attention,
+    quantize_rows,
+)
 
 from .conftest import open_report, random_attention, save_bert
 
@@ -97,6 +105,74 @@ def test_pack_is_deterministic(rng: np.random.Generator) -> None:
     assert pack_attention(att) == pack_attention(att.copy())
 
 
+# --- quantisation -----------------------------------------------------------------------
+
+
+def test_quantize_hand_example() -> None:
+    # 100.15, 100.15, 299.7 -> floors sum to 499; the one extra unit goes to the 0.7.
+    q = quantize_rows(np.array([[0.2003, 0.2003, 0.5994]]))
+    assert q.dtype == np.uint16
+    np.testing.assert_array_equal(q, [[100, 100, 300]])
+
+
+def test_quantize_ties_go_to_first_positions() -> None:
+    q = quantize_rows(np.full((1, 3), 1 / 3))
+    np.testing.assert_array_equal(q, [[167, 167, 166]])
+
+
+def test_quantize_zero_rows_and_negatives() -> None:
+    q = quantize_rows(np.array([[0.0, 0.0, 0.0], [-1e-9, 1.0 + 1e-9, 0.0]]))
+    np.testing.assert_array_equal(q, [[0, 0, 0], [0, QUANT_SCALE, 0]])
+
+
+def test_quantize_non_square_and_custom_scale() -> None:
+    rng = np.random.default_rng(5)
+    attn = random_attention(rng, (2, 3, 4, 7))
+    q = quantize_rows(attn, scale=1000)
+    assert q.shape == attn.shape
+    np.testing.assert_array_equal(q.sum(axis=-1), 1000)
+    assert np.abs(q / 1000 - attn).max() <= 1 / 1000
+
+
+def test_quantize_blocks_do_not_change_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    attn = random_attention(rng, (3, 4, 9, 9)).astype(np.float32)
+    whole = quantize_rows(attn)
+    monkeypatch.setattr(store, "_QUANT_BLOCK_ELEMENTS", 20)
+    np.testing.assert_array_equal(quantize_rows(attn), whole)
+
+
+def test_quantize_rejects_non_finite() -> None:
+    with pytest.raises(ValueError):
+        quantize_rows(np.array([[np.nan, 1.0]]))
+
+
+SHAPES = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 17), st.integers(1, 17))
+
+
+@settings(max_examples=150, deadline=None)
+@given(shape=SHAPES, seed=st.integers(0, 2**32 - 1), sparse=st.booleans())
+def test_quantize_property(shape: tuple[int, int, int, int], seed: int, sparse: bool) -> None:
+    rng = np.random.default_rng(seed)
+    layers, heads, nq, nk = shape
+    attn = random_attention(rng, (layers, heads, nq, nk))
+    if sparse:
+        # Causal-style exact zeros: keep at least the first key of every row.
+        mask = rng.random(attn.shape) < 0.5
+        mask[..., 0] = True
+        attn = np.where(mask, attn, 0.0)
+        attn /= attn.sum(axis=-1, keepdims=True)
+    attn = attn.astype(np.float32)  # models hand us float32, whose rows are only ~1
+
+    q = quantize_rows(attn)
+    assert q.dtype == np.uint16 and q.shape == attn.shape
+    np.testing.assert_array_equal(q.sum(axis=-1, dtype=np.int64), QUANT_SCALE)
+    err = np.abs(q.astype(np.float64) / QUANT_SCALE - attn.astype(np.float64))
+    assert err.max() <= 1 / QUANT_SCALE
+    # Deterministic: the same input always gives the same integers.
+    np.testing.assert_array_equal(quantize_rows(attn.copy()), q)
+
+
 # ---------------------------------------------------------------------------------------
 # In the browser: window.reportgen.decodeMap on real payloads
 
@@ -107,9 +183,9 @@ COMPARE_JS = """async ([m, reference]) => {
   let maxError = 0;
   let maxRowError = 0;
   for (let i = 0; i < v.length; i++) maxError = Math.max(maxError, Math.abs(v[i] - reference[i]));
-  for (let r = 0; r < v.length / m.nk; r++) {
+  for (let r = 0; r < v.length / m.n_key; r++) {
     let sum = 0;
-    for (let j = 0; j < m.nk; j++) sum += v[r * m.nk + j];
+    for (let j = 0; j < m.n_key; j++) sum += v[r * m.n_key + j];
     maxRowError = Math.max(maxRowError, Math.abs(sum - 1));
   }
   return { count: v.length, maxError: maxError, maxRowError: maxRowError };
@@ -152,7 +228,7 @@ def test_decode_map_in_the_page_reproduces_the_extraction(
         reference = np.asarray(item["attention"], dtype=np.float64)
         payload = page.evaluate(PAYLOAD_JS, f"s{number}")
         m = payload["maps"][0]
-        assert (m["layers"], m["heads"], m["nq"], m["nk"]) == reference.shape
+        assert (m["layers"], m["heads"], m["n_query"], m["n_key"]) == reference.shape
         got = page.evaluate(COMPARE_JS, [m, reference.ravel().tolist()])
         assert got["count"] == reference.size
         assert got["maxError"] <= VALUE_TOLERANCE, f"sentence {number}"
@@ -170,7 +246,7 @@ def test_decode_map_in_the_page_on_packed_arrays(
     att = CASES[case](np.random.default_rng(99))
     data, scale = pack_attention(att)
     layers, heads, nq, nk = att.shape
-    m = {"data": data, "scale": scale, "layers": layers, "heads": heads, "nq": nq, "nk": nk}
+    m = {"data": data, "scale": scale, "layers": layers, "heads": heads, "n_query": nq, "n_key": nk}
     page, log = open_report(browser, tiny_report[0], wait_all=False)
     got = page.evaluate(COMPARE_JS, [m, att.astype(np.float64).ravel().tolist()])
     assert got["count"] == att.size
@@ -278,3 +354,54 @@ def test_long_input_head_view_waits_for_a_click(
     lines = page.evaluate("document.querySelectorAll('#s1 .rg-bertviz line').length")
     assert lines == 12 * 102 * 102
     assert log.errors == []
+
+
+# ---------------------------------------------------------------------------------------
+# The records: one description, one key style
+
+
+RECORDS = (
+    store.SeqRecord,
+    store.MapRecord,
+    store.CandidateRecord,
+    store.FocusRecord,
+    store.NextSourceRecord,
+    store.NextRecord,
+    store.SentenceRecord,
+    store.PairRecord,
+    store.PageSettings,
+)
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.__name__)
+def test_every_field_is_snake_case_and_described_in_the_format(record: type) -> None:
+    import dataclasses
+    import re
+
+    doc = store.__doc__ or ""
+    assert record.__name__ in doc or record.__name__ in ("CandidateRecord", "NextSourceRecord")
+    for f in dataclasses.fields(record):
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", f.name), f.name
+        if record not in (store.CandidateRecord, store.NextSourceRecord):
+            assert f"``{f.name}``" in doc, f"{record.__name__}.{f.name} is not in FORMAT"
+
+
+def test_map_ids_are_stable() -> None:
+    assert [store.map_id(n) for n in store.MAP_IDS] == [
+        "self",
+        "encoder_self",
+        "decoder_self",
+        "cross",
+    ]
+    assert store.map_id("Some new-kind attention") == "some_new_kind_attention"
+
+
+def test_records_serialise_to_the_documented_keys(rng: np.random.Generator) -> None:
+    att = random_attention(rng, (2, 3, 4, 5))
+    m = store.map_record("Cross-attention", att, causal=False, query_seq=1, key_seq=0, b_start=None)
+    data = store.as_json(m)
+    assert (data["id"], data["n_query"], data["n_key"]) == ("cross", 4, 5)
+    values = decode_like_js(data["data"], data["scale"], att.shape)
+    assert np.abs(values - att).max() <= VALUE_TOLERANCE
+    with pytest.raises(TypeError):
+        store.as_json({"not": "a record"})

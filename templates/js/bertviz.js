@@ -1,0 +1,136 @@
+/* Everything bertviz's head view needs, in one place: the two-line require.js stand-in
+ * its script calls, its parameters, its fixed element ids (#layer, #filter, #vis inside
+ * the root div) and its 0-based layer labels, renamed the report's way. */
+"use strict";
+(function () {
+  const RG = window.reportgen;
+  const ASK_LINES = 100000; // ~1.5 s of drawing on a slow laptop core
+
+  /** bertviz loads d3 and jQuery through require.js; the page inlines both. */
+  RG.installRequireStandIn = function () {
+    window.require = { config: function () {} };
+    window.requirejs = function (deps, callback) {
+      callback(window.jQuery, window.d3);
+    };
+  };
+
+  /** bertviz's parameters. Its `attention` list holds one self-attention map (with the
+   * five sentence-pair filters when the input is a pair), or, for an encoder-decoder
+   * model, bertviz's own encoder-decoder form: "Encoder", "Decoder" and "Cross". */
+  function params(entry, maps, layers, domId) {
+    const seqs = entry.data.seqs;
+    const one = function (name, decoded) {
+      const m = decoded.meta;
+      const t = RG.transform(RG.headMatrix(decoded, 0, 0), seqs[m.query_seq], seqs[m.key_seq]);
+      const attn = layers.map((l) =>
+        Array.from({ length: m.heads }, (_, h) =>
+          RG.transform(RG.headMatrix(decoded, l, h), seqs[m.query_seq], seqs[m.key_seq]).rows),
+      );
+      return { view: t, item: { name: name, attn: attn, left_text: t.q.labels, right_text: t.k.labels } };
+    };
+    const names = { encoder_self: "Encoder", decoder_self: "Decoder", cross: "Cross" };
+    const attention = [];
+    if (maps.length > 1) {
+      for (const d of maps) attention.push(one(names[d.meta.id] || d.meta.name, d).item);
+    } else {
+      const first = one(null, maps[0]);
+      attention.push(first.item);
+      const b = first.view.q.boundary;
+      if (maps[0].meta.query_seq === maps[0].meta.key_seq && b !== null) {
+        // bertviz's sentence-pair filters: All, A->A, B->B, A->B, B->A (on the drawn axis,
+        // so they follow the word-level and hide-special toggles).
+        const full = first.item.attn;
+        const labels = first.item.left_text;
+        const ranges = { a: [0, b], b: [b, labels.length] };
+        first.item.name = RG.page.pair_filters[0];
+        [["a", "a"], ["b", "b"], ["a", "b"], ["b", "a"]].forEach(function (p, i) {
+          const qr = ranges[p[0]];
+          const kr = ranges[p[1]];
+          attention.push({
+            name: RG.page.pair_filters[i + 1],
+            attn: full.map((heads) => heads.map((rows) => rows.slice(qr[0], qr[1]).map((row) => row.slice(kr[0], kr[1])))),
+            left_text: labels.slice(qr[0], qr[1]),
+            right_text: labels.slice(kr[0], kr[1]),
+          });
+        });
+      }
+    }
+    return {
+      attention: attention,
+      default_filter: "0",
+      root_div_id: domId,
+      layer: layers.includes(RG.page.start_layer) ? RG.page.start_layer : layers[0],
+      heads: null,
+      include_layers: layers,
+    };
+  }
+
+  function button(text, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "rg-more";
+    b.textContent = text;
+    b.addEventListener("click", () => onClick().catch(RG.fail));
+    return b;
+  }
+
+  async function drawHeadView(entry, root, allLayers) {
+    const holder = root.querySelector('[data-plot="headview"]');
+    const maps = await RG.decodedMaps(entry);
+    const d = maps[0];
+    const domId = "rg-hv-" + entry.section.id;
+    const oneLayer = entry.data.layer_at_a_time && !allLayers;
+    // bertviz draws one SVG line per head and token pair of the layer shown: 3.1 million
+    // for 12 heads x 512 tokens, a minute of frozen page. Past ASK_LINES the head view
+    // waits for a click, so a long input opens and stays responsive.
+    const lines = d.meta.heads * d.meta.n_query * d.meta.n_key;
+    if (oneLayer && !entry.headViewAsked && lines > ASK_LINES) {
+      holder.replaceChildren(
+        button("Draw the head view (" + lines.toLocaleString("en") + " lines: slow)", function () {
+          entry.headViewAsked = true;
+          return drawHeadView(entry, root, false);
+        }),
+      );
+      return;
+    }
+    const layers = oneLayer
+      ? [Math.min(RG.page.start_layer, d.meta.layers - 1)]
+      : Array.from({ length: d.meta.layers }, (_, l) => l);
+    const p = params(entry, maps, layers, domId);
+    // bertviz's markup contract: #root > select#layer (+ select#filter) and div#vis.
+    holder.textContent = "";
+    const box = document.createElement("div");
+    box.id = domId;
+    box.className = "rg-bertviz";
+    const bar = document.createElement("span");
+    bar.append("Layer: ");
+    const layerSelect = document.createElement("select");
+    layerSelect.id = "layer";
+    bar.append(layerSelect);
+    if (p.attention.length > 1) {
+      bar.append(" Attention: ");
+      const filter = document.createElement("select");
+      filter.id = "filter";
+      p.attention.forEach(function (a, i) {
+        const o = document.createElement("option");
+        o.value = String(i);
+        o.textContent = a.name;
+        filter.append(o);
+      });
+      bar.append(filter);
+    }
+    box.append(bar);
+    if (oneLayer) {
+      box.append(" ", button("Load all " + d.meta.layers + " layers", () => drawHeadView(entry, root, true)));
+    }
+    const vis = document.createElement("div");
+    vis.id = "vis";
+    box.append(vis);
+    holder.append(box);
+    window.reportgenHeadView(p);
+    // bertviz labels layers 0-based; the report names them 1-based with the index in brackets.
+    layerSelect.querySelectorAll("option").forEach((o) => (o.textContent = +o.value + 1 + " [" + o.value + "]"));
+  }
+
+  RG.registerView("headview", (entry, root) => drawHeadView(entry, root, false));
+})();

@@ -1,0 +1,76 @@
+/* Lazy drawing and printing: a section's views are drawn when it scrolls near the
+ * screen, one section at a time; the Print button draws everything first. */
+"use strict";
+(function () {
+  const RG = window.reportgen;
+  const queue = [];
+  let draining = false;
+
+  /** Draw every registered view of a section, in page order. */
+  RG.drawSection = async function (entry) {
+    entry.section.dataset.rgRendered = "0";
+    for (const root of entry.section.querySelectorAll("[data-view]")) {
+      const draw = RG.views[root.dataset.view];
+      if (draw) await draw(entry, root);
+    }
+    entry.rendered = true;
+    entry.section.dataset.rgRendered = "1";
+  };
+
+  async function drain() {
+    if (draining) return;
+    draining = true;
+    while (queue.length) {
+      const next = queue.shift();
+      if (next.rendered) continue; // queued twice: by scrolling and by printing
+      await RG.drawSection(next).catch(RG.fail);
+    }
+    draining = false;
+  }
+
+  let observer = null;
+
+  /** Start watching the sections: each is drawn once it comes near the screen. */
+  RG.watchSections = function (entries) {
+    observer = new IntersectionObserver(
+      function (records) {
+        for (const r of records) {
+          if (!r.isIntersecting) continue;
+          observer.unobserve(r.target);
+          const entry = RG.sections.get(r.target.id);
+          if (entry) queue.push(entry);
+        }
+        drain();
+      },
+      { rootMargin: "300px 0px" },
+    );
+    entries.forEach((entry) => observer.observe(entry.section));
+  };
+
+  /** Redraw what is drawn (after a toggle). */
+  RG.redrawAll = function () {
+    for (const entry of RG.sections.values()) if (entry.rendered) RG.drawSection(entry).catch(RG.fail);
+  };
+
+  // Printing needs every figure, but the browser snapshots the page right after
+  // "beforeprint" without waiting for async drawing: the Print button draws everything
+  // first, then prints. ("beforeprint" still starts the drawing for a second attempt.)
+  RG.drawEverything = async function () {
+    for (const entry of RG.sections.values()) if (!entry.rendered) queue.push(entry);
+    await drain();
+    while (draining) await new Promise((resolve) => setTimeout(resolve, 50));
+  };
+
+  RG.setupPrinting = function () {
+    window.addEventListener("beforeprint", () => RG.drawEverything().catch(RG.fail));
+    const printButton = document.getElementById("rg-print");
+    if (!printButton) return;
+    printButton.addEventListener("click", async function () {
+      const status = document.getElementById("rg-print-status");
+      status.textContent = "Drawing every view for printing…";
+      await RG.drawEverything().catch(RG.fail);
+      status.textContent = "";
+      window.print();
+    });
+  };
+})();

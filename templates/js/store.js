@@ -1,0 +1,74 @@
+/* Decoding the page's data (format: reportgen/store.py): gzip+base64 blocks through
+ * the browser's DecompressionStream, packed attention maps into Float32Arrays, and
+ * slices of a decoded map as plain rows. */
+"use strict";
+(function () {
+  const RG = window.reportgen;
+
+  function base64Bytes(text) {
+    const bin = atob(text.trim());
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  async function gunzip(bytes) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  RG.decodeText = async function (b64) {
+    return new TextDecoder().decode(await gunzip(base64Bytes(b64)));
+  };
+
+  /** One MapRecord: low-byte plane then high-byte plane of uint16 values / scale. */
+  RG.decodeMap = async function (m) {
+    const planes = await gunzip(base64Bytes(m.data));
+    const count = planes.length / 2;
+    const values = new Float32Array(count);
+    for (let i = 0; i < count; i++) values[i] = (planes[i] | (planes[count + i] << 8)) / m.scale;
+    return { meta: m, values: values };
+  };
+
+  /** A sentence entry's maps, decoded once. */
+  RG.decodedMaps = async function (entry) {
+    if (!entry.maps) entry.maps = await Promise.all(entry.data.maps.map(RG.decodeMap));
+    return entry.maps;
+  };
+
+  /** One head's map as an array of rows (plain arrays). */
+  RG.headMatrix = function (decoded, layer, head) {
+    const m = decoded.meta;
+    const base = (layer * m.heads + head) * m.n_query * m.n_key;
+    const rows = [];
+    for (let i = 0; i < m.n_query; i++) {
+      rows.push(Array.from(decoded.values.subarray(base + i * m.n_key, base + (i + 1) * m.n_key)));
+    }
+    return rows;
+  };
+
+  /** Mean over one layer's heads. */
+  RG.layerAverage = function (decoded, layer) {
+    const m = decoded.meta;
+    const rows = [];
+    for (let i = 0; i < m.n_query; i++) rows.push(new Array(m.n_key).fill(0));
+    for (let h = 0; h < m.heads; h++) {
+      const base = (layer * m.heads + h) * m.n_query * m.n_key;
+      for (let i = 0; i < m.n_query; i++) {
+        for (let j = 0; j < m.n_key; j++) rows[i][j] += decoded.values[base + i * m.n_key + j] / m.heads;
+      }
+    }
+    return rows;
+  };
+
+  /** Mean over every layer and head. */
+  RG.allLayersAverage = function (decoded) {
+    const L = decoded.meta.layers;
+    const rows = RG.layerAverage(decoded, 0);
+    for (let l = 1; l < L; l++) {
+      const next = RG.layerAverage(decoded, l);
+      rows.forEach((row, i) => row.forEach((_, j) => (row[j] += next[i][j])));
+    }
+    return rows.map((row) => row.map((v) => v / L));
+  };
+})();

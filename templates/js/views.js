@@ -1,0 +1,82 @@
+/* A sentence's views: one head, the head average, attention rollout, and the grids that
+ * Python drew whole (focus scores, entropy). */
+"use strict";
+(function () {
+  const RG = window.reportgen;
+
+  /** Encoder and decoder may differ in depth or width: fit a select to the drawn map. */
+  function fitSelect(root, name, count) {
+    const select = root.querySelector('[data-control="' + name + '"]');
+    if (!select) return;
+    const options = Array.from(select.options).filter((o) => +o.value >= 0);
+    if (options.length === count) return;
+    const keep = Math.min(+select.value, count - 1);
+    options.forEach((o) => o.remove());
+    const extra = select.querySelector('option[value="-1"]'); // "all layers" stays last
+    for (let i = 0; i < count; i++) {
+      const o = document.createElement("option");
+      o.value = String(i);
+      o.textContent = i + 1 + " [" + i + "]";
+      select.insertBefore(o, extra);
+    }
+    select.value = String(keep);
+  }
+
+  function seqsOf(entry, d) {
+    return [entry.data.seqs[d.meta.query_seq], entry.data.seqs[d.meta.key_seq]];
+  }
+
+  RG.registerView("head", async function (entry, root) {
+    const maps = await RG.decodedMaps(entry);
+    const mi = RG.controlValue(root, "map", 0);
+    const d = maps[mi];
+    fitSelect(root, "layer", d.meta.layers);
+    fitSelect(root, "head", d.meta.heads);
+    const layer = RG.controlValue(root, "layer", RG.page.start_layer);
+    const head = RG.controlValue(root, "head", RG.page.start_head);
+    const [sq, sk] = seqsOf(entry, d);
+    const t = RG.transform(RG.headMatrix(d, layer, head), sq, sk);
+    const title = "Layer " + (layer + 1) + ", Head " + (head + 1) + (maps.length > 1 ? " · " + d.meta.name : "");
+    await RG.heatmap(root.querySelector('[data-plot="head"]'), t, title, d.meta.causal);
+  });
+
+  RG.registerView("average", async function (entry, root) {
+    const maps = await RG.decodedMaps(entry);
+    const d = maps[RG.controlValue(root, "map", 0)];
+    fitSelect(root, "layer", d.meta.layers);
+    const layer = RG.controlValue(root, "layer", RG.page.start_layer);
+    const [sq, sk] = seqsOf(entry, d);
+    const t = RG.transform(layer < 0 ? RG.allLayersAverage(d) : RG.layerAverage(d, layer), sq, sk);
+    const entropy = RG.rowEntropy(t.rows);
+    const n = t.rows.length ? t.rows[0].length : 1;
+    root.querySelector("[data-entropy]").textContent =
+      "mean entropy " + entropy.toFixed(3) + " nats (" + (n > 1 ? entropy / Math.log(n) : 0).toFixed(3) +
+      " of the maximum log n)";
+    const what = layer < 0
+      ? "All " + d.meta.layers + " layers, average of " + d.meta.layers * d.meta.heads + " heads"
+      : "Layer " + (layer + 1) + ", average of " + d.meta.heads + " heads";
+    await RG.heatmap(root.querySelector('[data-plot="average"]'), t, what + (maps.length > 1 ? " · " + d.meta.name : ""), d.meta.causal);
+  });
+
+  /** Rollout through `layer` (0-based), computed up from layer 0 once per sentence. */
+  function rolloutThrough(entry, decoded, layer) {
+    const cache = (entry.rollout = entry.rollout || []);
+    for (let l = cache.length; l <= layer; l++) {
+      cache.push(RG.rolloutStep(l ? cache[l - 1] : null, RG.layerAverage(decoded, l)));
+    }
+    return cache[layer];
+  }
+
+  RG.registerView("rollout", async function (entry, root) {
+    const d = (await RG.decodedMaps(entry))[0];
+    if (d.meta.query_seq !== d.meta.key_seq) return; // rollout needs a square self-attention map
+    const layer = RG.controlValue(root, "layer", d.meta.layers - 1);
+    const seq = entry.data.seqs[d.meta.query_seq];
+    const t = RG.transform(rolloutThrough(entry, d, layer), seq, seq);
+    await RG.heatmap(root.querySelector('[data-plot="rollout"]'), t, "Rollout through layers 1-" + (layer + 1), d.meta.causal);
+  });
+
+  const pythonFigures = (entry, root) => RG.drawFigures(root, entry.data.figures);
+  RG.registerView("focus", pythonFigures);
+  RG.registerView("stats", pythonFigures);
+})();
