@@ -197,6 +197,35 @@ def test_the_long_page_opens_offline_and_draws_the_overview(
         page.wait_for_timeout(300)
         labels = sec.locator('[data-plot="long-row"] .xtick text').all_text_contents()
         assert 5 <= len(labels) <= 40
+        # Clicking a block of the overview opens the close-up of its key tokens.
+        overview.evaluate("el => el.emit('plotly_click', {points: [{x: 6, y: 9}]})")
+        page.wait_for_timeout(300)
+        assert sec.locator('[data-control="stretch"]').input_value() == "7"
+        views = page.locator("[data-view]").evaluate_all("els => els.map(e => e.dataset.view)")
+        assert set(views) == {"long"}
+        assert log.errors == []
+    finally:
+        page.context.close()
+
+
+@pytest.mark.browser
+def test_short_causal_reports_can_leave_position_0_out_of_the_colour_range(
+    browser: Any, long_run: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "short.html"
+    text = "The animal didn't cross the street because it was too tired."
+    result = CliRunner().invoke(main, [text, "-m", str(long_run["folder"]), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    page, log = open_report(browser, out)
+    try:
+        plot = page.locator('#s1 [data-plot="head"]')
+        z = plot.evaluate("el => el.data[0].z")
+        assert plot.evaluate("el => el.data[0].zmax") == 1
+        page.locator("#rg-leave-out-first").check()
+        page.wait_for_timeout(500)
+        rest = max(v for row in z for v in row[1:] if v is not None)
+        assert plot.evaluate("el => el.data[0].zmax") == pytest.approx(rest, abs=1e-6)
+        assert "without position 0" in (plot.locator(".gtitle").text_content() or "")
         assert log.errors == []
     finally:
         page.context.close()

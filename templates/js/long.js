@@ -157,7 +157,18 @@
     fillSelect(root, "row", m.rows.map((r) => "position " + r.position + " (" + r.token + ")"), m.id);
     const kTokens = seqs[m.key_seq].tokens;
     fillSelect(root, "stretch", ["all " + m.n_key + " positions"].concat(m.key_blocks.map((b) => blockText(b, kTokens))), m.id);
-    await drawOverview(root.querySelector('[data-plot="long-overview"]'), d, seqs, layer, head, leaveOutFirst);
+    const overviewDiv = root.querySelector('[data-plot="long-overview"]');
+    await drawOverview(overviewDiv, d, seqs, layer, head, leaveOutFirst);
+    if (!overviewDiv.dataset.clickWired) {
+      // Clicking a block opens the close-up of its key tokens in the exact row below.
+      overviewDiv.on("plotly_click", function (ev) {
+        const stretch = root.querySelector('[data-control="stretch"]');
+        if (!ev.points.length || !stretch) return;
+        stretch.value = String(ev.points[0].x + 1);
+        stretch.dispatchEvent(new Event("change"));
+      });
+      overviewDiv.dataset.clickWired = "1";
+    }
     const share = m.first_share[layer][head];
     const first = blockText(m.key_blocks[0], kTokens);
     root.querySelector("[data-scale-note]").textContent = leaveOutFirst
