@@ -33,6 +33,7 @@ __all__ = [
     "focus_scores",
     "head_average",
     "head_entropies",
+    "head_row_entropies",
     "layer_entropies",
     "layer_verdicts",
     "mean_entropy",
@@ -118,6 +119,26 @@ def layer_verdicts(norm_entropy_LH: ArrayLike) -> list[str]:
     return ["diffuse" if m >= LAYER_VERDICT_THRESHOLD else "focused" for m in means]
 
 
+def _row_entropies(x: np.ndarray) -> Float64Array:
+    """Row entropies (nats) of ``[..., q, k]`` in its own dtype, summed in float64."""
+    logs = np.log(x, out=np.zeros_like(x), where=x > 0)
+    logs *= x  # where x <= 0 the log was left 0, so the term is 0
+    return -logs.sum(axis=-1, dtype=np.float64)
+
+
+def _float_layer(layer: ArrayLike) -> np.ndarray:
+    a = np.asarray(layer)
+    _require_ndim(a, 3, "layer")
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
+
+
+def head_row_entropies(layer: ArrayLike) -> Float64Array:
+    """One layer ``[H, q, k]``: each head's mean row entropy ``[H]`` (nats), head by head,
+    so the temporaries are one head's n x n, not the layer's."""
+    a = _float_layer(layer)
+    return np.array([_row_entropies(head).mean() for head in a], dtype=np.float64).reshape(len(a))
+
+
 def layer_entropies(layer: ArrayLike) -> tuple[Float64Array, float]:
     """One layer ``[H, q, k]``: each head's mean row entropy ``[H]``, and the row entropy
     of the head-averaged map, averaged over rows (nats).
@@ -126,21 +147,9 @@ def layer_entropies(layer: ArrayLike) -> tuple[Float64Array, float]:
     double the peak) and sums in float64, so the result agrees with
     :func:`mean_entropy` to about 1e-6 of log n.
     """
-    a = np.asarray(layer)
-    _require_ndim(a, 3, "layer")
-    if a.dtype not in (np.float32, np.float64):
-        a = a.astype(np.float32)
-
-    def rows(x: np.ndarray) -> Float64Array:
-        positive = x > 0
-        logs = np.log(x, out=np.zeros_like(x), where=positive)
-        logs *= np.where(positive, x, 0)
-        return -logs.sum(axis=-1, dtype=np.float64)
-
-    # Head by head: the temporaries are one head's n x n, not the layer's.
-    per_head = np.array([rows(head).mean() for head in a], dtype=np.float64).reshape(len(a))
-    average = float(rows(a.mean(axis=0)).mean()) if a.shape[1] else 0.0
-    return per_head, average
+    a = _float_layer(layer)
+    average = float(_row_entropies(a.mean(axis=0)).mean()) if a.shape[1] else 0.0
+    return head_row_entropies(a), average
 
 
 def head_entropies(attn: ArrayLike) -> tuple[Float64Array, Float64Array]:

@@ -120,3 +120,12 @@ def test_row_tolerance_follows_the_dtype_and_the_message_does_not_blame_the_mode
     with pytest.raises(ModelError) as info:
         _check_layer("m (argument 1)", bad, 1, _row_tolerance(torch.bfloat16))
     assert "off by up to 0.2" in str(info.value) and "this model" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_weight_is_caught_by_its_rows_sum(bad: float) -> None:
+    weights = torch.full((2, 3, 3), 1 / 3)
+    _check_layer("m", weights, 2)  # rows summing to 1 pass
+    weights[1, 2, 0] = bad
+    with pytest.raises(ModelError, match="non-finite attention weights"):
+        _check_layer("m", weights, 2)
