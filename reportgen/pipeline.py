@@ -229,11 +229,12 @@ def _long_report(
         f"the full attention is over the page budget: extracting a reduced long-input view "
         f"for {len(batch.items)} input(s) ..."
     )
-    if batch.pairs:
-        log("warning: minimal pairs are not compared on a long-input page")
     extraction = extract_long(
         batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded
     )
+    if batch.pairs:  # the pair views compare full maps, which this page does not keep
+        note = "minimal pairs are not compared on a long-input page (use --max-tokens N)"
+        extraction = replace(extraction, warnings=(*extraction.warnings, note))
     for warning in extraction.warnings:
         log(f"warning: {warning}")
     document = build_long_document(extraction, cfg, __version__)

@@ -649,13 +649,7 @@ def build_document(
         for number, (a, b) in enumerate(pairs_of, start=1)
     )
     start = pair_start(start, pairs, config)
-    # Warnings name their input ("/home/me/x.txt:3"); the page names it "x.txt:3".
-    warnings = list(extraction.warnings)
-    for item in {r.item.source for r in extraction.results}:
-        public = public_name(item)
-        if public != item:
-            warnings = [w.replace(item, public) for w in warnings]
-    warnings = [w.replace(extraction.model.name, model.name) for w in warnings]
+    warnings = _public_warnings(extraction, model.name)
     title = config.title or "Attention report"
     return ReportDocument(
         title=title,
@@ -663,7 +657,7 @@ def build_document(
         model=model,
         start=start,
         sentences=sentences,
-        warnings=tuple(warnings),
+        warnings=warnings,
         figure_specs={
             "attention": figures.attention_heatmap_spec(),
             "difference": figures.attention_heatmap_spec(diverging=True, colorbar_title="A - B"),
@@ -671,6 +665,16 @@ def build_document(
         verdict_rule=analysis.VERDICT_RULE,
         pairs=pairs,
     )
+
+
+def _public_warnings(extraction: Extraction | LongExtraction, model_name: str) -> tuple[str, ...]:
+    """Warnings name their input ("/home/me/x.txt:3"); the page names it "x.txt:3"."""
+    warnings = list(extraction.warnings)
+    for item in sorted({r.item.source for r in extraction.results}):
+        public = public_name(item)
+        if public != item:
+            warnings = [w.replace(item, public) for w in warnings]
+    return tuple(w.replace(extraction.model.name, model_name) for w in warnings)
 
 
 def pair_start(start: HeadChoice, pairs: tuple[PairDoc, ...], config: ReportConfig) -> HeadChoice:
@@ -772,19 +776,14 @@ def build_long_document(
     """The report of inputs over the page budget: one reduced view per input."""
     model = replace(extraction.model, name=public_name(extraction.model.name))
     start = choose_head(model, config.layer, config.head)
-    warnings = list(extraction.warnings)
-    for item in {r.item.source for r in extraction.results}:
-        public = public_name(item)
-        if public != item:
-            warnings = [w.replace(item, public) for w in warnings]
-    warnings = [w.replace(extraction.model.name, model.name) for w in warnings]
+    warnings = _public_warnings(extraction, model.name)
     return ReportDocument(
         title=config.title or "Attention report",
         version=version,
         model=model,
         start=start,
         sentences=(),
-        warnings=tuple(warnings),
+        warnings=warnings,
         figure_specs={
             "attention": figures.attention_heatmap_spec(),
             "difference": figures.attention_heatmap_spec(diverging=True, colorbar_title="A - B"),

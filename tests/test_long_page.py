@@ -229,3 +229,32 @@ def test_short_causal_reports_can_leave_position_0_out_of_the_colour_range(
         assert log.errors == []
     finally:
         page.context.close()
+
+
+def test_an_encoder_with_pairs_on_the_long_page(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The long path for any model (forced here, as if over the budget): one long view per
+    sentence, minimal pairs named as not compared, the long export."""
+    from reportgen.pipeline import build_report
+
+    monkeypatch.setattr(memory, "check_input", lambda *_: True)
+    texts = ["The trophy didn't fit the suitcase because it was too big.", "It was small."]
+    report = build_report(texts, str(tiny_bert), compare=True, focus="it")
+    doc = report.document
+    assert doc.sentences == () and [s.anchor for s in doc.long_sentences] == ["s1", "s2"]
+    assert any("minimal pairs are not compared" in w for w in doc.warnings)
+    page = _Page()
+    page.feed(report.html)
+    assert [s.get("id") for s in page.sections if "rg-long" in (s.get("class") or "")] == [
+        "s1",
+        "s2",
+    ]
+    first = page.data["rg-data-s1"]["maps"][0]
+    assert not first["causal"] and first["id"] == "self"
+    # Exact rows: the focus word "it" (its pieces), then the last position ([SEP]).
+    tokens = page.data["rg-data-s1"]["seqs"][0]["tokens"]
+    assert [tokens[r["position"]] for r in first["rows"]] == ["it", "[SEP]"]
+    report.export_json(tmp_path / "x.json")
+    items = json.loads((tmp_path / "x.json").read_text())["items"]
+    assert [len(i["rows"]) for i in items] == [2, 2]
