@@ -31,7 +31,7 @@ from reportgen.report import public_name
 from reportgen.store import map_id
 
 if TYPE_CHECKING:
-    from reportgen.report import ReportDocument, SentenceDoc
+    from reportgen.report import PairDoc, ReportDocument, SentenceDoc
 
 # Keys of the secondary maps, by stable identifier.
 MAP_KEYS = {"decoder_self": "decoder_attention", "cross": "cross_attention"}
@@ -46,6 +46,24 @@ def head_json(layer: int, head: int) -> dict[str, Any]:
         "layer_index": layer,
         "head_index": head,
         "label": f"Layer {layer + 1}, Head {head + 1}",
+    }
+
+
+def _answer_json(pair: PairDoc) -> dict[str, Any] | None:
+    """The head a pair hands in and the counts behind it, as the page words them."""
+    answer = pair.answer
+    if answer is None or pair.words is None:
+        return None
+    return {
+        "head": head_json(*answer.head),
+        "expected": list(pair.words.expected),
+        "gold": answer.gold,
+        "shows_pattern": answer.shows_pattern,
+        "heads_right_in_both": answer.correct,
+        "heads_right_in_a": answer.right_a,
+        "heads_right_in_b": answer.right_b,
+        "heads": answer.total,
+        "rule": pair.words.rule,
     }
 
 
@@ -133,6 +151,7 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
                 "b_index": p.b,
                 "headline": p.headline,
                 "best_head": head_json(*p.best) if p.best is not None else None,
+                "answer": _answer_json(p),
                 "focus_difference": (
                     p.focus_difference.tolist() if p.focus_difference is not None else None
                 ),

@@ -243,6 +243,14 @@ def test_demo_names_one_head_per_pair_and_the_header_agrees(tmp_path: Path) -> N
     sb = np.stack([np.array(c["scores"]) for c in b["candidates"]], -1)
     answer = analysis.pair_answer(sa, sb, 0, 1)
     assert answer.head == (layer, head) and answer.shows_pattern
+    # The export carries the same answer with the counts behind it.
+    exported = pair["answer"]
+    assert exported["head"] == pair["best_head"] and exported["expected"] == ["animal", "street"]
+    assert exported["gold"] and exported["shows_pattern"] and exported["heads"] == 72
+    both = (
+        (np.argmax(sa, -1) == answer.expected[0]) & (np.argmax(sb, -1) == answer.expected[1])
+    ).sum()
+    assert exported["heads_right_in_both"] == answer.correct == both
     assert f"Hand in {name}" in found["rg-headline"][0]
     assert f"Shown first{name}: the head minimal pair 1 hands in" in found["rg-facts"][0]
     # Numbers labelled with the words they connect and the sentence they come from.

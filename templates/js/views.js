@@ -50,8 +50,8 @@
     const entropy = RG.rowEntropy(t.rows);
     const n = t.rows.length ? t.rows[0].length : 1;
     root.querySelector("[data-entropy]").textContent =
-      "mean entropy " + entropy.toFixed(3) + " nats (" + (n > 1 ? entropy / Math.log(n) : 0).toFixed(3) +
-      " of the maximum log n)";
+      "entropy of this averaged map " + entropy.toFixed(3) + " nats (" +
+      (n > 1 ? entropy / Math.log(n) : 0).toFixed(3) + " of ln n); the verdicts use each head's own";
     const what = layer < 0
       ? "All " + d.meta.layers + " layers, average of " + d.meta.layers * d.meta.heads + " heads"
       : "Layer " + (layer + 1) + ", average of " + d.meta.heads + " heads";
