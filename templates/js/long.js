@@ -194,6 +194,6 @@
     note.textContent =
       "Exact weights of one query position over every key, stored to 1/65535. " +
       (stretch > 0 ? "Close-up on " + blockText(m.key_blocks[stretch - 1], kTokens) + ". " : "Choose a close-up to read token labels. ") +
-      (leaveOutFirst ? "The y-axis leaves position 0 out (its weight: " + at0.toFixed(3) + ")." : "Position 0 has weight " + at0.toFixed(3) + ".");
+      (stretch > 1 ? "" : leaveOutFirst ? "The y-axis leaves position 0 out (its weight: " + at0.toFixed(3) + ")." : "Position 0 has weight " + at0.toFixed(3) + ".");
   });
 })();
