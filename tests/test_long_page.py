@@ -258,3 +258,35 @@ def test_an_encoder_with_pairs_on_the_long_page(
     report.export_json(tmp_path / "x.json")
     items = json.loads((tmp_path / "x.json").read_text())["items"]
     assert [len(i["rows"]) for i in items] == [2, 2]
+
+
+@pytest.mark.browser
+def test_an_encoder_decoder_long_page_switches_between_its_three_maps(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportgen.pipeline import build_report
+
+    monkeypatch.setattr(memory, "check_input", lambda *_: True)
+    folder = models.save_tiny_bart(tmp_path / "bart")
+    path = tmp_path / "bart.html"
+    report = build_report([models.CORPUS[0]], str(folder))
+    report.save(path)
+    page, log = open_report(browser, path)
+    try:
+        sec = page.locator("section.rg-long").first
+        titles = []
+        for value in ("1", "2", "0"):
+            sec.locator('[data-control="map"]').select_option(value)
+            page.wait_for_timeout(300)
+            titles.append(sec.locator('[data-plot="long-overview"] .gtitle').text_content() or "")
+        assert [t.split(" · ")[-1] for t in titles] == [
+            "Decoder self-attention",
+            "Cross-attention",
+            "Encoder self-attention",
+        ]
+        # Cross-attention pools decoder queries against encoder keys: its own blocks.
+        doc = report.document.long_sentences[0].payload.maps
+        assert f"{len(doc[2].query_blocks)} × {len(doc[2].key_blocks)} blocks" in titles[1]
+        assert log.errors == []
+    finally:
+        page.context.close()
