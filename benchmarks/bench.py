@@ -342,6 +342,7 @@ class Browser:
         height: int = 900,
         timeout_s: float = 120.0,
         switch_head: int | None = None,
+        heap: bool = False,
     ) -> dict[str, Any]:
         """Seconds from navigation start until the first screen (or every section) is drawn.
 
@@ -372,6 +373,8 @@ class Browser:
             visible = page.evaluate(VISIBLE_SECTIONS_JS)
             out["visible"] = len(visible)
             out["first_screen"] = drawn(visible)
+            if heap:  # Chromium's performance.memory: the JS heap in use now
+                out["heap"] = page.evaluate("performance.memory.usedJSHeapSize")
             if everything:
                 ids = page.locator("section.rg-sentence").evaluate_all("els => els.map(e => e.id)")
                 for anchor in ids:
@@ -439,7 +442,8 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
     import torch
 
     from reportgen.config import InputBatch, ReportConfig, SentenceInput
-    from reportgen.extract import extract, load_model
+    from reportgen.extract import extract
+    from reportgen.models import load_model
 
     reps = 1 if args.quick else 3
     rows: list[Row] = []
@@ -674,7 +678,10 @@ def bench(args: argparse.Namespace, work: Path) -> list[Row]:
     # 5b. The head atlas (issue 12) -----------------------------------------------------
     rows.extend(atlas_rows(args, work))
 
-    # 6. Browser ------------------------------------------------------------------------
+    # 6. Long inputs: streaming on SmolLM2 at ~900 and ~4,000 tokens --------------------
+    rows.extend(long_input_rows(work, browser=not args.no_browser))
+
+    # 7. Browser ------------------------------------------------------------------------
     if args.no_browser:
         return rows
     say("browser: headless Chromium")
@@ -732,7 +739,7 @@ import sys, time
 import torch, transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from reportgen.config import ReportConfig
-from reportgen.extract import load_model
+from reportgen.models import load_model
 start = time.perf_counter()
 load_model(ReportConfig(model=sys.argv[1]))
 print(time.perf_counter() - start)
@@ -775,6 +782,210 @@ def gguf_rows(work: Path) -> list[Row]:
         ),
         Row("GGUF: a later run, end to end (reportgen CLI)", fmt_s(warm_e2e), "—", "—", None),
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs (issue 11): SmolLM2 over ~900 and ~4,000 tokens of prose
+
+LONG_PEAK_TARGETS = {900: 2.5e9, 4000: 4e9}  # bytes of peak memory
+LONG_TIME_TARGETS = {900: 3.0, 4000: 2.0}  # time beyond a 45-token run / the forward pass
+LONG_EXPORT_TARGET = 40 * MB
+LONG_REPORT_TARGET = 40 * MB  # the long-input HTML report
+LONG_FIRST_TARGET = 3.0  # s until a long-input report's first screen is drawn
+LONG_HEAP_TARGET = 1000 * MB  # Chromium's JS heap after that first screen
+
+# Plain prose written for this benchmark (no third-party text); repeated to length.
+PROSE = (
+    "The morning train to the coast was late again, and the people on the platform had "
+    "long since stopped looking at the board. A woman with a bicycle read a folded "
+    "newspaper while her dog slept against the wheel. Two students argued quietly about "
+    "whether the bridge across the river had been built before or after the old mill "
+    "closed, and neither of them was willing to look it up. When the train finally "
+    "arrived, it was shorter than usual, and everyone pressed toward the same three doors.\n\n"
+    "Inside, the carriage smelled of coffee and wet coats. The conductor walked slowly "
+    "down the aisle, checking tickets and answering questions that had nothing to do with "
+    "tickets. He told one passenger that the fog would lift by noon and another that the "
+    "bakery near the harbour had closed for the winter. Most of what he said turned out "
+    "to be true, which surprised the passengers who had never taken this line before.\n\n"
+    "Outside the window the fields gave way to marshland, then to a long row of houses "
+    "painted in colours that had faded to the same soft grey. A man in the seat by the "
+    "door counted the stations under his breath. He had made this journey every week for "
+    "eleven years, he said to nobody in particular, and he still could not remember "
+    "whether the fourth stop came before the tunnel or after it.\n\n"
+    "By the time the sea appeared, the fog had indeed begun to thin. The light changed "
+    "from white to pale yellow, and the children at the back of the carriage stopped "
+    "their game to press their faces against the glass. The woman with the bicycle "
+    "folded her newspaper, woke the dog, and stood up before the train had stopped, as "
+    "if she were afraid that the doors would not open for her.\n\n"
+    "The town itself was quieter than anyone expected. The shops along the front were "
+    "still shuttered, the gulls had the pier to themselves, and the only sound was the "
+    "steady scrape of a shovel where someone was clearing sand from the steps of the "
+    "library. It was the kind of place that seemed to be waiting for a season that had "
+    "not yet decided whether to come."
+)
+
+LONG_SCRIPT = """
+import json, resource, sys, time
+start = time.perf_counter()
+mode, model_path, text_path, out_path = sys.argv[1:5]
+text = open(text_path, encoding="utf-8").read()
+if mode == "bare":
+    import torch
+    from reportgen.config import ReportConfig
+    from reportgen.models import load_model
+    loaded = load_model(ReportConfig(model=model_path, device="cpu"))
+    enc = loaded.tokenizer(text, return_tensors="pt")
+    begin = time.perf_counter()
+    with torch.inference_mode():
+        loaded.model(**enc)  # eager attention, computed and dropped layer by layer
+    work = time.perf_counter() - begin
+    size = export = 0
+else:
+    # The real CLI, in this process (so ru_maxrss is its peak): the whole text as one
+    # JSONL input, the HTML report and the export.
+    from pathlib import Path
+    from reportgen.cli import main
+    source = Path(out_path).with_suffix(".jsonl")
+    source.write_text(json.dumps({"text": text}) + "\\n", encoding="utf-8")
+    args = ["-i", str(source), "-m", model_path, "--device", "cpu", "-q", "-o", out_path]
+    args += ["--export-json", str(Path(out_path).with_suffix(".json"))]
+    begin = time.perf_counter()
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    work = time.perf_counter() - begin
+    size = Path(out_path).stat().st_size
+    export = Path(out_path).with_suffix(".json").stat().st_size
+print(json.dumps({
+    "work": work,
+    "total": time.perf_counter() - start,
+    "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "size": size,
+    "export": export,
+}))
+"""
+
+
+def prose(tokenizer: Any, tokens: int) -> str:
+    """PROSE, repeated and cut at a word, to about `tokens` tokens."""
+    text = PROSE
+    while len(tokenizer(text)["input_ids"]) < tokens:
+        text = text + "\n\n" + PROSE
+    words = text.split(" ")
+    low, high = 1, len(words)
+    while low < high:
+        mid = (low + high) // 2
+        if len(tokenizer(" ".join(words[:mid]))["input_ids"]) >= tokens:
+            high = mid
+        else:
+            low = mid + 1
+    return " ".join(words[:low])
+
+
+def long_input_rows(
+    work: Path, sizes: Sequence[int] = (900, 4000), browser: bool = True
+) -> list[Row]:
+    """SmolLM2 (GGUF) on prose of each size: the real CLI writing the long-input report
+    and its export, against the bare eager forward pass over the same tokens, each in its
+    own process (peak memory is the process's ru_maxrss); then Chromium opens the report."""
+    from reportgen import gguf
+    from reportgen.config import ReportConfig
+    from reportgen.models import load_model
+
+    source = gguf.cache_root() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not source.is_file():
+        return [Row("Long inputs (SmolLM2)", "skipped", f"no {source}", "make fetch-smollm2", None)]
+    say("long inputs: SmolLM2 over prose, the CLI's long-input report vs the bare forward pass")
+    tokenizer = load_model(ReportConfig(model=str(source))).tokenizer  # also warms the cache
+
+    def measure(mode: str, tokens: int) -> dict[str, Any]:
+        text = prose(tokenizer, tokens)
+        text_path = work / f"prose{tokens}.txt"
+        text_path.write_text(text, encoding="utf-8")
+        cmd = [sys.executable, "-c", LONG_SCRIPT, mode, str(source), str(text_path)]
+        cmd.append(str(work / f"long{tokens}.html"))
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        if done.returncode != 0:
+            raise RuntimeError(f"long bench {mode} {tokens} failed:\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["tokens"] = len(tokenizer(text)["input_ids"])
+        say(f"  {mode} {tokens}: {result}")
+        return result
+
+    base = measure("ours", 45)
+    rows: list[Row] = []
+    pages: list[tuple[int, Path]] = []
+    for tokens in sizes:
+        bare, ours = measure("bare", tokens), measure("ours", tokens)
+        n = ours["tokens"]
+        pages.append((n, work / f"long{tokens}.html"))
+        beyond = (ours["total"] - base["total"]) / bare["work"]
+        peak_target = LONG_PEAK_TARGETS.get(tokens, 4e9)
+        time_target = LONG_TIME_TARGETS.get(tokens, 3.0)
+        rows.append(
+            Row(
+                f"{n} tokens (SmolLM2): peak memory, CLI writing the report + export",
+                fmt_mb(ours["peak"]),
+                f"bare eager forward {fmt_mb(bare['peak'])}",
+                f"≤ {fmt_mb(peak_target)}",
+                ours["peak"] <= peak_target,
+            )
+        )
+        rows.append(
+            Row(
+                f"{n} tokens: time beyond a 45-token run, over the forward pass",
+                f"{ours['total'] - base['total']:.2f} s (CLI {ours['work']:.2f} s)",
+                f"bare forward {bare['work']:.2f} s",
+                f"{beyond:.2f}x / ≤ {time_target:g}x",
+                beyond <= time_target,
+            )
+        )
+        rows.append(
+            Row(
+                f"{n} tokens: long-input report (HTML) / export (JSON)",
+                f"{fmt_mb(ours['size'])} / {fmt_mb(ours['export'])}",
+                "—",
+                f"≤ {fmt_mb(LONG_REPORT_TARGET)} / ≤ {fmt_mb(LONG_EXPORT_TARGET)}",
+                ours["size"] <= LONG_REPORT_TARGET and ours["export"] <= LONG_EXPORT_TARGET,
+            )
+        )
+    if browser:
+        rows.extend(long_browser_rows(pages))
+    return rows
+
+
+def long_browser_rows(pages: Sequence[tuple[int, Path]]) -> list[Row]:
+    """Chromium opens each long-input report offline: first screen and JS heap."""
+    from tests.conftest import browser_available
+
+    if not browser_available():
+        return [Row("Browser: long-input reports", "skipped", "no Chromium", "—", None)]
+    chromium = Browser()
+    rows: list[Row] = []
+    try:
+        for n, path in pages:
+            r = chromium.time_report(path, everything=False, heap=True)
+            say(f"  {path.name}: {r}")
+            rows.append(
+                browser_row(
+                    f"Browser: {n} tokens, first screen drawn", r, "first_screen", LONG_FIRST_TARGET
+                )
+            )
+            heap = r.get("heap")
+            rows.append(
+                Row(
+                    f"Browser: {n} tokens, JS heap after the first screen",
+                    fmt_mb(heap) if heap is not None else "not measured",
+                    "—",
+                    f"≤ {fmt_mb(LONG_HEAP_TARGET)}",
+                    heap is not None and heap <= LONG_HEAP_TARGET,
+                )
+            )
+    finally:
+        chromium.close()
+    return rows
 
 
 PROMPT_CAUSAL = "The animal didn't cross the street because it was too"
@@ -946,6 +1157,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--keep", type=Path, default=None, help="keep the reports in this folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     parser.add_argument(
+        "--long-only", action="store_true", help="only the long-input rows (SmolLM2 prose)"
+    )
+    parser.add_argument(
         "--long-timeout", type=float, default=180.0, help="seconds to wait for the 512 report"
     )
     parser.add_argument("--atlas-only", action="store_true", help="only the head atlas rows")
@@ -954,12 +1168,19 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="reportgen-bench-"))
     try:
-        rows = atlas_rows(args, work) if args.atlas_only else bench(args, work)
+        if args.atlas_only:
+            rows = atlas_rows(args, work)
+        elif args.long_only:
+            rows = long_input_rows(work, browser=not args.no_browser)
+        else:
+            rows = bench(args, work)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for name in ("winograd.html", "many.html", "long.html"):
                 if (work / name).exists():
                     shutil.copy2(work / name, args.keep / name)
+            for page in work.glob("long[0-9]*.html"):  # the long-input reports
+                shutil.copy2(page, args.keep / page.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     import torch

@@ -5,6 +5,13 @@
 #   bash benchmarks/gpu_check.sh            # DEVICE=cuda, 512-token input
 #   bash benchmarks/gpu_check.sh cpu        # the same steps on the CPU (a dry run)
 #   TOKENS=128 bash benchmarks/gpu_check.sh cpu
+#   LONG_TOKENS=0 bash benchmarks/gpu_check.sh   # skip the long-input run
+#
+# Issue #11 adds a long-input run: a GPT-2-medium-sized random model with an 8,192-token
+# context (LONG_TOKENS; 256 on a cpu dry run) through the streaming extractor
+# (`extract_long`: overview per head, exact rows) on DEVICE, timed beside the bare eager
+# forward pass; its exact rows must equal the CPU's within 1e-4 on a shorter slice
+# (LONG_SLICE tokens; 1,024, or 128 on a cpu dry run).
 #
 # Needs only the venv of `make setup` (PY=... to use another interpreter); nothing is
 # downloaded: both models are built from BertConfig() / GPT2Config(n_layer=24,
@@ -14,6 +21,9 @@ set -euo pipefail
 
 DEVICE="${1:-cuda}"
 TOKENS="${TOKENS:-512}"
+if [ "$DEVICE" = cpu ]; then LONG_DEFAULT=256 SLICE_DEFAULT=128; else LONG_DEFAULT=8192 SLICE_DEFAULT=1024; fi
+LONG_TOKENS="${LONG_TOKENS:-$LONG_DEFAULT}"
+LONG_SLICE="${LONG_SLICE:-$SLICE_DEFAULT}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PY:-$REPO/.venv/bin/python}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/reportgen-gpu-check.XXXXXX")"
@@ -21,7 +31,7 @@ trap 'rm -rf "$WORK"' EXIT
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 cd "$REPO"
-"$PY" - "$DEVICE" "$TOKENS" "$WORK" <<'PYTHON'
+"$PY" - "$DEVICE" "$TOKENS" "$WORK" "$LONG_TOKENS" "$LONG_SLICE" <<'PYTHON'
 import json
 import random
 import subprocess
@@ -33,6 +43,7 @@ import numpy as np
 import torch
 
 device, tokens, work = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+long_tokens, long_slice = int(sys.argv[4]), int(sys.argv[5])
 TOLERANCE = 1e-4
 SHORT = 64  # tokens of the input compared through the CLI's --export-json
 
@@ -86,7 +97,8 @@ def text_of(pieces: int) -> str:
 
 def extract_on(folder: Path, text: str, dev: str) -> tuple[list[np.ndarray], float]:
     from reportgen.config import InputBatch, ReportConfig, SentenceInput
-    from reportgen.extract import extract, load_model
+    from reportgen.extract import extract
+    from reportgen.models import load_model
 
     config = ReportConfig(model=str(folder), device=dev)
     loaded = load_model(config)
@@ -166,6 +178,81 @@ for name, folder in models.items():
         ]
     )
 
+
+
+def long_run(folder: Path, text: str, dev: str) -> tuple[object, float, float]:
+    """extract_long on `dev`, timed beside the bare eager forward pass over the same text."""
+    from reportgen.config import InputBatch, ReportConfig, SentenceInput
+    from reportgen.extract import extract_long
+    from reportgen.models import load_model
+
+    config = ReportConfig(model=str(folder), device=dev)
+    loaded = load_model(config)
+    batch = InputBatch(items=(SentenceInput(text, focus="street"),))
+    enc = loaded.tokenizer(text, return_tensors="pt").to(loaded.device)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        loaded.model(**enc)  # warm-up
+    sync()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        loaded.model(**enc)
+    sync()
+    bare = time.perf_counter() - start
+    start = time.perf_counter()
+    result = extract_long(batch, config, loaded)
+    sync()
+    ours = time.perf_counter() - start
+    del loaded
+    if dev == "cuda":
+        torch.cuda.empty_cache()
+    return result.results[0].maps[0], bare, ours
+
+
+long_rows = []
+if long_tokens > 0:
+    from transformers import BertTokenizerFast, GPT2Config, GPT2LMHeadModel
+
+    folder = work / "gpt2-long"
+    torch.manual_seed(0)
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=24, n_embd=1024, n_head=16, n_positions=long_tokens)
+    ).save_pretrained(folder)
+    tok = BertTokenizerFast.from_pretrained(models["GPT-2 medium (24 x 16)"])
+    tok.model_max_length = long_tokens
+    tok.save_pretrained(folder)
+    text = text_of(long_tokens - 2)
+    say(f"GPT-2 medium, {long_tokens}-token context: extract_long on {device}")
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    amap, bare_s, ours_s = long_run(folder, text, device)
+    n = len(amap.query.tokens)
+    peak = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else float("nan")
+    say(f"exact rows at {long_slice} tokens: {device} vs cpu")
+    sliced = text_of(long_slice - 2)
+    dev_map, _, _ = long_run(folder, sliced, device)
+    cpu_map, _, _ = long_run(folder, sliced, "cpu")
+    assert [r.position for r in dev_map.rows] == [r.position for r in cpu_map.rows]
+    diff = max(
+        float(np.abs(a.attention.astype(np.float64) - b.attention).max())
+        for a, b in zip(dev_map.rows, cpu_map.rows)
+    )
+    diff = max(diff, float(np.abs(dev_map.overview - cpu_map.overview).max()))
+    ok = diff <= TOLERANCE
+    failed |= not ok
+    long_rows.append(
+        [
+            f"GPT-2 medium, {n} tokens",
+            f"{bare_s:.2f} s",
+            f"{ours_s:.2f} s",
+            f"{ours_s / bare_s:.2f}x",
+            f"{peak:.1f} GB",
+            f"{len(amap.rows)} rows x 24 x 16 x {n}",
+            f"{diff:.1e} ({long_slice} tokens)",
+            "PASS" if ok else "FAIL",
+        ]
+    )
+
 gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (cpu run)"
 print(f"reportgen GPU check: device={device} ({gpu}), torch {torch.__version__}")
 header = [
@@ -181,5 +268,19 @@ header = [
 ]
 for cells in [header, ["---"] * len(header), *rows]:
     print("| " + " | ".join(cells) + " |")
+if long_rows:
+    header = [
+        "long input",
+        f"bare eager forward {device}",
+        f"extract_long {device}",
+        "ratio",
+        "GPU peak allocated",
+        "exact rows",
+        f"max abs diff {device} vs cpu (rows, overview)",
+        f"≤ {TOLERANCE:g}",
+    ]
+    print()
+    for cells in [header, ["---"] * len(header), *long_rows]:
+        print("| " + " | ".join(cells) + " |")
 sys.exit(1 if failed else 0)
 PYTHON

@@ -2,9 +2,11 @@
 
 Conventions: an attention array is shaped ``[..., n_query, n_key]``; the last axis is the
 key (the position attended to) and every query row sums to 1. A sentence's full array is
-``[layers, heads, n, n]``. Everything is computed in float64 (attention usually arrives as
-float32, whose rounding would otherwise leak into entropies and sums) and returned as
-float64 unless a function says otherwise. Nothing here does I/O or imports torch.
+``[layers, heads, n, n]``. Results are float64 (attention usually arrives as float32, whose
+rounding would otherwise leak into entropies and sums) unless a function says otherwise;
+functions that see a whole sentence's array (entropy, rollout, focus scores, pooling)
+work one layer or a few rows at a time and sum in float64, so that no float64 copy of
+every layer exists at once. Nothing here does I/O or imports torch.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ __all__ = [
     "PairAnswer",
     "PairSummary",
     "align_words",
+    "block_bounds",
+    "block_pool",
     "drop_positions",
     "find_word",
     "word_in_text",
     "focus_scores",
     "head_average",
+    "head_entropies",
+    "head_row_entropies",
+    "layer_entropies",
     "layer_verdicts",
     "mean_entropy",
     "merge_groups",
@@ -110,6 +117,97 @@ def layer_verdicts(norm_entropy_LH: ArrayLike) -> list[str]:
     _require_ndim(grid, 2, "normalised entropy grid")
     means = grid.mean(axis=1)
     return ["diffuse" if m >= LAYER_VERDICT_THRESHOLD else "focused" for m in means]
+
+
+def _row_entropies(x: np.ndarray) -> Float64Array:
+    """Row entropies (nats) of ``[..., q, k]`` in its own dtype, summed in float64."""
+    logs = np.log(x, out=np.zeros_like(x), where=x > 0)
+    logs *= x  # where x <= 0 the log was left 0, so the term is 0
+    return -logs.sum(axis=-1, dtype=np.float64)
+
+
+def _float_layer(layer: ArrayLike) -> np.ndarray:
+    a = np.asarray(layer)
+    _require_ndim(a, 3, "layer")
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
+
+
+def head_row_entropies(layer: ArrayLike) -> Float64Array:
+    """One layer ``[H, q, k]``: each head's mean row entropy ``[H]`` (nats), head by head,
+    so the temporaries are one head's n x n, not the layer's."""
+    a = _float_layer(layer)
+    return np.array([_row_entropies(head).mean() for head in a], dtype=np.float64).reshape(len(a))
+
+
+def layer_entropies(layer: ArrayLike) -> tuple[Float64Array, float]:
+    """One layer ``[H, q, k]``: each head's mean row entropy ``[H]``, and the row entropy
+    of the head-averaged map, averaged over rows (nats).
+
+    Works in the layer's own float32 (a float64 copy of a long input's layer would
+    double the peak) and sums in float64, so the result agrees with
+    :func:`mean_entropy` to about 1e-6 of log n.
+    """
+    a = _float_layer(layer)
+    average = float(_row_entropies(a.mean(axis=0)).mean()) if a.shape[1] else 0.0
+    return head_row_entropies(a), average
+
+
+def head_entropies(attn: ArrayLike) -> tuple[Float64Array, Float64Array]:
+    """``[L, H, q, k]`` -> each head's mean row entropy ``[L, H]`` and each layer's entropy
+    of its head-averaged map ``[L]``, computed one layer at a time (see
+    :func:`layer_entropies`): the report's two entropy views from one pass.
+    """
+    a = np.asarray(attn)
+    _require_ndim(a, 4, "attention")
+    per_head = np.empty(a.shape[:2], dtype=np.float64)
+    average = np.empty(a.shape[0], dtype=np.float64)
+    for layer in range(a.shape[0]):
+        per_head[layer], average[layer] = layer_entropies(a[layer])
+    return per_head, average
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs: block pooling
+# ---------------------------------------------------------------------------------------
+
+
+def block_bounds(n: int, blocks: int) -> list[tuple[int, int]]:
+    """Split positions ``0..n-1`` into at most `blocks` contiguous ``[start, end)`` ranges
+    of near-equal size (the first ones one longer when `n` does not divide evenly)."""
+    if n <= 0:
+        return []
+    count = max(1, min(blocks, n))
+    edges = [(n * i) // count for i in range(count + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(count)]
+
+
+def block_pool(
+    layer: ArrayLike,
+    rows: Sequence[tuple[int, int]],
+    cols: Sequence[tuple[int, int]],
+) -> NDArray[np.float32]:
+    """Pool ``[..., q, k]`` attention into blocks: ``[..., len(rows), len(cols)]``.
+
+    Rows take the mean over the query block and columns the sum over the key block (the
+    rule of :func:`merge_groups`), so when the column blocks cover every key each pooled
+    row still sums to 1. Works block by block in the input's float32.
+    """
+    a = np.asarray(layer)
+    _require_min_ndim(a, 2, "attention")
+    if a.dtype != np.float32:
+        a = a.astype(np.float32)
+    col_starts = np.asarray([c[0] for c in cols], dtype=np.intp)
+    out = np.empty((*a.shape[:-2], len(rows), len(cols)), dtype=np.float32)
+    for i, (start, end) in enumerate(rows):
+        # Mean of the block's rows first ([..., k]), then sums over each key block.
+        mean_row = a[..., start:end, :].mean(axis=-2, dtype=np.float64)
+        if len(cols):
+            sums = np.add.reduceat(mean_row, col_starts, axis=-1)
+            # reduceat sums to the next start; the last block must stop at its own end.
+            last_start, last_end = cols[-1]
+            sums[..., -1] = mean_row[..., last_start:last_end].sum(axis=-1)
+            out[..., i, :] = sums
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -202,7 +300,7 @@ def rollout(attn: ArrayLike) -> Float64Array:
     ``result[l] = A_l @ A_(l-1) @ ... @ A_0`` with ``A_l`` the head-averaged attention of
     layer l mixed half-and-half with the identity and row-renormalised.
     """
-    a = _as_f64(attn)
+    a = np.asarray(attn)
     _require_ndim(a, 4, "attention")
     n = a.shape[-1]
     if a.shape[-2] != n:
@@ -211,11 +309,16 @@ def rollout(attn: ArrayLike) -> Float64Array:
     # residual connection is modelled by adding the identity (0.5 W + 0.5 I), and the
     # flow from layer 0 to layer l is the product of the per-layer matrices.
     eye = np.eye(n)
-    per_layer = 0.5 * a.mean(axis=1) + 0.5 * eye
+    # Head means layer by layer, summed in float64: no float64 copy of every head.
+    layers = int(a.shape[0])
+    means = np.empty((layers, n, n), dtype=np.float64)
+    for layer in range(layers):
+        means[layer] = a[layer].mean(axis=0, dtype=np.float64)
+    per_layer = 0.5 * means + 0.5 * eye
     per_layer /= per_layer.sum(axis=-1, keepdims=True)
     out = np.empty_like(per_layer)
     current = eye
-    for layer in range(per_layer.shape[0]):
+    for layer in range(layers):
         # Later layers multiply on the left: row i of the product is where the token at
         # position i (top layer) ultimately draws its information from among the inputs.
         current = per_layer[layer] @ current
@@ -278,16 +381,17 @@ def focus_scores(
     From = mean over the focus word's pieces' rows; to = sum over a candidate's pieces'
     columns (the same convention as :func:`merge_groups`).
     """
-    a = _as_f64(attn)
+    a = np.asarray(attn)
     _require_ndim(a, 4, "attention")
     n = a.shape[-1]
     if a.shape[-2] != n:
         raise ValueError(f"focus_scores needs square attention, got shape {a.shape}")
     focus_row = _membership([focus], n, "focus word")[0]
-    focus_row /= focus_row.sum()
     to_cols = _membership(candidates, n, "candidate")  # [C, n]
-    # [L,H,n,n] -> [L,H,n] (mean of focus rows) -> [L,H,C] (sum of candidate columns).
-    from_focus = np.einsum("q,lhqk->lhk", focus_row, a)
+    # [L,H,n,n] -> [L,H,n] (mean of the focus rows, taken alone so that only they are
+    # widened to float64) -> [L,H,C] (sum of candidate columns).
+    rows = np.flatnonzero(focus_row)
+    from_focus = a[..., rows, :].astype(np.float64).mean(axis=-2)
     return from_focus @ to_cols.T
 
 

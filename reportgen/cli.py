@@ -159,6 +159,13 @@ def _human_size(size: int) -> str:
     help="Refuse inputs longer than the model's limit instead of truncating them.",
 )
 @click.option(
+    "--max-tokens",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="N",
+    help="Cut every input to its first N tokens (with a warning), e.g. to fit memory.",
+)
+@click.option(
     "--max-sentences",
     type=click.IntRange(min=1),
     default=None,
@@ -220,6 +227,7 @@ def main(
     device: str,
     dtype: str,
     no_truncate: bool,
+    max_tokens: int | None,
     max_sentences: int | None,
     atlas: bool,
     engine: str,
@@ -268,7 +276,8 @@ def main(
     elif engine != "local" or ray_address is not None or num_gpus:
         raise click.UsageError("--engine, --ray-address and --num-gpus go with --atlas")
     try:
-        from reportgen.config import ReportConfig
+        from reportgen.config import LongExtraction, ReportConfig
+        from reportgen.errors import InputError
         from reportgen.inputs import (
             MAX_SENTENCES,
             MAX_TITLE_CHARS,
@@ -313,16 +322,22 @@ def main(
             device=device,
             dtype=dtype,
             truncate=not no_truncate,
+            max_tokens=max_tokens,
         )
         progress = None
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
             progress = _progress_printer()
         with _muted_stderr(quiet):
             report = build_report(batch, config=config, log=log, progress=progress)
+        if submission_dir is not None and isinstance(report.extraction, LongExtraction):
+            raise InputError(
+                "--submission draws full heatmaps, which a long-input page does not keep; "
+                "use --max-tokens N to bring the input under the page budget"
+            )
         if export_json is not None:
             size = report.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
-        if submission_dir is not None:
+        if submission_dir is not None and not isinstance(report.extraction, LongExtraction):
             from reportgen.submission import write_submission
 
             files = write_submission(report.document, report.extraction, submission_dir)
@@ -339,7 +354,7 @@ def main(
 
 def _embedded_model() -> str | None:
     """The embedded model's folder, guarded like any model folder; None if missing."""
-    from reportgen.extract import embedded_model_path
+    from reportgen.models import embedded_model_path
 
     try:
         return str(embedded_model_path())

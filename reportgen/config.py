@@ -51,6 +51,7 @@ class ReportConfig:
     device: str = "auto"
     dtype: str = "float32"
     truncate: bool = True
+    max_tokens: int | None = None  # cut every input to this many tokens (--max-tokens)
 
 
 @dataclass(frozen=True)
@@ -116,4 +117,54 @@ class Extraction:
 
     model: ModelInfo
     results: tuple[AttentionResult, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExactRow:
+    """One query position's attention in full, for every head."""
+
+    position: int  # 0-based token position of the query
+    token: str  # its display form
+    attention: NDArray[np.float32]  # [layers, heads, len(key)]; sums to 1 over the key
+
+
+@dataclass(frozen=True)
+class LongAttention:
+    """One kind of attention of a long input, reduced as the forward pass streams it.
+
+    What a page can carry instead of the full ``[layers, heads, q, k]`` map: a block-pooled
+    overview per head (rows: mean over the query block, columns: sum over the key block,
+    so pooled rows still sum to 1), exact rows at the positions that matter, each head's
+    share of attention to the first position, and each head's mean row entropy.
+    """
+
+    name: str
+    query: TokenSeq
+    key: TokenSeq
+    query_blocks: tuple[tuple[int, int], ...]  # [start, end) token ranges of overview rows
+    key_blocks: tuple[tuple[int, int], ...]
+    overview: NDArray[np.float32]  # [layers, heads, len(query_blocks), len(key_blocks)]
+    rows: tuple[ExactRow, ...]  # the last position, and the focus word's pieces
+    first_share: NDArray[np.float32]  # [layers, heads]: mean attention to position 0
+    entropy: NDArray[np.float64]  # [layers, heads]: mean row entropy, nats
+    causal: bool = False
+
+
+@dataclass(frozen=True)
+class LongResult:
+    """Everything extracted for one long input, without its full maps."""
+
+    item: SentenceInput
+    maps: tuple[LongAttention, ...]  # maps[0] is the primary one
+    truncated: bool = False
+    next_tokens: tuple[NextToken, ...] = ()
+
+
+@dataclass(frozen=True)
+class LongExtraction:
+    """The streaming extractor's output for long inputs."""
+
+    model: ModelInfo
+    results: tuple[LongResult, ...]
     warnings: tuple[str, ...] = ()

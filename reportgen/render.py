@@ -121,6 +121,7 @@ PAGE_SCRIPTS = (
     "nexttoken.js",  # causal models' next-token view
     "pairs.js",  # minimal pairs and the submission block
     "handin.js",  # hand-in: heatmap sizes, printing the submission
+    "long.js",  # the long-input view (over the page budget)
     "loader.js",  # inflating the inlined libraries
     "lazy.js",  # lazy drawing and printing
     "main.js",  # the coordinator

@@ -18,13 +18,15 @@ from reportgen.config import (
     SEED_LAYER,
     AttentionResult,
     Extraction,
+    LongExtraction,
+    LongResult,
     ModelInfo,
     ReportConfig,
     TokenSeq,
 )
 from reportgen.errors import InputError
 from reportgen.headview import LAYER_AT_A_TIME_TOKENS, PAIR_FILTERS
-from reportgen.nexttoken import NextDoc, next_doc
+from reportgen.nexttoken import NextDoc, Prediction, next_doc, visible
 from reportgen.store import (
     CandidateRecord,
     FocusRecord,
@@ -72,6 +74,7 @@ class HeadStats:
     layer_nats: tuple[float, ...] = ()
     max_nats: float = 0.0
     tokens: int = 0
+    layer_entropy: tuple[float, ...] = ()  # nats, of each layer's head-averaged map
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,25 @@ class SentenceDoc:
 
 
 @dataclass(frozen=True)
+class LongSentenceDoc:
+    """One long input's section: a reduced view per head (see ``LongSentenceRecord``)."""
+
+    number: int
+    anchor: str
+    text: str
+    text_pair: str | None
+    n_tokens: int
+    blocks: int  # overview rows (and columns) of the primary map
+    block_size: int  # tokens in the widest block
+    rows: tuple[tuple[int, str], ...]  # exact rows of the primary map: (position, label)
+    map_names: tuple[str, ...]
+    causal: bool
+    truncated: bool
+    payload: store.LongSentenceRecord
+    predictions: tuple[Prediction, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReportDocument:
     """Everything the templates need, already decided."""
 
@@ -141,6 +163,8 @@ class ReportDocument:
     figure_specs: dict[str, Any]
     verdict_rule: str
     pairs: tuple[PairDoc, ...] = ()
+    # A long-input page (over the page budget) has these instead of `sentences`.
+    long_sentences: tuple[LongSentenceDoc, ...] = ()
 
 
 def public_name(name: str) -> str:
@@ -264,7 +288,7 @@ def sentence_record(
 def head_stats(attention: np.ndarray) -> HeadStats:
     """Entropy grid (nats) and the per-layer verdicts, both from the same measure."""
     n = attention.shape[-1]
-    entropy = analysis.mean_entropy(attention)
+    entropy, layer_entropy = analysis.head_entropies(attention)
     normalized = analysis.normalized_entropy(entropy, n)
     # Mean of normalised entropies >= threshold is the same test as mean nats >= threshold
     # x ln n, so the nats the page prints and the verdict never disagree.
@@ -281,7 +305,16 @@ def head_stats(attention: np.ndarray) -> HeadStats:
         text=text,
     )
     layer_nats = tuple(float(x) for x in entropy.mean(axis=1))
-    return HeadStats(entropy, normalized, verdicts, figure, layer_nats, max_nats, n)
+    return HeadStats(
+        entropy,
+        normalized,
+        verdicts,
+        figure,
+        layer_nats,
+        max_nats,
+        n,
+        tuple(float(x) for x in layer_entropy),
+    )
 
 
 def _quote(word: str) -> str:
@@ -357,7 +390,6 @@ def _short(text: str, limit: int = 60) -> str:
 def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
     """Numbers and payload for one sentence's section."""
     primary = result.maps[0]
-    avg = analysis.head_average(primary.attention)
     focus = focus_doc(result)
     nxt = next_doc(result)
     stats = head_stats(primary.attention)
@@ -385,7 +417,7 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
         tokens=primary.query.tokens,
         map_names=tuple(m.name for m in result.maps),
         causal=primary.causal,
-        layer_entropy=tuple(float(x) for x in analysis.mean_entropy(avg)),
+        layer_entropy=stats.layer_entropy,
         truncated=result.truncated,
         payload=payload,
         stats=stats,
@@ -617,13 +649,7 @@ def build_document(
         for number, (a, b) in enumerate(pairs_of, start=1)
     )
     start = pair_start(start, pairs, config)
-    # Warnings name their input ("/home/me/x.txt:3"); the page names it "x.txt:3".
-    warnings = list(extraction.warnings)
-    for item in {r.item.source for r in extraction.results}:
-        public = public_name(item)
-        if public != item:
-            warnings = [w.replace(item, public) for w in warnings]
-    warnings = [w.replace(extraction.model.name, model.name) for w in warnings]
+    warnings = _public_warnings(extraction, model.name)
     title = config.title or "Attention report"
     return ReportDocument(
         title=title,
@@ -631,7 +657,7 @@ def build_document(
         model=model,
         start=start,
         sentences=sentences,
-        warnings=tuple(warnings),
+        warnings=warnings,
         figure_specs={
             "attention": figures.attention_heatmap_spec(),
             "difference": figures.attention_heatmap_spec(diverging=True, colorbar_title="A - B"),
@@ -639,6 +665,16 @@ def build_document(
         verdict_rule=analysis.VERDICT_RULE,
         pairs=pairs,
     )
+
+
+def _public_warnings(extraction: Extraction | LongExtraction, model_name: str) -> tuple[str, ...]:
+    """Warnings name their input ("/home/me/x.txt:3"); the page names it "x.txt:3"."""
+    warnings = list(extraction.warnings)
+    for item in sorted({r.item.source for r in extraction.results}):
+        public = public_name(item)
+        if public != item:
+            warnings = [w.replace(item, public) for w in warnings]
+    return tuple(w.replace(extraction.model.name, model_name) for w in warnings)
 
 
 def pair_start(start: HeadChoice, pairs: tuple[PairDoc, ...], config: ReportConfig) -> HeadChoice:
@@ -671,4 +707,89 @@ def page_settings(doc: ReportDocument) -> PageSettings:
         pair_filters=tuple(name for name, _ in PAIR_FILTERS),
         layer_at_a_time_tokens=LAYER_AT_A_TIME_TOKENS,
         heatmap_size=figures.HEATMAP_SIZE,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs (over the page budget): a reduced view per head instead of full maps
+# ---------------------------------------------------------------------------------------
+
+
+def long_sentence_doc(number: int, result: LongResult) -> LongSentenceDoc:
+    """Records and facts for one long input's section."""
+    seqs: list[TokenSeq] = []
+
+    def seq_index(seq: TokenSeq) -> int:
+        for i, known in enumerate(seqs):
+            if known is seq or known == seq:
+                return i
+        seqs.append(seq)
+        return len(seqs) - 1
+
+    maps = tuple(
+        store.long_map_record(m, query_seq=seq_index(m.query), key_seq=seq_index(m.key))
+        for m in result.maps
+    )
+    primary = result.maps[0]
+    share_text = [[f"{v:.0%} to position 0" for v in row] for row in primary.first_share]
+    figs = {
+        "first_share": figures.grid_figure(
+            primary.first_share.astype(np.float64),
+            title="Share of attention to the first position, per head",
+            colorbar_title="share",
+            zmin=0.0,
+            zmax=1.0,
+            hover_label="mean attention to position 0",
+            text=share_text,
+        ),
+        "entropy": figures.grid_figure(
+            primary.entropy,
+            title="Entropy of every head (nats)",
+            colorbar_title="nats",
+            zmin=0.0,
+            zmax=max(float(np.log(max(len(primary.key.tokens), 2))), 0.01),
+            hover_label="entropy (nats)",
+        ),
+    }
+    return LongSentenceDoc(
+        number=number,
+        anchor=f"s{number}",
+        text=result.item.text,
+        text_pair=result.item.text_pair,
+        n_tokens=len(primary.query.tokens),
+        blocks=len(primary.query_blocks),
+        block_size=max((e - b for b, e in primary.query_blocks), default=0),
+        rows=tuple((r.position, primary.query.display[r.position]) for r in primary.rows),
+        map_names=tuple(m.name for m in result.maps),
+        causal=primary.causal,
+        truncated=result.truncated,
+        payload=store.LongSentenceRecord(
+            seqs=tuple(_seq_record(sq, None) for sq in seqs), maps=maps, figures=figs
+        ),
+        predictions=tuple(Prediction(visible(t.token), t.probability) for t in result.next_tokens),
+    )
+
+
+def build_long_document(
+    extraction: LongExtraction, config: ReportConfig, version: str
+) -> ReportDocument:
+    """The report of inputs over the page budget: one reduced view per input."""
+    model = replace(extraction.model, name=public_name(extraction.model.name))
+    start = choose_head(model, config.layer, config.head)
+    warnings = _public_warnings(extraction, model.name)
+    return ReportDocument(
+        title=config.title or "Attention report",
+        version=version,
+        model=model,
+        start=start,
+        sentences=(),
+        warnings=warnings,
+        figure_specs={
+            "attention": figures.attention_heatmap_spec(),
+            "difference": figures.attention_heatmap_spec(diverging=True, colorbar_title="A - B"),
+        },
+        verdict_rule=analysis.VERDICT_RULE,
+        long_sentences=tuple(
+            long_sentence_doc(i, r) for i, r in enumerate(extraction.results, start=1)
+        ),
     )

@@ -33,6 +33,21 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
     word indices that correspond; ``chosen``: [layer, head] of the submission block;
     ``figures`` (``focus_diff``); ``expected``: the candidate index outlined in A and in B.
 
+``<script type="application/json" id="rg-data-s<N>">`` of a long-input page (over the
+page budget, see ``reportgen.memory``): :class:`LongSentenceRecord`
+    ``long``: true; ``seqs``: as above; ``maps``: list of :class:`LongMapRecord` (``id``,
+    ``name``, ``causal``, ``layers``, ``heads``, ``n_query``, ``n_key``, ``query_seq``,
+    ``key_seq``: as in MapRecord; ``query_blocks``, ``key_blocks``: the ``[start, end)``
+    token ranges of the overview's rows and columns; ``overview``: packed
+    ``float[layers, heads, len(query_blocks), len(key_blocks)]``, block-pooled (rows: mean
+    over the query block, columns: sum over the key block, so rows sum to 1); ``scale``
+    (:data:`LONG_SCALE`: weights near 1/n need finer steps than 1/500); ``rows``: list of
+    :class:`LongRowRecord` (``position``: the query token, ``token``: its label,
+    ``data``: packed ``float[layers, heads, n_key]``, that position's exact row in every
+    head, ``scale``); ``first_share``: ``[layers][heads]`` mean attention to position
+    0; ``entropy``: ``[layers][heads]`` mean row entropy in nats); ``figures``: name ->
+    Plotly figure (``first_share``, ``entropy``).
+
 The head atlas page (``reportgen --atlas``, drawn by ``templates/js/atlas.js``):
 
 ``<script type="application/json" id="rg-atlas-data">``: :class:`AtlasRecord`
@@ -48,11 +63,12 @@ The head atlas page (``reportgen --atlas``, drawn by ``templates/js/atlas.js``):
     head, in layer-major order: ``x``, ``y`` of its 2-D position, ``layer``, ``head``,
     ``label``). Values are rounded for the page; ``--export-json`` keeps full precision.
 
-Packed weights (``MapRecord.data``): the map ``float[layers, heads, n_query, n_key]``
-quantised row by row to integers of ``1/scale`` (:func:`quantize_rows`, each row's
-integers summing exactly to ``scale``), as little-endian uint16 split into two byte
-planes (every low byte, then every high byte), gzip-compressed, base64-encoded. The
-page reads value ``i`` as ``(low[i] | high[i] << 8) / scale``.
+Packed weights (``MapRecord.data``, ``LongMapRecord.overview``, ``LongRowRecord.data``):
+the map ``float[layers, heads, n_query, n_key]`` (or the shape named above) quantised
+row by row to integers of ``1/scale`` (:func:`quantize_rows`, each row's integers
+summing exactly to ``scale``), as little-endian uint16 split into two byte planes
+(every low byte, then every high byte), gzip-compressed, base64-encoded. The page reads
+value ``i`` as ``(low[i] | high[i] << 8) / scale``.
 """
 
 from __future__ import annotations
@@ -70,6 +86,10 @@ from numpy.typing import ArrayLike, NDArray
 # 500 steps per row keep every weight within 0.002 of the truth (invisible on a colour
 # scale) while a value never exceeds 500, so the packed high byte is almost always 0.
 QUANT_SCALE: int = 500
+
+# Long inputs' overview and exact rows: a row of thousands of keys holds weights near
+# 1/n, far below 1/500, so these keep every value within 1/65535 (1.5e-5) instead.
+LONG_SCALE: int = 65535
 
 # Rows quantised per block, so that large maps (e.g. 12 x 12 x 512 x 512) do not need
 # several float64 temporaries of the whole array at once.
@@ -193,6 +213,82 @@ class PageSettings:
     heatmap_size: Mapping[str, float]  # figures.HEATMAP_SIZE, for templates/js/handin.js
 
 
+@dataclass(frozen=True)
+class LongRowRecord:
+    """One query position's exact attention, in every head."""
+
+    position: int  # 0-based query token
+    token: str  # its label
+    data: str  # packed float[layers, heads, n_key], see the module docstring
+    scale: int
+
+
+@dataclass(frozen=True)
+class LongMapRecord:
+    """One attention map of a long input, reduced: overview, exact rows, statistics."""
+
+    id: str
+    name: str
+    causal: bool
+    layers: int
+    heads: int
+    n_query: int
+    n_key: int
+    query_seq: int  # index into LongSentenceRecord.seqs
+    key_seq: int
+    query_blocks: tuple[tuple[int, int], ...]  # [start, end) of each overview row
+    key_blocks: tuple[tuple[int, int], ...]
+    overview: str  # packed float[layers, heads, len(query_blocks), len(key_blocks)]
+    scale: int
+    rows: tuple[LongRowRecord, ...]
+    first_share: tuple[tuple[float, ...], ...]  # [layers][heads]
+    entropy: tuple[tuple[float, ...], ...]  # [layers][heads], nats
+
+
+@dataclass(frozen=True)
+class LongSentenceRecord:
+    """What a long input's view reads (in place of a SentenceRecord)."""
+
+    seqs: tuple[SeqRecord, ...]
+    maps: tuple[LongMapRecord, ...]
+    figures: Mapping[str, Any]  # "first_share", "entropy"
+    long: bool = True
+
+
+def long_map_record(amap: Any, *, query_seq: int, key_seq: int, decimals: int = 4) -> LongMapRecord:
+    """Pack one ``reportgen.config.LongAttention`` for the page."""
+    overview, scale = pack_attention(amap.overview, LONG_SCALE)
+    layers, heads = amap.first_share.shape
+    return LongMapRecord(
+        id=map_id(amap.name),
+        name=amap.name,
+        causal=amap.causal,
+        layers=layers,
+        heads=heads,
+        n_query=len(amap.query.tokens),
+        n_key=len(amap.key.tokens),
+        query_seq=query_seq,
+        key_seq=key_seq,
+        query_blocks=tuple(amap.query_blocks),
+        key_blocks=tuple(amap.key_blocks),
+        overview=overview,
+        scale=scale,
+        rows=tuple(
+            LongRowRecord(
+                r.position, amap.query.display[r.position], *pack_attention(r.attention, LONG_SCALE)
+            )
+            for r in amap.rows
+        ),
+        first_share=_rounded_grid(amap.first_share, decimals),
+        entropy=_rounded_grid(amap.entropy, decimals),
+    )
+
+
+def _rounded_grid(values: ArrayLike, decimals: int) -> tuple[tuple[float, ...], ...]:
+    grid = np.round(np.asarray(values, dtype=np.float64), decimals)
+    return tuple(tuple(float(v) for v in row) for row in grid)
+
+
 # The head atlas page. A grid is [layer][head] (0-based indices, like every index here).
 Grid = tuple[tuple[float, ...], ...]
 
@@ -313,19 +409,19 @@ def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint1
     return out
 
 
-def pack_attention(attention: np.ndarray) -> tuple[str, int]:
+def pack_attention(attention: np.ndarray, scale: int = QUANT_SCALE) -> tuple[str, int]:
     """Quantise rows (sum-preserving) and pack as gzip+base64 of two byte planes.
 
     Low bytes then high bytes: the high plane is almost all zeros and compresses
     to nearly nothing, which halves the cost of 16-bit values.
     """
-    q = quantize_rows(attention).astype("<u2").ravel()
+    q = quantize_rows(attention, scale).astype("<u2").ravel()
     planes = np.concatenate([(q & 0xFF).astype(np.uint8), (q >> 8).astype(np.uint8)])
     # Level 9 gains ~15% over 6 on big maps but costs 5x the time there (8 s instead of
     # 1.6 s for 12 x 12 x 512 x 512); small maps keep the smallest output.
     level = 9 if q.size <= PACK_LEVEL9_VALUES else 6
     data = gzip.compress(planes.tobytes(), compresslevel=level, mtime=0)
-    return base64.b64encode(data).decode("ascii"), QUANT_SCALE
+    return base64.b64encode(data).decode("ascii"), scale
 
 
 def map_record(

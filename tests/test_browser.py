@@ -224,4 +224,5 @@ def test_every_view_in_the_page_is_registered(demo_page: Any) -> None:
     page, _ = demo_page
     in_page = set(page.locator("[data-view]").evaluate_all("els => els.map(e => e.dataset.view)"))
     registered = set(page.evaluate("Object.keys(window.reportgen.views)"))
-    assert in_page == registered - {"next"}  # the demo model is not causal
+    # The demo model is not causal, and its sentences are far under the page budget.
+    assert in_page == registered - {"next", "long"}

@@ -11,15 +11,10 @@ from transformers import AutoModel, AutoTokenizer
 
 from reportgen.config import ReportConfig
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import (
-    _check_attention,
-    _row_tolerance,
-    embedded_model_path,
-    extract,
-    load_model,
-    readable,
-)
+from reportgen.extract import _check_layer, _row_tolerance, extract
 from reportgen.inputs import collect_inputs
+from reportgen.models import embedded_model_path, load_model
+from reportgen.tokens import readable
 
 from .conftest import WINOGRAD
 
@@ -121,7 +116,16 @@ def test_row_tolerance_follows_the_dtype_and_the_message_does_not_blame_the_mode
     assert _row_tolerance(torch.float32) == pytest.approx(1e-3)
     assert _row_tolerance(torch.float16) > 1e-3
     assert _row_tolerance(torch.bfloat16) > _row_tolerance(torch.float16)
-    bad = np.full((1, 1, 2, 2), 0.6, dtype=np.float32)
+    bad = torch.full((1, 2, 2), 0.6)
     with pytest.raises(ModelError) as info:
-        _check_attention("m (argument 1)", bad, 1, _row_tolerance(torch.bfloat16))
+        _check_layer("m (argument 1)", bad, 1, _row_tolerance(torch.bfloat16))
     assert "off by up to 0.2" in str(info.value) and "this model" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_weight_is_caught_by_its_rows_sum(bad: float) -> None:
+    weights = torch.full((2, 3, 3), 1 / 3)
+    _check_layer("m", weights, 2)  # rows summing to 1 pass
+    weights[1, 2, 0] = bad
+    with pytest.raises(ModelError, match="non-finite attention weights"):
+        _check_layer("m", weights, 2)

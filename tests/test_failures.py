@@ -332,7 +332,8 @@ def test_undecodable_argv_bytes_in_a_real_process(tmp_path: Path) -> None:
 def test_ctrl_c_during_extraction_leaves_the_old_report(tiny_bert: Path, tmp_path: Path) -> None:
     """SIGINT to a real process while it extracts: exit 130, one line, old report intact."""
     sentences = tmp_path / "many.jsonl"
-    line = "the animal did not cross the street because it was too tired " * 8  # ~100 tokens
+    # ~27 tokens: 4,000 of them stay under the page budget (memory.PAGE_BUDGET_VALUES).
+    line = "the animal did not cross the street because " * 3
     sentences.write_text(
         "".join(json.dumps({"text": f"{i} {line}"}) + "\n" for i in range(4000)), encoding="utf-8"
     )

@@ -22,10 +22,12 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 from reportgen.cli import main
 from reportgen.config import ReportConfig
 from reportgen.errors import ModelError
-from reportgen.extract import extract, load_model, readable
+from reportgen.extract import extract
 from reportgen.headview import PAIR_FILTERS
 from reportgen.inputs import collect_inputs
+from reportgen.models import load_model
 from reportgen.nexttoken import next_doc
+from reportgen.tokens import readable
 
 from . import models
 from .conftest import WINOGRAD, open_report, outside_requests

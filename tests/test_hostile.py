@@ -140,7 +140,18 @@ def test_hostile_corpus_renders_literally_and_runs_nothing(
     headings = page.locator("section.rg-sentence > h2").evaluate_all(
         "els => els.map(e => e.textContent)"
     )
-    assert headings == [f"{i}. {text}" for i, text in enumerate(sentences, start=1)]
+    # Inputs over 80 characters: shortened in the heading and the navigation, in full below.
+    short = [text[:80] + "…" if len(text) > 80 else text for text in sentences]
+    assert headings == [f"{i}. {text}" for i, text in enumerate(short, start=1)]
+    nav_labels = page.locator("#rg-sentence-list a").evaluate_all(
+        "els => els.map(e => e.textContent)"
+    )
+    assert nav_labels == short
+    full = page.locator("section.rg-sentence").evaluate_all(
+        "els => els.map(e => (e.querySelector('.rg-full-text') || e.querySelector('h2 .rg-text'))"
+        ".textContent)"
+    )
+    assert full == sentences
     nav = page.locator("#rg-sentence-list li").evaluate_all("els => els.map(e => e.dataset.text)")
     assert nav == [text.lower() for text in sentences]
     assert page.title() == f"{HOSTILE_TITLE} · reportgen"

@@ -80,3 +80,43 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
 def test_write_atomic_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         write_atomic(tmp_path / "nope" / "r.html", "x")
+
+
+def test_long_text_is_shortened_in_heading_and_nav_and_shown_in_full(tiny_bert: Path) -> None:
+    from html.parser import HTMLParser
+
+    from reportgen.pipeline import build_report
+
+    long_text = " ".join(f"word{i}" for i in range(30))  # 208 characters
+    html = build_report([long_text, "Short one."], str(tiny_bert)).html
+
+    class Texts(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[str] = []
+            self.found: dict[str, list[str]] = {"h2": [], "nav-a": [], "full": []}
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            cls = dict(attrs).get("class") or ""
+            key = {"h2": "h2", "a": "a"}.get(tag, "")
+            if "rg-full-text" in cls:
+                key = "full"
+            self.stack.append(key)
+            if key:
+                self.found.setdefault(key, []).append("")
+
+        def handle_endtag(self, tag: str) -> None:
+            if self.stack:
+                self.stack.pop()
+
+        def handle_data(self, data: str) -> None:
+            for key in set(self.stack) - {""}:
+                self.found[key][-1] += data
+
+    parser = Texts()
+    parser.feed(html)
+    short = long_text[:80] + "…"
+    headings = [h for h in parser.found["h2"] if h[:1].isdigit()]
+    assert headings == [f"1. {short}", "2. Short one."]
+    assert short in parser.found["a"] and "Short one." in parser.found["a"]
+    assert parser.found["full"] == [long_text]

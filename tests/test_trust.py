@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from reportgen import gguf
 from reportgen.cli import main
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import ModelSource, _from_pretrained, embedded_model_path
 from reportgen.inputs import (
     MAX_CANDIDATES,
     MAX_CHARS,
@@ -29,6 +28,7 @@ from reportgen.inputs import (
     MAX_WORD_CHARS,
     collect_inputs,
 )
+from reportgen.models import ModelSource, _from_pretrained, embedded_model_path
 from reportgen.render import write_atomic
 from reportgen.safety import check_outputs, clean_terminal, preview
 
@@ -72,7 +72,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any, **__: Any) -> Any:
         raise AssertionError("the model must not load")
 
-    monkeypatch.setattr("reportgen.extract.load_model", refuse)
+    monkeypatch.setattr("reportgen.models.load_model", refuse)
 
 
 # --- 1. no code from a model folder -------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_every_load_says_trust_remote_code_false(monkeypatch: pytest.MonkeyPatch
                 raise OSError("not cached")
             return "loaded"
 
-    monkeypatch.setattr("reportgen.extract._hub_reachable", lambda: True)
+    monkeypatch.setattr("reportgen.models._hub_reachable", lambda: True)
     assert _from_pretrained(Loader, ModelSource("m", "/m", True), dtype="x") == "loaded"
     assert _from_pretrained(Loader, ModelSource("org/m", "org/m", False)) == "loaded"
     assert len(calls) == 3

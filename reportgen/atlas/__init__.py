@@ -113,7 +113,7 @@ def build_atlas(
         sums, label = run_ray(iter_corpus(input_path), config, options, log, report)
     else:
         from reportgen.atlas.engine import AtlasExtractor, run_local
-        from reportgen.extract import load_model
+        from reportgen.models import load_model
 
         loaded = load_model(config, log)
         extractor = AtlasExtractor(loaded, config.truncate, options.examples)

