@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reportgen import analysis
-from reportgen.config import Extraction, LongAttention, LongExtraction
+from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo
 from reportgen.errors import InputError
 from reportgen.render import atomic_path
 from reportgen.report import public_name
@@ -46,6 +46,17 @@ def head_json(layer: int, head: int) -> dict[str, Any]:
         "layer_index": layer,
         "head_index": head,
         "label": f"Layer {layer + 1}, Head {head + 1}",
+    }
+
+
+def _model_json(model: ModelInfo) -> dict[str, Any]:
+    """The model as shared: its public name (no local folders), family and shape."""
+    return {
+        "name": public_name(model.name),
+        "architecture": model.architecture,
+        "kind": model.kind,
+        "layers": model.layers,
+        "heads": model.heads,
     }
 
 
@@ -159,13 +170,7 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
             for p in document.pairs
         ]
     return {
-        "model": {
-            "name": public_name(model.name),
-            "architecture": model.architecture,
-            "kind": model.kind,
-            "layers": model.layers,
-            "heads": model.heads,
-        },
+        "model": _model_json(model),
         "items": items,
         "pairs": pairs,
     }
@@ -242,13 +247,7 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
             item["truncated"] = True
         items.append(item)
     return {
-        "model": {
-            "name": public_name(model.name),
-            "architecture": model.architecture,
-            "kind": model.kind,
-            "layers": model.layers,
-            "heads": model.heads,
-        },
+        "model": _model_json(model),
         "items": items,
         "pairs": [],
     }

@@ -6,6 +6,7 @@ compact attention store); nothing here renders HTML.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,20 @@ def is_lab_model(model: ModelInfo) -> bool:
     return model.layers == 12 and model.heads == 12 and model.architecture.startswith("Bert")
 
 
+def _seq_indexer(seqs: list[TokenSeq]) -> Callable[[TokenSeq], int]:
+    """Index of a token sequence in `seqs`, appended once: maps that share a sequence
+    (self-attention's query and key) store it once."""
+
+    def seq_index(seq: TokenSeq) -> int:
+        for i, known in enumerate(seqs):
+            if known is seq or known == seq:
+                return i
+        seqs.append(seq)
+        return len(seqs) - 1
+
+    return seq_index
+
+
 def sentence_record(
     result: AttentionResult,
     figs: dict[str, Any],
@@ -250,13 +265,7 @@ def sentence_record(
 ) -> SentenceRecord:
     """The record one sentence's views read: token sequences and packed maps."""
     seqs: list[TokenSeq] = []
-
-    def seq_index(seq: TokenSeq) -> int:
-        for i, known in enumerate(seqs):
-            if known is seq or known == seq:
-                return i
-        seqs.append(seq)
-        return len(seqs) - 1
+    seq_index = _seq_indexer(seqs)
 
     maps = tuple(
         store.map_record(
@@ -718,13 +727,7 @@ def page_settings(doc: ReportDocument) -> PageSettings:
 def long_sentence_doc(number: int, result: LongResult) -> LongSentenceDoc:
     """Records and facts for one long input's section."""
     seqs: list[TokenSeq] = []
-
-    def seq_index(seq: TokenSeq) -> int:
-        for i, known in enumerate(seqs):
-            if known is seq or known == seq:
-                return i
-        seqs.append(seq)
-        return len(seqs) - 1
+    seq_index = _seq_indexer(seqs)
 
     maps = tuple(
         store.long_map_record(m, query_seq=seq_index(m.query), key_seq=seq_index(m.key))
