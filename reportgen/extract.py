@@ -237,16 +237,7 @@ def extract(
     `encoded` takes the output of :func:`encode` for every item when the caller has
     already tokenised (to check sizes before the forward pass).
     """
-    if loaded is None:
-        loaded = load_model(config, log)
-    if encoded is None:
-        encoded = [encode(loaded, item, config) for item in batch.items]
-    _, why = token_limit(loaded, config)
-    warnings: list[str] = []
-    for item, (enc, n_full) in zip(batch.items, encoded, strict=True):
-        n = len(enc["input_ids"])
-        if n < n_full:
-            warnings.append(f"{item.source}: truncated from {n_full} to {n} tokens ({why})")
+    loaded, encoded, warnings = _prepare(batch, config, loaded, log, encoded)
     results: list[AttentionResult | None] = [None] * len(batch.items)
     for i, res in stream_attention(loaded, batch.items, encoded, config, _store_sink, progress):
         sink, seqs, next_tokens = res
@@ -264,33 +255,56 @@ def extract(
     )
 
 
-def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[AttentionMap, ...]:
-    kind = loaded.info.kind
-    if kind != "encoder-decoder":
-        return (
-            AttentionMap(
-                "Self-attention",
-                seqs.input,
-                seqs.input,
-                sink.maps[SELF],
-                causal=kind == "causal",
-                sentence_b_start=seqs.b_start,
-            ),
-        )
-    assert seqs.decoder is not None
+MapLayout = tuple[str, str, TokenSeq, TokenSeq, bool]  # stream, name, query, key, causal
+
+
+def map_layout(kind: str, seqs: Sequences) -> tuple[MapLayout, ...]:
+    """Which streams become which maps: one naming for full and long extractions."""
+    if seqs.decoder is None:
+        return ((SELF, "Self-attention", seqs.input, seqs.input, kind == "causal"),)
+    dec = seqs.decoder
     return (
-        AttentionMap(
-            "Encoder self-attention",
-            seqs.input,
-            seqs.input,
-            sink.maps[SELF],
-            sentence_b_start=seqs.b_start,
-        ),
-        AttentionMap(
-            "Decoder self-attention", seqs.decoder, seqs.decoder, sink.maps[DECODER], causal=True
-        ),
-        AttentionMap("Cross-attention", seqs.decoder, seqs.input, sink.maps[CROSS]),
+        (SELF, "Encoder self-attention", seqs.input, seqs.input, False),
+        (DECODER, "Decoder self-attention", dec, dec, True),
+        (CROSS, "Cross-attention", dec, seqs.input, False),
     )
+
+
+def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[AttentionMap, ...]:
+    # Segment B's start belongs to the input's own self-attention only.
+    return tuple(
+        AttentionMap(
+            name,
+            query,
+            key,
+            sink.maps[stream],
+            causal=causal,
+            sentence_b_start=seqs.b_start if stream == SELF else None,
+        )
+        for stream, name, query, key, causal in map_layout(loaded.info.kind, seqs)
+    )
+
+
+def _prepare(
+    batch: InputBatch,
+    config: ReportConfig,
+    loaded: LoadedModel | None,
+    log: Log,
+    encoded: Sequence[tuple[Any, int]] | None,
+) -> tuple[LoadedModel, Sequence[tuple[Any, int]], list[str]]:
+    """The model, every item's encoding and the truncation warnings, shared by
+    :func:`extract` and :func:`extract_long`."""
+    if loaded is None:
+        loaded = load_model(config, log)
+    if encoded is None:
+        encoded = [encode(loaded, item, config) for item in batch.items]
+    _, why = token_limit(loaded, config)
+    warnings = [
+        f"{item.source}: truncated from {n_full} to {len(enc['input_ids'])} tokens ({why})"
+        for item, (enc, n_full) in zip(batch.items, encoded, strict=True)
+        if len(enc["input_ids"]) < n_full
+    ]
+    return loaded, encoded, warnings
 
 
 def stream_attention(
@@ -632,16 +646,7 @@ def extract_long(
     """Like :func:`extract`, but every layer is reduced as it streams (see ``LongSink``):
     memory beyond the model is one layer's eager attention plus the reduced records.
     """
-    if loaded is None:
-        loaded = load_model(config, log)
-    if encoded is None:
-        encoded = [encode(loaded, item, config) for item in batch.items]
-    _, why = token_limit(loaded, config)
-    warnings = [
-        f"{item.source}: truncated from {n_full} to {len(enc['input_ids'])} tokens ({why})"
-        for item, (enc, n_full) in zip(batch.items, encoded, strict=True)
-        if len(enc["input_ids"]) < n_full
-    ]
+    loaded, encoded, warnings = _prepare(batch, config, loaded, log, encoded)
 
     def make(item: SentenceInput, seqs: Sequences, layers: dict[str, int]) -> LayerSink:
         return LongSink(layers, row_positions(item, seqs), blocks)
@@ -652,19 +657,12 @@ def extract_long(
         loaded, batch.items, encoded, config, make, progress
     ):
         assert isinstance(sink, LongSink)
-        # The same names as the full maps of :func:`extract`.
-        if seqs.decoder is None:
-            maps = [sink.result(SELF, "Self-attention", seqs.input, seqs.input, kind == "causal")]
-        else:
-            dec = seqs.decoder
-            maps = [
-                sink.result(SELF, "Encoder self-attention", seqs.input, seqs.input, False),
-                sink.result(DECODER, "Decoder self-attention", dec, dec, True),
-                sink.result(CROSS, "Cross-attention", dec, seqs.input, False),
-            ]
         results[i] = LongResult(
             item=batch.items[i],
-            maps=tuple(maps),
+            maps=tuple(
+                sink.result(stream, name, query, key, causal)
+                for stream, name, query, key, causal in map_layout(kind, seqs)
+            ),
             truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
             next_tokens=next_tokens,
         )
