@@ -564,3 +564,20 @@ def test_kept_maps_do_not_hold_the_batch() -> None:
     assert ex.maps
     for kept in ex.maps.values():
         assert not np.shares_memory(kept, batch)
+
+
+def test_examples_option_sets_the_examples_per_head(
+    tmp_path: Path, tiny_bert: Path, qa_corpus: Path
+) -> None:
+    counts = []
+    for k in ("1", "2"):
+        out = tmp_path / f"atlas{k}.html"
+        args = ["--atlas", "-i", str(qa_corpus), "-o", str(out), "-m", str(tiny_bert)]
+        code, err = run(*args, "--examples", k)
+        assert code == 0, err
+        page = _Page()
+        page.feed(out.read_text(encoding="utf-8"))
+        examples = json.loads(page.scripts["rg-atlas-data"])["examples"]
+        assert len(examples) == 2 * 4  # every head has its examples
+        counts.append({len(v) for v in examples.values()})
+    assert counts == [{1}, {2}]
