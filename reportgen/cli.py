@@ -7,11 +7,16 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reportgen import __version__
 from reportgen.errors import ReportgenError
+
+if TYPE_CHECKING:
+    from reportgen.atlas import AtlasOptions
+    from reportgen.config import ReportConfig
 
 EPILOG = """\b
 Examples:
@@ -243,6 +248,9 @@ def main(
     """
     log = (lambda _msg: None) if quiet else _say
     if atlas:
+        from reportgen.atlas import AtlasOptions
+        from reportgen.config import ReportConfig
+
         extra = {
             "--compare": compare,
             "--focus": focus,
@@ -260,21 +268,40 @@ def main(
             output,
             export_json,
             [k for k, v in extra.items() if v],
-            dict(
+            ReportConfig(
                 model=model,
                 title=title,
                 batch_size=batch_size,
                 device=device,
                 dtype=dtype,
                 truncate=not no_truncate,
+                max_tokens=max_tokens,
             ),
-            dict(engine=engine, ray_address=ray_address, num_gpus=num_gpus, examples=examples),
+            AtlasOptions(
+                engine="ray" if engine == "ray" else "local",
+                ray_address=ray_address,
+                num_gpus=num_gpus,
+                examples=examples,
+            ),
             log,
             quiet,
         )
         return
-    elif engine != "local" or ray_address is not None or num_gpus:
-        raise click.UsageError("--engine, --ray-address and --num-gpus go with --atlas")
+    given = click.get_current_context().get_parameter_source
+    atlas_only = [
+        flag
+        for flag, name in (
+            ("--engine", "engine"),
+            ("--ray-address", "ray_address"),
+            ("--num-gpus", "num_gpus"),
+            ("--examples", "examples"),
+        )
+        if given(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if atlas_only:
+        raise click.UsageError(
+            f"{', '.join(atlas_only)} only go{'es' if len(atlas_only) == 1 else ''} with --atlas"
+        )
     try:
         from reportgen.config import LongExtraction, ReportConfig
         from reportgen.errors import InputError
@@ -393,8 +420,8 @@ def _run_atlas(
     output: Path,
     export_json: Path | None,
     refused: list[str],
-    model_options: dict[str, object],
-    atlas_options: dict[str, object],
+    config: ReportConfig,
+    options: AtlasOptions,
     log: Callable[[str], None],
     quiet: bool,
 ) -> None:
@@ -407,34 +434,31 @@ def _run_atlas(
             "--atlas: it takes focus, candidates and answers from the JSONL file and "
             "streams any number of sentences"
         )
-    if atlas_options["engine"] != "ray" and (
-        atlas_options["ray_address"] is not None or atlas_options["num_gpus"]
-    ):
+    if options.engine != "ray" and (options.ray_address is not None or options.num_gpus):
         raise click.UsageError("--ray-address and --num-gpus need --engine ray")
     try:
-        from reportgen.atlas import AtlasOptions, build_atlas, progress_printer
-        from reportgen.config import ReportConfig
+        from reportgen.atlas import build_atlas, progress_printer
         from reportgen.inputs import MAX_TITLE_CHARS, check_text
         from reportgen.safety import check_outputs
 
         for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
             if path is not None and path.parent != Path("") and not path.parent.is_dir():
                 raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
-        model = model_options["model"]
-        check_text(model_options["title"], "--title", MAX_TITLE_CHARS, "title")  # type: ignore[arg-type]
-        check_text(model, "--model", 4096, "model")  # type: ignore[arg-type]
+        model = config.model
+        check_text(config.title, "--title", MAX_TITLE_CHARS, "title")
+        check_text(model, "--model", 4096, "model")
         # The same guards as the per-sentence report: no output over the corpus, the
         # model or the other output.
         check_outputs(
             [("-o/--output", output), ("--export-json", export_json)],
             inputs=[input_path],
-            model=model if model is not None else _embedded_model(),  # type: ignore[arg-type]
+            model=model if model is not None else _embedded_model(),
         )
         with _muted_stderr(quiet):
             atlas = build_atlas(
                 input_path,
-                ReportConfig(**model_options),  # type: ignore[arg-type]
-                AtlasOptions(**atlas_options),  # type: ignore[arg-type]
+                config,
+                options,
                 log=log,
                 progress=None if quiet else progress_printer(),
             )

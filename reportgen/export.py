@@ -25,8 +25,7 @@ import numpy as np
 
 from reportgen import analysis
 from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo
-from reportgen.errors import InputError
-from reportgen.render import atomic_path
+from reportgen.render import write_atomic
 from reportgen.report import public_name
 from reportgen.store import map_id
 
@@ -180,12 +179,7 @@ def write_export(path: Path, data: dict[str, Any]) -> int:
     """Write the export atomically; return its size in bytes."""
     # float32 values widened to Python floats keep every bit; json writes them exactly.
     text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    return len(text.encode("utf-8"))
+    return write_atomic(path, text)
 
 
 def _rounded(values: Any) -> Any:

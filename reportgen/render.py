@@ -191,9 +191,9 @@ def _new_temp(folder: Path, name: str) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise InputError(f"cannot write to '{folder}': {exc.strerror or exc}") from None
+            raise cannot_write(f"to '{folder}'", exc) from None
         return tmp
-    raise InputError(f"cannot write to '{folder}': no free temporary name")
+    raise cannot_write(f"to '{folder}'", "no free temporary name")
 
 
 @contextmanager
@@ -217,8 +217,26 @@ def _spooled(sink: Callable[[], BinaryIO], close: bool) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def cannot_write(where: str, why: OSError | str) -> InputError:
+    """The one error for an output that cannot be written (`where`: "'path'" or
+    "to 'folder'")."""
+    reason = why if isinstance(why, str) else why.strerror or str(why)
+    return InputError(f"cannot write {where}: {reason}")
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
+    """:func:`_atomic_path`, with any OS error (in the block, the rename, the folder)
+    turned into the one "cannot write" line."""
+    try:
+        with _atomic_path(path) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise cannot_write(f"'{path}'", exc) from None
+
+
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path; once the block succeeds, what it holds lands at `path`.
 
     A regular file, or a new name, is replaced by a rename from beside it, so no reader
@@ -265,13 +283,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: Path, text: str) -> int:
+def write_atomic(path: Path, text: str | bytes) -> int:
     """Write `text` to `path` atomically; return the number of bytes written."""
-    data = text.encode("utf-8")
-    # The rename and is_dir() fail too (a read-only target, a name that is too long).
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-    except OSError as exc:
-        raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return len(data)

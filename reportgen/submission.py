@@ -210,12 +210,9 @@ def write_submission(doc: ReportDocument, extraction: Extraction, folder: Path) 
             fig = draw(spec)
             for ext, metadata in (("png", _PNG_METADATA), ("svg", _SVG_METADATA)):
                 path = folder / f"{spec.stem}.{ext}"
-                try:
-                    with atomic_path(path) as tmp:
-                        fig.savefig(
-                            tmp, format=ext, metadata=metadata, bbox_inches="tight", pad_inches=0.2
-                        )
-                except OSError as exc:
-                    raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+                with atomic_path(path) as tmp:
+                    fig.savefig(
+                        tmp, format=ext, metadata=metadata, bbox_inches="tight", pad_inches=0.2
+                    )
                 written.append(path)
     return written

@@ -581,3 +581,78 @@ def test_examples_option_sets_the_examples_per_head(
         assert len(examples) == 2 * 4  # every head has its examples
         counts.append({len(v) for v in examples.values()})
     assert counts == [{1}, {2}]
+
+
+# ---------- one tokenisation for every mode ----------
+
+
+def test_atlas_and_report_agree_on_maps_and_token_labels(tiny_bert: Path) -> None:
+    """The same sentence through the atlas and the report: equal maps, equal labels."""
+    import torch
+
+    from reportgen.config import InputBatch
+    from reportgen.extract import extract
+
+    config = ReportConfig(model=str(tiny_bert), max_tokens=9)
+    loaded = load_model(config)
+    text = "The Animal didn't cross the street because it was too tired."
+    item = SentenceInput(text=text, source="s:1")
+    report = extract(InputBatch(items=(item,)), config, loaded).results[0].maps[0]
+    extractor = AtlasExtractor(loaded, config)
+    (enc,) = extractor.encode([item], 0)
+    with torch.inference_mode():
+        att = extractor.attention([enc])[:, 0].numpy()
+    assert att.shape == report.attention.shape == (2, 4, 9, 9)  # --max-tokens cut both
+    np.testing.assert_allclose(att, report.attention, atol=1e-6)
+    _, labels = extractor.describe(enc)
+    assert labels == report.query.display
+    assert labels[1:3] == ("The", "Animal")  # the text's own case, as the report shows it
+
+
+def test_max_tokens_cuts_the_atlas(tmp_path: Path, tiny_bert: Path, qa_corpus: Path) -> None:
+    counts = []
+    for extra in ([], ["--max-tokens", "8"]):
+        exp = tmp_path / f"atlas{len(extra)}.json"
+        code, err = run(
+            "--atlas", "-i", str(qa_corpus), "-m", str(tiny_bert), "--export-json", str(exp),
+            "-o", str(tmp_path / f"atlas{len(extra)}.html"), *extra,
+        )  # fmt: skip
+        assert code == 0, err
+        counts.append(json.loads(exp.read_text())["tokens"])
+    # Three sentences are cut to 8; "Nothing to resolve here." has 7 with [CLS] and [SEP].
+    assert counts[0] > counts[1] == 8 * 3 + 7
+
+
+MODE_FOREIGN = [
+    # Atlas only, refused in a per-sentence report.
+    (("Hello.", "--engine", "ray"), "--engine"),
+    (("Hello.", "--engine", "local"), "--engine"),
+    (("Hello.", "--ray-address", "auto"), "--ray-address"),
+    (("Hello.", "--num-gpus", "1"), "--num-gpus"),
+    (("Hello.", "--examples", "5"), "--examples"),
+    (("Hello.", "--examples", "3"), "--examples"),  # the default, but given
+    # Per-sentence only, refused with --atlas.
+    (("--atlas", "--compare"), "--compare"),
+    (("--atlas", "--pair", "B."), "--pair"),
+    (("--atlas", "--target", "B."), "--target"),
+    (("--atlas", "--focus", "it"), "--focus"),
+    (("--atlas", "--candidates", "a,b"), "--candidates"),
+    (("--atlas", "--layer", "1"), "--layer"),
+    (("--atlas", "--head", "1"), "--head"),
+    (("--atlas", "--max-sentences", "5"), "--max-sentences"),
+    (("--atlas", "--submission", "hand-in"), "--submission"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), MODE_FOREIGN)
+def test_every_mode_foreign_option_is_refused_in_one_line(
+    tmp_path: Path, args: tuple[str, ...], flag: str
+) -> None:
+    corpus = write_lines(tmp_path / "c.txt", ["One."])
+    if args[0] == "--atlas":
+        args = (*args, "-i", str(corpus))
+    code, err = run(*args, "-o", str(tmp_path / "out.html"))
+    assert code == 2, err
+    lines = [x for x in err.splitlines() if x.startswith("Error:")]
+    assert len(lines) == 1 and flag in lines[0] and "--atlas" in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "out.html").exists()

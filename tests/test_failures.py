@@ -329,6 +329,10 @@ def test_undecodable_argv_bytes_in_a_real_process(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_extraction_leaves_the_old_report(tiny_bert: Path, tmp_path: Path) -> None:
     """SIGINT to a real process while it extracts: exit 130, one line, old report intact."""
     sentences = tmp_path / "many.jsonl"
@@ -348,6 +352,8 @@ def test_ctrl_c_during_extraction_leaves_the_old_report(tiny_bert: Path, tmp_pat
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
+        # A `make test` started from a background job inherits SIGINT as ignored.
+        preexec_fn=_default_sigint,
     )
     assert proc.stderr is not None
     seen: list[str] = []

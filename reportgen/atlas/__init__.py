@@ -19,7 +19,7 @@ from typing import Any, Literal
 from reportgen.atlas.stats import STATS, AtlasSums
 from reportgen.config import ReportConfig
 from reportgen.errors import InputError
-from reportgen.render import atomic_path, write_atomic
+from reportgen.render import write_atomic
 
 Log = Callable[[str], None]
 Progress = Callable[[int, "int | None"], None]
@@ -67,13 +67,7 @@ class Atlas:
     def export_json(self, path: str | Path) -> int:
         """Write the export atomically (full precision); return its size in bytes."""
         text = json.dumps(self.export_data(), ensure_ascii=False, allow_nan=False)
-        data = (text + "\n").encode("utf-8")
-        try:
-            with atomic_path(Path(path)) as tmp:
-                tmp.write_bytes(data)
-        except OSError as exc:
-            raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
-        return len(data)
+        return write_atomic(Path(path), text + "\n")
 
 
 def model_name(config: ReportConfig, label: str) -> str:
@@ -116,7 +110,7 @@ def build_atlas(
         from reportgen.models import load_model
 
         loaded = load_model(config, log)
-        extractor = AtlasExtractor(loaded, config.truncate, options.examples)
+        extractor = AtlasExtractor(loaded, config, options.examples)
         if report is not None:
             report(0)  # the rate counts from the first forward pass, not from the import
         sums = run_local(extractor, iter_corpus(input_path), config.batch_size, report)

@@ -19,10 +19,11 @@ import numpy as np
 
 from reportgen import analysis
 from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
-from reportgen.config import SentenceInput
+from reportgen.config import ReportConfig, SentenceInput
 from reportgen.errors import InputError, ModelError
+from reportgen.extract import token_limit
 from reportgen.models import LoadedModel
-from reportgen.tokens import readable
+from reportgen.tokens import token_seq
 
 # Sentences longer than this never become examples: their maps would make the page grow.
 EXAMPLE_MAX_TOKENS = 48
@@ -54,6 +55,9 @@ class Encoded:
     truncated: bool
     coref: Coref | None
     skipped: bool  # had a gold answer, but the focus or a candidate is not in the text
+    # The text (and segment B) it came from: examples label their tokens from it as the
+    # report does (tokens.token_seq), so one sentence reads the same on both pages.
+    texts: tuple[str, str | None] = ("", None)
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -87,11 +91,17 @@ def _coref(item: SentenceInput, offsets: Sequence[tuple[int, int]] | None) -> Co
 class AtlasExtractor:
     """Turns batches of sentences into additions to an :class:`AtlasSums`."""
 
-    def __init__(self, loaded: LoadedModel, truncate: bool = True, examples: int = 3) -> None:
+    def __init__(
+        self, loaded: LoadedModel, config: ReportConfig | None = None, examples: int = 3
+    ) -> None:
         import torch
 
+        config = config if config is not None else ReportConfig()
+
         self.loaded = loaded
-        self.truncate = truncate
+        # One cut for every mode: the model's limit or --max-tokens (which always cuts).
+        self.limit, self.why = token_limit(loaded, config)
+        self.truncate = config.truncate or config.max_tokens is not None
         self.examples = examples
         tok = loaded.tokenizer
         vocab = max(len(tok), max(tok.all_special_ids, default=0) + 1)
@@ -125,7 +135,7 @@ class AtlasExtractor:
         the items from there on, or gives each item's number."""
         seqs = range(first_seq, first_seq + len(items)) if isinstance(first_seq, int) else first_seq
         tok = self.loaded.tokenizer
-        limit = self.loaded.max_length
+        limit = self.limit
         kwargs: dict[str, Any] = {"return_offsets_mapping": self._fast}
         plain = [i for i, it in enumerate(items) if it.text_pair is None]
         encodings: dict[int, Any] = {}
@@ -176,14 +186,20 @@ class AtlasExtractor:
                     truncated=truncated,
                     coref=coref,
                     skipped=wants and coref is None,
+                    texts=(item.text, item.text_pair),
                 )
             )
         return out
 
     def describe(self, enc: Encoded) -> tuple[str, tuple[str, ...]]:
         """Where a sentence came from and its tokens as the page shows them."""
-        raw = self.loaded.tokenizer.convert_ids_to_tokens(list(enc.ids))
-        return enc.source, tuple(readable(t) for t in raw)
+        tok = self.loaded.tokenizer
+        n = len(enc.ids)
+        again = tok(*enc.texts, truncation=enc.truncated, max_length=n if enc.truncated else None)
+        # Without its text (a hand-built item) a sentence keeps the tokenizer's pieces.
+        fast = again.encodings[0] if enc.texts[0] and getattr(again, "encodings", None) else None
+        seq, _ = token_seq(tok, list(enc.ids), fast, enc.texts, n)
+        return enc.source, seq.display
 
     # ---------- one batch ----------
     def attention(self, batch: Sequence[Encoded]) -> Any:

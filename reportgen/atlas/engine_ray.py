@@ -71,7 +71,7 @@ class AtlasWorker:
         if threads > 0:
             torch.set_num_threads(threads)  # the actor's share of the node's cores
         self.batch_size = config.batch_size
-        self.extractor = AtlasExtractor(load_model(config), config.truncate, examples)
+        self.extractor = AtlasExtractor(load_model(config), config, examples)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [_row_item(str(t)) for t in batch["item"]]
