@@ -328,7 +328,7 @@ def stream_attention(
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
         with torch.inference_mode():
-            out_chunk = _forward(
+            out_chunk = forward_batch(
                 loaded, [items[i] for i in chunk], [encoded[i][0] for i in chunk], make_sink
             )
         yield from zip(chunk, out_chunk, strict=True)
@@ -337,7 +337,8 @@ def stream_attention(
             progress(done, len(order))
 
 
-def _pad(tokenizer: Any, encodings: Sequence[Any]) -> dict[str, Any]:
+def pad_encodings(tokenizer: Any, encodings: Sequence[Any]) -> dict[str, Any]:
+    """The one padding of a batch (the tokenizer's own side and pad id), as tensors."""
     keys = ("input_ids", "attention_mask", "token_type_ids")
     features = [{k: list(e[k]) for k in keys if k in e} for e in encodings]
     return dict(tokenizer.pad(features, padding=True, return_tensors="pt"))
@@ -355,16 +356,23 @@ def keeps_last_logits_only(loaded: LoadedModel) -> bool:
     return loaded.info.kind == "causal" and _accepts(loaded.model.forward, "logits_to_keep")
 
 
-def _forward(
+def forward_batch(
     loaded: LoadedModel,
     items: Sequence[SentenceInput],
     encodings: Sequence[Any],
     make_sink: SinkFactory,
+    streams: tuple[str, ...] | None = None,
 ) -> list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]]:
+    """The one forward pass: pad a batch of encodings, run the model, and hand each
+    item's sink every layer of every stream (`streams`: only these; an encoder-decoder
+    asked for ``(SELF,)`` runs its encoder alone)."""
     import torch
 
     info, tok, model = loaded.info, loaded.tokenizer, loaded.model
-    inputs = {k: v.to(loaded.device) for k, v in _pad(tok, encodings).items()}
+    encoder_only = info.kind == "encoder-decoder" and streams == (SELF,)
+    if encoder_only:
+        model = model.get_encoder()
+    inputs = {k: v.to(loaded.device) for k, v in pad_encodings(tok, encodings).items()}
     lengths = [len(e["input_ids"]) for e in encodings]
     seqs: list[Sequences] = []
     for item, encoding, n in zip(items, encodings, lengths, strict=True):
@@ -375,7 +383,9 @@ def _forward(
         seqs.append(Sequences(seq, b_start))
     kwargs: dict[str, Any] = {"return_dict": True}
     dec_lengths = lengths
-    if info.kind == "encoder-decoder":
+    if encoder_only:
+        pass
+    elif info.kind == "encoder-decoder":
         dec_ids, dec_mask, dec_seqs = _decoder_inputs(loaded, items)
         kwargs["decoder_input_ids"] = dec_ids.to(loaded.device)
         kwargs["decoder_attention_mask"] = dec_mask.to(loaded.device)
@@ -387,7 +397,9 @@ def _forward(
             # Logits only at each item's last position: at thousands of tokens, all
             # positions' logits would outweigh the attention of a layer.
             kwargs["logits_to_keep"] = torch.tensor(sorted({n - 1 for n in lengths}))
-    hooked = attention_modules(model)
+    hooked = attention_modules(loaded.model)
+    if streams is not None:
+        hooked = [h for h in hooked if h.stream in streams]
     layers: dict[str, int] = {}
     for h in hooked:
         layers[h.stream] = layers.get(h.stream, 0) + 1
@@ -450,16 +462,16 @@ def _forward(
             # No declared attention modules (an older or custom architecture): take the
             # stacked output once, and feed it to the sinks layer by layer all the same.
             out = model(**inputs, **kwargs, output_attentions=True)
-            streams = (
+            stacked = (
                 {
                     SELF: out.encoder_attentions,
                     DECODER: out.decoder_attentions,
                     CROSS: out.cross_attentions,
                 }
-                if info.kind == "encoder-decoder"
+                if info.kind == "encoder-decoder" and not encoder_only
                 else {SELF: out.attentions}
             )
-            for stream, atts in streams.items():
+            for stream, atts in stacked.items():
                 if atts is None or len(atts) == 0:
                     deliver(stream, 0, None)
                 layers[stream] = len(atts)
@@ -472,7 +484,7 @@ def _forward(
             sinks.extend(
                 make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
             )
-            for stream, atts in streams.items():
+            for stream, atts in stacked.items():
                 for layer, w in enumerate(atts):
                     deliver(stream, layer, w)
     except torch.OutOfMemoryError:

@@ -656,3 +656,30 @@ def test_every_mode_foreign_option_is_refused_in_one_line(
     lines = [x for x in err.splitlines() if x.startswith("Error:")]
     assert len(lines) == 1 and flag in lines[0] and "--atlas" in lines[0], err
     assert "Traceback" not in err and not (tmp_path / "out.html").exists()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "t5", "bart", "llama"])
+def test_atlas_batches_equal_each_sentence_alone_in_every_family(
+    tmp_path: Path, family: str
+) -> None:
+    """The atlas's padded batch through the one engine equals each sentence's own
+    unpadded output_attentions (the encoder's, for encoder-decoders)."""
+    import torch
+
+    from . import models
+
+    folder = getattr(models, f"save_tiny_{family}")(tmp_path / family)
+    loaded = load_model(ReportConfig(model=str(folder)))
+    extractor = AtlasExtractor(loaded)
+    items = [SentenceInput(text=t, source=f"c:{i}") for i, t in enumerate(CORPUS[:4])]
+    encoded = extractor.encode(items, 0)
+    with torch.inference_mode():
+        att = extractor.attention(encoded).numpy()
+        model = loaded.model.get_encoder() if family in ("t5", "bart") else loaded.model
+        for b, e in enumerate(encoded):
+            ids = torch.tensor([e.ids])
+            want = model(input_ids=ids, output_attentions=True).attentions
+            k = len(e.ids)
+            for layer, w in enumerate(want):
+                np.testing.assert_allclose(att[layer, b, :, :k, :k], w[0].numpy(), atol=1e-6)
+            assert not att[:, b, :, k:, :].any() and not att[:, b, :, :, k:].any()

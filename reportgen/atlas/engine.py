@@ -1,4 +1,6 @@
-"""The atlas's extraction: tokenize, batch by length, one eager forward pass per batch,
+"""The atlas's consumer of the one engine: tokenize, batch by length, one forward pass
+per batch through :func:`reportgen.extract.forward_batch` (the report's padding, hooks
+and row-sum check; self-attention only, so an encoder-decoder runs its encoder alone),
 and per-batch reductions in torch that leave only running sums (see :mod:`.stats`).
 
 Nothing per sentence outlives its batch except the bounded top-k examples, so memory
@@ -21,7 +23,7 @@ from reportgen import analysis
 from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
 from reportgen.config import ReportConfig, SentenceInput
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import token_limit
+from reportgen.extract import SELF, forward_batch, pad_encodings, token_limit
 from reportgen.models import LoadedModel
 from reportgen.tokens import token_seq
 
@@ -112,7 +114,6 @@ class AtlasExtractor:
         self._special_np = special
         self._special = torch.from_numpy(special)
         self._punct = torch.from_numpy(punct)
-        self._pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         self._fast = bool(getattr(tok, "is_fast", False))
         self._causal = loaded.info.kind == "causal"
         model = loaded.model
@@ -203,39 +204,28 @@ class AtlasExtractor:
 
     # ---------- one batch ----------
     def attention(self, batch: Sequence[Encoded]) -> Any:
-        """One forward pass: float32 [layers, batch, heads, n, n], padded on the right."""
+        """One forward pass through the extraction core (:func:`reportgen.extract.
+        forward_batch`: the report's padding, hooks and row-sum check): float32
+        ``[layers, batch, heads, n, n]``, zero past each sentence's length."""
         import torch
 
-        n = max(len(e.ids) for e in batch)
-        ids = np.full((len(batch), n), self._pad, dtype=np.int64)
-        mask = np.zeros((len(batch), n), dtype=np.int64)
-        types = np.zeros((len(batch), n), dtype=np.int64)
-        for b, e in enumerate(batch):
-            ids[b, : len(e.ids)] = e.ids
-            mask[b, : len(e.ids)] = 1
-            if e.type_ids is not None:
-                types[b, : len(e.ids)] = e.type_ids
-        device = self.loaded.device
-        inputs = {
-            "input_ids": torch.from_numpy(ids).to(device),
-            "attention_mask": torch.from_numpy(mask).to(device),
-        }
-        if batch[0].type_ids is not None:
-            inputs["token_type_ids"] = torch.from_numpy(types).to(device)
         info = self.loaded.info
+        n = max(len(e.ids) for e in batch)
+        out = np.zeros((info.layers, len(batch), info.heads, n, n), dtype=np.float32)
+        encodings = [
+            {"input_ids": list(e.ids), "attention_mask": [1] * len(e.ids)}
+            | ({"token_type_ids": list(e.type_ids)} if e.type_ids is not None else {})
+            for e in batch
+        ]
+        items = [
+            SentenceInput(text=e.texts[0], text_pair=e.texts[1], source=e.source) for e in batch
+        ]
+        sinks = iter([_PaddedSink(out, b) for b in range(len(batch))])
         try:
-            out = self._forward_model(**inputs, output_attentions=True, return_dict=True)
+            forward_batch(self.loaded, items, encodings, lambda *_: next(sinks), streams=(SELF,))
         except torch.OutOfMemoryError:
             raise ModelError("out of memory: try a smaller --batch-size") from None
-        atts = getattr(out, "attentions", None)
-        if not atts or any(a is None for a in atts):
-            raise ModelError(f"model '{info.name}' returned no attention weights")
-        if len(atts) != info.layers:
-            raise ModelError(
-                f"model '{info.name}' returned attention for {len(atts)} of its "
-                f"{info.layers} layers; the atlas needs attention in every layer"
-            )
-        return torch.stack(list(atts)).float()
+        return torch.from_numpy(out)
 
     def add_batch(self, batch: Sequence[Encoded], acc: AtlasSums) -> None:
         """Run one batch and add its reductions to `acc`."""
@@ -347,6 +337,20 @@ class AtlasExtractor:
         acc.js_rows += float(rows.shape[1])
 
 
+class _PaddedSink:
+    """Writes one sentence's self-attention into its row of the batch's padded array."""
+
+    def __init__(self, out: np.ndarray, b: int) -> None:
+        self.out, self.b = out, b
+
+    def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> np.ndarray:
+        _, nq, nk = shape
+        return self.out[layer, self.b, :, :nq, :nk]
+
+    def take(self, stream: str, layer: int, weights: np.ndarray) -> None:
+        pass
+
+
 class _LazyMaps(dict):
     """seq -> that sentence's [L, H, n, n] attention view, made only when read."""
 
@@ -392,13 +396,11 @@ def bare_forward_rate(
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in batched(encoded, batch_size):
-            n = max(len(e.ids) for e in batch)
-            ids = torch.full((len(batch), n), extractor._pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), n), dtype=torch.long)
-            for b, e in enumerate(batch):
-                ids[b, : len(e.ids)] = torch.tensor(e.ids)
-                mask[b, : len(e.ids)] = 1
-            extractor._forward_model(input_ids=ids, attention_mask=mask)
+            inputs = pad_encodings(
+                extractor.loaded.tokenizer,
+                [{"input_ids": list(e.ids), "attention_mask": [1] * len(e.ids)} for e in batch],
+            )
+            extractor._forward_model(**inputs)
     return len(items) / (time.perf_counter() - start)
 
 
