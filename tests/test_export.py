@@ -242,12 +242,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(
     path = tmp_path / "export.json"
     path.write_text('{"old": true}', encoding="utf-8")
 
-    def half_write(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
-        with open(self, "w", encoding="utf-8") as fh:
-            fh.write(text[: len(text) // 2])
+    def half_write(self: Path, data: bytes, *args: Any, **kwargs: Any) -> int:
+        with open(self, "wb") as fh:
+            fh.write(data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", half_write)
+    monkeypatch.setattr(Path, "write_bytes", half_write)
     with pytest.raises(InputError, match="No space left on device"):
         write_export(path, export_data(_encoder_extraction(rng)))
     monkeypatch.undo()

@@ -164,7 +164,7 @@ def test_cli_refuses_before_the_forward_pass(
     def no_forward(*_: object, **__: object) -> None:
         raise AssertionError("the forward pass ran")
 
-    monkeypatch.setattr(extract, "_forward", no_forward)
+    monkeypatch.setattr(extract, "forward_batch", no_forward)
     monkeypatch.setattr(memory, "available_memory", lambda: 1024**2)
     out = tmp_path / "r.html"
     result = CliRunner().invoke(

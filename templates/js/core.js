@@ -13,7 +13,7 @@
   RG.sections = new Map(); // section id -> entry
 
   RG.registerView = function (name, draw) {
-    if (RG.views[name]) throw new Error("view '" + name + "' is registered twice");
+    if (name in RG.views) throw new Error("view '" + name + "' is registered twice");
     RG.views[name] = draw;
   };
 

@@ -69,7 +69,7 @@
 
   /** Draw everything, then show only `anchor`'s submission block, maps sized for A4. */
   RG.prepareSubmissionPrint = async function (anchor) {
-    if (RG.drawEverything) await RG.drawEverything();
+    await RG.drawEverything(); // lazy.js
     RG.endSubmissionPrint();
     const section = document.getElementById(anchor);
     if (!section) throw new Error("no minimal pair " + anchor);

@@ -43,7 +43,8 @@
       });
     });
     const trace = fig.data[0];
-    if (RG.state.leaveOutFirst && trace.zmin === 0) {
+    const leaveOutFirst = RG.state.leaveOutFirst;
+    if (leaveOutFirst && trace.zmin === 0) {
       // Attention sinks: the colour range leaves key position 0 out (the title says so).
       let top = 0;
       z.forEach((row) => row.forEach((v, j) => {
@@ -74,7 +75,7 @@
       fig.layout.xaxis.tickmode = "auto";
       fig.layout.yaxis.tickmode = "auto";
     }
-    if (RG.fitHeatmap) RG.fitHeatmap(fig, nq, nk, div); // templates/js/handin.js
+    RG.fitHeatmap(fig, nq, nk, div); // handin.js
     const shapes = (fig.layout.shapes || []).concat(opts.shapes || []);
     // Sentence pairs: a line between segment A and segment B on each axis that has one.
     const edge = { color: "#e8590c", width: 2 };

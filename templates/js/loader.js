@@ -9,9 +9,10 @@
     return typeof DecompressionStream !== "undefined";
   };
 
-  RG.loadLibraries = async function () {
-    // Only the report page loads bertviz (bertviz.js); the atlas page has no stand-in.
-    if (RG.installRequireStandIn) RG.installRequireStandIn();
+  /** `setup` runs first: the report passes bertviz's require.js stand-in (bertviz.js);
+   * the atlas page, which has no bertviz, passes nothing. */
+  RG.loadLibraries = async function (...setup) {
+    for (const step of setup) step();
     // Inflate all at once (off the main thread), then run them in order.
     const blocks = Array.from(document.querySelectorAll('script[type="application/x-reportgen-lib"]'));
     const sources = await Promise.all(blocks.map((el) => RG.decodeText(el.textContent)));

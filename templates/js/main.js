@@ -43,7 +43,7 @@
       document.body.dataset.rgReady = "unsupported";
       return;
     }
-    await RG.loadLibraries();
+    await RG.loadLibraries(RG.installRequireStandIn); // bertviz.js
     wireToggle("rg-word-level", "wordLevel");
     wireToggle("rg-hide-special", "hideSpecial");
     wireToggle("rg-leave-out-first", "leaveOutFirst");

@@ -92,7 +92,7 @@
       const t = sideTransform(entry, decoded, layer, head);
       const word = focus.candidates[cand].word;
       const title = tag + ": '" + focus.word + "' → '" + word + "' · Layer " + (layer + 1) + ", Head " + (head + 1);
-      const spec = RG.submissionSpec ? RG.submissionSpec(t, entry.data.seqs[decoded.meta.key_seq]) : null;
+      const spec = RG.submissionSpec(t, entry.data.seqs[decoded.meta.key_seq]); // handin.js
       await RG.heatmap(root.querySelector('[data-plot="' + plot + '"]'), t, title, decoded.meta.causal, spec, {
         shapes: outline(t.q, t.k, focus.positions, focus.candidates[cand].positions),
         filename: "attention-" + pair.section.id + "-" + tag + "-L" + (layer + 1) + "-H" + (head + 1),
