@@ -251,23 +251,12 @@ def main(
         from reportgen.atlas import AtlasOptions
         from reportgen.config import ReportConfig
 
-        extra = {
-            "--compare": compare,
-            "--focus": focus,
-            "--candidates": candidates,
-            "--pair": text_pair,
-            "--target": target,
-            "--layer": layer,
-            "--head": head,
-            "--submission": submission_dir,
-            "--max-sentences": max_sentences,
-        }
         _run_atlas(
             sentences,
             input_path,
             output,
             export_json,
-            [k for k, v in extra.items() if v],
+            _given(REPORT_ONLY),
             ReportConfig(
                 model=model,
                 title=title,
@@ -287,17 +276,7 @@ def main(
             quiet,
         )
         return
-    given = click.get_current_context().get_parameter_source
-    atlas_only = [
-        flag
-        for flag, name in (
-            ("--engine", "engine"),
-            ("--ray-address", "ray_address"),
-            ("--num-gpus", "num_gpus"),
-            ("--examples", "examples"),
-        )
-        if given(name) == click.core.ParameterSource.COMMANDLINE
-    ]
+    atlas_only = _given(ATLAS_ONLY)
     if atlas_only:
         raise click.UsageError(
             f"{', '.join(atlas_only)} only go{'es' if len(atlas_only) == 1 else ''} with --atlas"
@@ -377,6 +356,34 @@ def main(
         _say(f"Error: {exc}")
         sys.exit(exc.exit_code)
     log(f"wrote {'the report to stdout' if str(output) == '-' else output} ({_human_size(size)})")
+
+
+# The options of one mode that the other refuses: flag -> click parameter name.
+REPORT_ONLY = {
+    "--compare": "compare",
+    "--focus": "focus",
+    "--candidates": "candidates",
+    "--pair": "text_pair",
+    "--target": "target",
+    "--layer": "layer",
+    "--head": "head",
+    "--submission": "submission_dir",
+    "--max-sentences": "max_sentences",
+}
+ATLAS_ONLY = {
+    "--engine": "engine",
+    "--ray-address": "ray_address",
+    "--num-gpus": "num_gpus",
+    "--examples": "examples",
+}
+
+
+def _given(options: dict[str, str]) -> list[str]:
+    """The flags among `options` given on the command line (a default given is given)."""
+    source = click.get_current_context().get_parameter_source
+    return [
+        f for f, name in options.items() if source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
 
 
 def _embedded_model() -> str | None:

@@ -362,16 +362,21 @@ def forward_batch(
     encodings: Sequence[Any],
     make_sink: SinkFactory,
     streams: tuple[str, ...] | None = None,
+    with_next_tokens: bool = True,
 ) -> list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]]:
     """The one forward pass: pad a batch of encodings, run the model, and hand each
-    item's sink every layer of every stream (`streams`: only these; an encoder-decoder
-    asked for ``(SELF,)`` runs its encoder alone)."""
+    item's sink every layer of every stream. A consumer names what it reads, and only
+    that runs: `streams` (an encoder-decoder asked for ``(SELF,)`` runs its encoder
+    alone), `with_next_tokens` (without it a causal LM runs without its LM head)."""
     import torch
 
     info, tok, model = loaded.info, loaded.tokenizer, loaded.model
     encoder_only = info.kind == "encoder-decoder" and streams == (SELF,)
+    wants_logits = info.kind == "causal" and with_next_tokens
     if encoder_only:
         model = model.get_encoder()
+    elif info.kind == "causal" and not wants_logits:
+        model = getattr(model, "base_model", model)
     inputs = {k: v.to(loaded.device) for k, v in pad_encodings(tok, encodings).items()}
     lengths = [len(e["input_ids"]) for e in encodings]
     seqs: list[Sequences] = []
@@ -383,9 +388,7 @@ def forward_batch(
         seqs.append(Sequences(seq, b_start))
     kwargs: dict[str, Any] = {"return_dict": True}
     dec_lengths = lengths
-    if encoder_only:
-        pass
-    elif info.kind == "encoder-decoder":
+    if info.kind == "encoder-decoder" and not encoder_only:
         dec_ids, dec_mask, dec_seqs = _decoder_inputs(loaded, items)
         kwargs["decoder_input_ids"] = dec_ids.to(loaded.device)
         kwargs["decoder_attention_mask"] = dec_mask.to(loaded.device)
@@ -393,7 +396,7 @@ def forward_batch(
         seqs = [Sequences(s.input, s.b_start, d) for s, (d, _) in zip(seqs, dec_seqs, strict=True)]
     elif info.kind == "causal":
         inputs.pop("token_type_ids", None)
-        if keeps_last_logits_only(loaded):
+        if wants_logits and keeps_last_logits_only(loaded):
             # Logits only at each item's last position: at thousands of tokens, all
             # positions' logits would outweigh the attention of a layer.
             kwargs["logits_to_keep"] = torch.tensor(sorted({n - 1 for n in lengths}))
@@ -493,7 +496,7 @@ def forward_batch(
         for handle in handles:
             handle.remove()
     results: list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]] = []
-    logits = getattr(out, "logits", None) if info.kind == "causal" else None
+    logits = getattr(out, "logits", None) if wants_logits else None
     kept = kwargs.get("logits_to_keep")
     for b, (sink, item_seqs) in enumerate(zip(sinks, seqs, strict=True)):
         next_tokens: tuple[NextToken, ...] = ()

@@ -673,8 +673,15 @@ def test_atlas_batches_equal_each_sentence_alone_in_every_family(
     extractor = AtlasExtractor(loaded)
     items = [SentenceInput(text=t, source=f"c:{i}") for i, t in enumerate(CORPUS[:4])]
     encoded = extractor.encode(items, 0)
+    # The atlas reads no next-token logits: a causal LM's head never runs for it.
+    head = loaded.model.get_output_embeddings() if loaded.info.kind == "causal" else None
+    head_calls: list[int] = []
+    if head is not None:
+        head.register_forward_hook(lambda *_: head_calls.append(1))
     with torch.inference_mode():
         att = extractor.attention(encoded).numpy()
+    assert head_calls == []
+    with torch.inference_mode():
         model = loaded.model.get_encoder() if family in ("t5", "bart") else loaded.model
         for b, e in enumerate(encoded):
             ids = torch.tensor([e.ids])
@@ -683,3 +690,4 @@ def test_atlas_batches_equal_each_sentence_alone_in_every_family(
             for layer, w in enumerate(want):
                 np.testing.assert_allclose(att[layer, b, :, :k, :k], w[0].numpy(), atol=1e-6)
             assert not att[:, b, :, k:, :].any() and not att[:, b, :, :, k:].any()
+    assert head is None or head_calls  # the hook was live: the full model's pass ran it

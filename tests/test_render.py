@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -120,3 +121,40 @@ def test_long_text_is_shortened_in_heading_and_nav_and_shown_in_full(tiny_bert: 
     assert headings == [f"1. {short}", "2. Short one."]
     assert short in parser.found["a"] and "Short one." in parser.found["a"]
     assert parser.found["full"] == [long_text]
+
+
+def _atlas_export(path: Path) -> int:
+    from reportgen.atlas import Atlas
+    from reportgen.atlas.stats import AtlasSums
+
+    return Atlas("m", AtlasSums.empty(2, 4, 3)).export_json(path)
+
+
+def _report_export(path: Path) -> int:
+    from reportgen.export import write_export
+
+    return write_export(path, {"model": "m"})
+
+
+@pytest.mark.parametrize(
+    "write",
+    [lambda p: write_atomic(p, "<!DOCTYPE html>"), _report_export, _atlas_export],
+    ids=["page", "report export", "atlas export"],
+)
+def test_every_writer_fails_with_the_one_line_and_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any
+) -> None:
+    target = tmp_path / "out"
+    target.write_text("old", encoding="utf-8")
+
+    def full_disk(self: Path, data: bytes) -> int:
+        self.open("wb").write(data[:3])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(InputError) as caught:
+        write(target)
+    monkeypatch.undo()
+    assert str(caught.value) == f"cannot write '{target}': No space left on device"
+    assert target.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

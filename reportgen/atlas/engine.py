@@ -11,7 +11,6 @@ process; the Ray engine runs the same class inside each worker actor.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -22,8 +21,8 @@ import numpy as np
 from reportgen import analysis
 from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
 from reportgen.config import ReportConfig, SentenceInput
-from reportgen.errors import InputError, ModelError
-from reportgen.extract import SELF, forward_batch, pad_encodings, token_limit
+from reportgen.errors import ModelError
+from reportgen.extract import SELF, encode, forward_batch, token_limit
 from reportgen.models import LoadedModel
 from reportgen.tokens import token_seq
 
@@ -98,12 +97,10 @@ class AtlasExtractor:
     ) -> None:
         import torch
 
-        config = config if config is not None else ReportConfig()
-
         self.loaded = loaded
-        # One cut for every mode: the model's limit or --max-tokens (which always cuts).
-        self.limit, self.why = token_limit(loaded, config)
-        self.truncate = config.truncate or config.max_tokens is not None
+        self.config = config if config is not None else ReportConfig()
+        # One cut for every mode: the model's limit or --max-tokens.
+        self.limit, _ = token_limit(loaded, self.config)
         self.examples = examples
         tok = loaded.tokenizer
         vocab = max(len(tok), max(tok.all_special_ids, default=0) + 1)
@@ -116,13 +113,6 @@ class AtlasExtractor:
         self._punct = torch.from_numpy(punct)
         self._fast = bool(getattr(tok, "is_fast", False))
         self._causal = loaded.info.kind == "causal"
-        model = loaded.model
-        if loaded.info.kind == "encoder-decoder":
-            # The atlas reads the encoder's self-attention; the decoder never runs.
-            self._forward_model = model.get_encoder()
-        else:
-            # The bare transformer: an LM head's logits are work nobody reads.
-            self._forward_model = getattr(model, "base_model", model)
 
     def empty(self) -> AtlasSums:
         info = self.loaded.info
@@ -152,12 +142,8 @@ class AtlasExtractor:
             enc = encodings[i]
             truncated = False
             if limit is not None and len(enc["input_ids"]) > limit:
-                if not self.truncate:
-                    raise InputError(
-                        f"{item.source}: {len(enc['input_ids'])} tokens, but the model takes "
-                        f"at most {limit} (drop --no-truncate to cut it to fit)"
-                    )
-                enc = tok(item.text, item.text_pair, truncation=True, max_length=limit, **kwargs)
+                # The report's rule and message: refuse (--no-truncate) or cut.
+                enc, _ = encode(self.loaded, item, self.config)
                 truncated = True
             ids = tuple(int(x) for x in enc["input_ids"])
             type_ids = enc.get("token_type_ids")
@@ -194,12 +180,12 @@ class AtlasExtractor:
 
     def describe(self, enc: Encoded) -> tuple[str, tuple[str, ...]]:
         """Where a sentence came from and its tokens as the page shows them."""
-        tok = self.loaded.tokenizer
-        n = len(enc.ids)
-        again = tok(*enc.texts, truncation=enc.truncated, max_length=n if enc.truncated else None)
-        # Without its text (a hand-built item) a sentence keeps the tokenizer's pieces.
-        fast = again.encodings[0] if enc.texts[0] and getattr(again, "encodings", None) else None
-        seq, _ = token_seq(tok, list(enc.ids), fast, enc.texts, n)
+        fast = None
+        if enc.texts[0]:  # a hand-built item has no text: it keeps the tokenizer's pieces
+            item = SentenceInput(text=enc.texts[0], text_pair=enc.texts[1], source=enc.source)
+            again, _ = encode(self.loaded, item, self.config)
+            fast = again.encodings[0] if getattr(again, "encodings", None) else None
+        seq, _ = token_seq(self.loaded.tokenizer, list(enc.ids), fast, enc.texts, len(enc.ids))
         return enc.source, seq.display
 
     # ---------- one batch ----------
@@ -220,11 +206,16 @@ class AtlasExtractor:
         items = [
             SentenceInput(text=e.texts[0], text_pair=e.texts[1], source=e.source) for e in batch
         ]
+        # The core makes the sinks in item order: the b-th writes row b.
         sinks = iter([_PaddedSink(out, b) for b in range(len(batch))])
-        try:
-            forward_batch(self.loaded, items, encodings, lambda *_: next(sinks), streams=(SELF,))
-        except torch.OutOfMemoryError:
-            raise ModelError("out of memory: try a smaller --batch-size") from None
+        forward_batch(
+            self.loaded,
+            items,
+            encodings,
+            lambda *_: next(sinks),
+            streams=(SELF,),
+            with_next_tokens=False,
+        )
         return torch.from_numpy(out)
 
     def add_batch(self, batch: Sequence[Encoded], acc: AtlasSums) -> None:
@@ -382,26 +373,6 @@ def run_local(
             if progress is not None:
                 progress(acc.sentences)
     return acc
-
-
-def bare_forward_rate(
-    extractor: AtlasExtractor, items: Sequence[SentenceInput], batch_size: int
-) -> float:
-    """Sentences/s of the plain batched forward pass (no attention returned, nothing
-    reduced), on the same length-sorted batches: the throughput baseline."""
-    import torch
-
-    encoded = extractor.encode(items, 0)
-    encoded.sort(key=lambda e: (len(e.ids), e.seq))
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for batch in batched(encoded, batch_size):
-            inputs = pad_encodings(
-                extractor.loaded.tokenizer,
-                [{"input_ids": list(e.ids), "attention_mask": [1] * len(e.ids)} for e in batch],
-            )
-            extractor._forward_model(**inputs)
-    return len(items) / (time.perf_counter() - start)
 
 
 __all__ = ["STATS", "AtlasExtractor", "Encoded", "batched", "run_local"]
