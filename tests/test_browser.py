@@ -109,20 +109,28 @@ def test_head_selectors_switch_without_rerun(demo_page: Any) -> None:
 def test_toggles_change_every_map(demo_page: Any) -> None:
     page, log = demo_page
     n_tokens = len(plot_z(page, '#s5 [data-plot="head"]'))
+
+    def redrawn_s5() -> None:
+        # A toggle redraws the sections on screen at once and the rest when scrolled to
+        # (clicking it scrolled the page up to the toolbar).
+        assert page.locator("#s5").get_attribute("data-rg-rendered") is None
+        page.locator("#s5").scroll_into_view_if_needed()
+        page.wait_for_selector("#s5[data-rg-rendered='1']", state="attached")
+
     page.check("#rg-hide-special")
-    page.wait_for_selector("#s5[data-rg-rendered='1']", state="attached")
+    redrawn_s5()
     hidden = plot_z(page, '#s5 [data-plot="head"]')
     assert len(hidden) == n_tokens - 2  # [CLS] and [SEP] gone
     assert all(abs(sum(row) - 1) < 0.01 for row in hidden)  # rows renormalised
     page.check("#rg-word-level")
-    page.wait_for_selector("#s5[data-rg-rendered='1']", state="attached")
+    redrawn_s5()
     ticks = page.locator('#s5 [data-plot="head"] .xtick text').all_text_contents()
     assert "councilmen" in ticks  # word pieces merged
     words = plot_z(page, '#s5 [data-plot="rollout"]')
     assert len(words) == len(ticks) and all(abs(sum(r) - 1) < 0.01 for r in words)
     page.uncheck("#rg-hide-special")
     page.uncheck("#rg-word-level")
-    page.wait_for_selector("#s5[data-rg-rendered='1']", state="attached")
+    redrawn_s5()
     assert len(plot_z(page, '#s5 [data-plot="head"]')) == n_tokens
     assert log.errors == []
 

@@ -190,9 +190,15 @@ def test_hostile_corpus_renders_literally_and_runs_nothing(
     for title in titles:
         assert any(f"'{c}'" in title for c in CANDIDATES), title
     # Redraw everything with special tokens hidden: the sentence of only special tokens
-    # keeps them rather than drawing an empty map.
-    page.click("#rg-hide-special")
-    page.wait_for_selector("section[data-rg-rendered='0']", state="detached", timeout=120_000)
+    # keeps them rather than drawing an empty map. The click is answered at once (the
+    # page redraws a section at a time), then every section is scrolled to and redrawn.
+    page.click("#rg-hide-special", timeout=5_000)
+    only = sentences.index("[CLS] [SEP] [MASK] [PAD] [UNK]") + 1
+    assert page.locator(f"#s{only}").get_attribute("data-rg-rendered") is None
+    page.locator(f"#s{only}").scroll_into_view_if_needed()
+    page.wait_for_selector(f"#s{only}[data-rg-rendered='1']", state="attached")
+    ticks = page.locator(f'#s{only} [data-plot="head"] .xtick text').all_text_contents()
+    assert len(ticks) == 7 and set(ticks) <= {"[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]"}
     assert log.errors == [] and page.locator("#rg-error").count() == 0
     assert log.dialogs == [] and page.evaluate("() => typeof window.__pwned") == "undefined"
     assert outside_requests(log, hostile_report) == []

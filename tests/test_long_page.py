@@ -222,7 +222,7 @@ def test_short_causal_reports_can_leave_position_0_out_of_the_colour_range(
         z = plot.evaluate("el => el.data[0].z")
         assert plot.evaluate("el => el.data[0].zmax") == 1
         page.locator("#rg-leave-out-first").check()
-        page.wait_for_timeout(500)
+        page.wait_for_selector("#s1[data-rg-rendered='1']", state="attached")
         rest = max(v for row in z for v in row[1:] if v is not None)
         assert plot.evaluate("el => el.data[0].zmax") == pytest.approx(rest, abs=1e-6)
         assert "without position 0" in (plot.locator(".gtitle").text_content() or "")

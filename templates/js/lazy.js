@@ -8,6 +8,7 @@
 
   /** Draw every registered view of a section, in page order. */
   RG.drawSection = async function (entry) {
+    const drawnFor = generation;
     entry.section.dataset.rgRendered = "0";
     for (const root of entry.section.querySelectorAll("[data-view]")) {
       const draw = RG.views[root.dataset.view];
@@ -15,7 +16,20 @@
     }
     entry.rendered = true;
     entry.section.dataset.rgRendered = "1";
+    if (drawnFor !== generation) stale(entry); // a toggle changed while it drew
   };
+
+  // A toggle bumps the generation: what was drawn under an older one is drawn again.
+  let generation = 0;
+  let observer = null;
+
+  /** Forget a section's drawing and watch it again: it is redrawn once near the screen. */
+  function stale(entry) {
+    entry.rendered = false;
+    delete entry.section.dataset.rgRendered;
+    observer.unobserve(entry.section);
+    observer.observe(entry.section); // reports at once whether it is on screen
+  }
 
   async function drain() {
     if (draining) return;
@@ -24,11 +38,12 @@
       const next = queue.shift();
       if (next.rendered) continue; // queued twice: by scrolling and by printing
       await RG.drawSection(next).catch(RG.fail);
+      // Yield between sections, so clicks and scrolling stay answered while a long
+      // page draws (promise chains alone would hold the main thread to the end).
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
     draining = false;
   }
-
-  let observer = null;
 
   /** Start watching the sections: each is drawn once it comes near the screen. */
   RG.watchSections = function (entries) {
@@ -47,9 +62,11 @@
     entries.forEach((entry) => observer.observe(entry.section));
   };
 
-  /** Redraw what is drawn (after a toggle). */
+  /** After a toggle: what is drawn is redrawn, the sections on screen first and the
+   * rest when scrolled to (redrawing a whole long page at once would freeze it). */
   RG.redrawAll = function () {
-    for (const entry of RG.sections.values()) if (entry.rendered) RG.drawSection(entry).catch(RG.fail);
+    generation += 1;
+    for (const entry of RG.sections.values()) if (entry.rendered) stale(entry);
   };
 
   // Printing needs every figure, but the browser snapshots the page right after
