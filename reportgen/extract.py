@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from reportgen import analysis
+from reportgen import analysis, capture
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
@@ -448,6 +448,16 @@ def forward_batch(
             sink.take(stream, layer, dest)
 
     handles = []
+    # Each layer arrives through the capture seam (capture.py) when its module calls the
+    # attention interface; a module that computes attention itself is read by a forward
+    # hook from its output instead.
+    routed: set[tuple[str, int]] = set()
+
+    def from_site(stream: str, layer: int, site: capture.Site) -> None:
+        routed.add((stream, layer))
+        deliver(stream, layer, site.weights())
+
+    table = {id(sub): (h.stream, h.layer) for h in hooked for sub in h.module.modules()}
     try:
         if hooked:
             sinks.extend(
@@ -456,15 +466,20 @@ def forward_batch(
             for h in hooked:
 
                 def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
+                    if (h.stream, h.layer) in routed:
+                        return
                     w = out[h.index] if isinstance(out, tuple) else out
                     deliver(h.stream, h.layer, w)
 
                 handles.append(h.module.register_forward_hook(hook))
-            out = model(**inputs, **kwargs)
+            with capture.routed(table, from_site):
+                out = model(**inputs, **kwargs)
         else:
             # No declared attention modules (an older or custom architecture): take the
-            # stacked output once, and feed it to the sinks layer by layer all the same.
-            out = model(**inputs, **kwargs, output_attentions=True)
+            # stacked output of eager attention once, and feed it to the sinks layer by
+            # layer all the same.
+            with capture.eager(loaded.model):
+                out = model(**inputs, **kwargs, output_attentions=True)
             stacked = (
                 {
                     SELF: out.encoder_attentions,
@@ -514,10 +529,14 @@ def _top_tokens(tokenizer: Any, logits: Any) -> tuple[NextToken, ...]:
     import torch
 
     probs = torch.softmax(logits.float(), dim=-1)
-    top = torch.topk(probs, TOP_NEXT_TOKENS)
+    # A stable sort: equal probabilities (tied embeddings) keep the lower token id first,
+    # so a tie reads the same on every run (topk's order among ties is unspecified).
+    values, indices = torch.sort(probs, descending=True, stable=True)
     return tuple(
         NextToken(tokenizer.decode([int(i)]), float(p))
-        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        for p, i in zip(
+            values[:TOP_NEXT_TOKENS].tolist(), indices[:TOP_NEXT_TOKENS].tolist(), strict=True
+        )
     )
 
 

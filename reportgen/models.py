@@ -1,8 +1,9 @@
 """Finding and loading models: where `--model` points, what its configuration allows.
 
-Models load with the "eager" attention implementation (transformers' default "sdpa"
-returns no weights); architectures without softmax attention are refused from their
-configuration alone, before any weights are read.
+Models load with reportgen's own attention implementation (capture.py: the weights
+rebuilt from each layer's query and key, the output from sdpa); architectures without
+softmax attention are refused from their configuration alone, before any weights are
+read.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from reportgen import capture
 from reportgen.config import ModelInfo, ModelKind, ReportConfig
 from reportgen.errors import InputError, ModelError
 
@@ -226,7 +228,8 @@ def pick_device(requested: str) -> Any:
 
 
 def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
-    """Load tokenizer and model with eager attention; refuse models without attention early."""
+    """Load tokenizer and model with the capture seam's attention; refuse models without
+    attention early."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -280,7 +283,7 @@ def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
         raise ModelError(f"model '{source.label}' has no tokenizer files (no vocabulary)")
     try:
         model = _from_pretrained(
-            loader, source, attn_implementation="eager", dtype=dtypes[config.dtype]
+            loader, source, attn_implementation=capture.register(), dtype=dtypes[config.dtype]
         )
     except ModelError:
         raise

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from reportgen import capture
 from reportgen.atlas import AtlasOptions, build_atlas
 from reportgen.atlas.engine import AtlasExtractor, Coref, Encoded, run_local
 from reportgen.atlas.stats import (
@@ -63,7 +64,7 @@ def reference_stats(loaded: Any, sentences: list[str]) -> dict[str, np.ndarray]:
     rows = dict.fromkeys(STATS, 0)
     for text in sentences:
         enc = tok(text, return_tensors="pt")
-        with torch.no_grad():
+        with torch.no_grad(), capture.eager(model):  # transformers' own weights
             out = model(**enc, output_attentions=True)
         a = torch.stack(out.attentions)[:, 0].double().numpy()  # [L, H, n, n]
         ids = enc["input_ids"][0].tolist()
@@ -529,7 +530,7 @@ def test_head_distances_match_a_direct_jensen_shannon(loaded: Any) -> None:
     rows = 0
     for text in sentences:
         enc = loaded.tokenizer(text, return_tensors="pt")
-        with torch.no_grad():
+        with torch.no_grad(), capture.eager(loaded.model):  # transformers' own weights
             a = torch.stack(loaded.model(**enc, output_attentions=True).attentions)[:, 0]
         a = a.double().numpy().reshape(L * H, *a.shape[-2:])  # [LH, n, n]
         for i in range(a.shape[1]):
@@ -681,7 +682,7 @@ def test_atlas_batches_equal_each_sentence_alone_in_every_family(
     with torch.inference_mode():
         att = extractor.attention(encoded).numpy()
     assert head_calls == []
-    with torch.inference_mode():
+    with torch.inference_mode(), capture.eager(loaded.model):  # transformers' own weights
         model = loaded.model.get_encoder() if family in ("t5", "bart") else loaded.model
         for b, e in enumerate(encoded):
             ids = torch.tensor([e.ids])

@@ -51,8 +51,10 @@ def test_next_tokens_equal_the_models_own_logits(
     top = torch.topk(probs, 5)
     expected = [tok.decode([int(i)]) for i in top.indices]
     assert [t["token"] for t in item["next_tokens"]] == expected == EXPECTED_TOP5
+    # The report's model runs sdpa (capture.py), this reference eager: 30 layers of
+    # different rounding move a probability by a few 1e-6.
     np.testing.assert_allclose(
-        [t["probability"] for t in item["next_tokens"]], top.values.numpy(), atol=1e-6
+        [t["probability"] for t in item["next_tokens"]], top.values.numpy(), atol=1e-5
     )
     att = np.array(item["attention"])
     assert att.shape[:2] == (30, 9)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
-from reportgen import analysis, extract
+from reportgen import analysis, capture, extract
 from reportgen.config import InputBatch, ReportConfig, SentenceInput
 from reportgen.export import long_export_data
 from reportgen.extract import attention_modules, extract_long
@@ -158,7 +158,7 @@ def test_streamed_maps_equal_output_attentions_llama_gpt2_t5_bart(
                     loaded.tokenizer(text_target=t)["input_ids"]
                 )
                 kwargs["decoder_input_ids"] = torch.tensor([ids])
-            with torch.inference_mode():
+            with torch.inference_mode(), capture.eager(model):  # transformers' own weights
                 out = model(**enc, **kwargs)
             if causal:
                 np.testing.assert_allclose(
@@ -181,7 +181,8 @@ def test_fallback_without_declared_modules_gives_the_same_maps(
     for a, b in zip(hooked.results, stacked.results, strict=True):
         assert [m.name for m in a.maps] == [m.name for m in b.maps]
         for ma, mb in zip(a.maps, b.maps, strict=True):
-            np.testing.assert_array_equal(ma.attention, mb.attention)
+            # Eager's weights against the capture seam's, rebuilt from the same layers.
+            np.testing.assert_allclose(ma.attention, mb.attention, atol=ATOL)
 
 
 def _block_pool_reference(

@@ -1,0 +1,176 @@
+"""The capture seam: one attention function that every supported family calls.
+
+transformers 5 routes each attention module of BERT, RoBERTa, DistilBERT, GPT-2, Llama
+(and GGUF), BART, Marian and T5 through ``ALL_ATTENTION_FUNCTIONS``. reportgen registers
+:func:`attention` there under :data:`NAME` and loads models with
+``attn_implementation=NAME``. Inside it the module's query and key (Llama's after rotary
+embedding, before grouped-query expansion), the mask, the scaling and T5's relative
+``position_bias`` are all at hand: the weights are rebuilt from them in float32, exactly
+as eager attention computes them, while the layer's output comes from the fast kernel
+(``sdpa_attention_forward``), so the model's outputs are the fast kernel's.
+
+Outside a :func:`routed` block the function is plain sdpa attention: nothing is
+computed that nobody reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+NAME = "reportgen"
+
+
+@dataclass(frozen=True)
+class Site:
+    """What one attention call saw: the module's tensors, before any expansion.
+
+    `query` is ``(batch, heads, q, d)``; `key` and `value` are ``(batch, kv_heads, k, d)``
+    (grouped-query models have fewer key-value heads). Valid only during delivery.
+    """
+
+    module: Any
+    query: Any
+    key: Any
+    value: Any
+    mask: Any
+    scaling: float
+    is_causal: bool | None
+    position_bias: Any
+
+    def weights(self) -> Any:
+        """The layer's attention weights, float32 ``(batch, heads, q, k)``."""
+        return rebuild_weights(self)
+
+
+# One (stream, layer) per module of the model being captured, and who receives it.
+Deliver = Callable[[str, int, Site], None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    layers: dict[int, tuple[str, int]]  # id(module) -> (stream, layer)
+    deliver: Deliver
+
+
+_ROUTE: ContextVar[_Route | None] = ContextVar("reportgen_capture", default=None)
+
+
+def rebuild_weights(site: Site) -> Any:
+    """Softmax of ``q k^T * scaling + position_bias + mask`` in float32, with the mask
+    read as sdpa reads it (boolean: keep; float: added; none: causal when the module is)."""
+    import torch
+
+    query, key = site.query.float(), site.key.float()
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:  # grouped-query attention: query head h reads key head h // groups
+        key = key.repeat_interleave(groups, dim=1)
+    # In place after the product: one layer's scores and its weights are the peak.
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(site.scaling)
+    if site.position_bias is not None:
+        scores.add_(site.position_bias.float())
+    low = torch.finfo(torch.float32).min  # eager's fill: a fully masked row stays finite
+    mask = site.mask
+    if mask is None:
+        causal = (
+            site.is_causal
+            if site.is_causal is not None
+            else getattr(site.module, "is_causal", True)
+        )
+        nq, nk = scores.shape[-2:]
+        if causal and nq > 1:
+            # Upper-left aligned, as sdpa's is_causal (transformers crops longer keys).
+            above = torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1)
+            scores.masked_fill_(above, low)
+    elif mask.dtype == torch.bool:
+        scores.masked_fill_(~mask, low)
+    else:
+        scores.add_(mask.float())
+    return torch.softmax(scores, dim=-1)
+
+
+def attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    position_bias: Any = None,
+    **kwargs: Any,
+) -> tuple[Any, None]:
+    """The registered attention function: hand the call to the active route, then compute
+    the output with sdpa."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    route = _ROUTE.get()
+    if route is not None:
+        where = route.layers.get(id(module))
+        if where is not None:
+            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+            site = Site(module, query, key, value, attention_mask, scale, is_causal, position_bias)
+            route.deliver(where[0], where[1], site)
+    return sdpa_attention_forward(
+        module,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=dropout,
+        scaling=scaling,
+        is_causal=is_causal,
+        position_bias=position_bias,
+        **kwargs,
+    )
+
+
+_registered = False
+
+
+def register() -> str:
+    """Register the function and its mask (sdpa's) with transformers, once; return NAME."""
+    global _registered
+    if not _registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(NAME, attention)
+        AttentionMaskInterface.register(NAME, sdpa_mask)
+        _registered = True
+    return NAME
+
+
+def is_routed(model: Any) -> bool:
+    """Whether `model` calls :func:`attention` (it was loaded with ``attn_implementation=NAME``)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None) == NAME
+
+
+@contextmanager
+def routed(layers: dict[int, tuple[str, int]], deliver: Deliver) -> Iterator[None]:
+    """Within the block, every call from a module in `layers` is delivered."""
+    token = _ROUTE.set(_Route(layers, deliver))
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
+@contextmanager
+def eager(model: Any) -> Iterator[None]:
+    """Within the block, `model` runs transformers' eager attention (which returns its
+    weights as outputs), for architectures whose attention modules are not declared."""
+    before = getattr(model.config, "_attn_implementation", None)
+    if before != NAME:
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(NAME)
