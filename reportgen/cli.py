@@ -282,8 +282,7 @@ def main(
             f"{', '.join(atlas_only)} only go{'es' if len(atlas_only) == 1 else ''} with --atlas"
         )
     try:
-        from reportgen.config import LongExtraction, ReportConfig
-        from reportgen.errors import InputError
+        from reportgen.config import Extraction, ReportConfig
         from reportgen.inputs import (
             MAX_SENTENCES,
             MAX_TITLE_CHARS,
@@ -334,18 +333,21 @@ def main(
         if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
             progress = _progress_printer()
         with _muted_stderr(quiet):
-            report = build_report(batch, config=config, log=log, progress=progress)
-        if submission_dir is not None and isinstance(report.extraction, LongExtraction):
-            raise InputError(
-                "--submission draws full heatmaps, which a long-input page does not keep; "
-                "use --max-tokens N to bring the input under the page budget"
+            report = build_report(
+                batch,
+                config=config,
+                log=log,
+                progress=progress,
+                # The plan refuses a long input before the weights load.
+                needs_full_maps="--submission" if submission_dir is not None else None,
             )
         if export_json is not None:
             size = report.export_json(export_json)
             log(f"wrote {export_json} ({_human_size(size)})")
-        if submission_dir is not None and not isinstance(report.extraction, LongExtraction):
+        if submission_dir is not None:
             from reportgen.submission import write_submission
 
+            assert isinstance(report.extraction, Extraction)  # the plan saw to it
             files = write_submission(report.document, report.extraction, submission_dir)
             log(f"wrote {len(files)} submission files into {submission_dir}")
         size = report.save(output)

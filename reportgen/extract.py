@@ -10,7 +10,6 @@ architectures that declare no recordable attention modules.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,7 +33,7 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.errors import InputError, ModelError
-from reportgen.models import LoadedModel, Log, load_model
+from reportgen.models import LoadedModel, Log, ModelSpec, load_model
 from reportgen.tokens import token_seq
 
 Progress = Callable[[int, int], None]
@@ -199,7 +198,7 @@ def _store_sink(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> Laye
     return StoreSink(layers)
 
 
-def token_limit(loaded: LoadedModel, config: ReportConfig) -> tuple[int | None, str]:
+def token_limit(loaded: ModelSpec | LoadedModel, config: ReportConfig) -> tuple[int | None, str]:
     """The most tokens an input keeps, and why: the model's limit or `--max-tokens`."""
     limit, why = loaded.max_length, "the model's limit"
     if config.max_tokens is not None and (limit is None or config.max_tokens < limit):
@@ -207,7 +206,9 @@ def token_limit(loaded: LoadedModel, config: ReportConfig) -> tuple[int | None, 
     return limit, why
 
 
-def encode(loaded: LoadedModel, item: SentenceInput, config: ReportConfig) -> tuple[Any, int]:
+def encode(
+    loaded: ModelSpec | LoadedModel, item: SentenceInput, config: ReportConfig
+) -> tuple[Any, int]:
     """Tokenise one input (cut to :func:`token_limit`); also return its full length."""
     tok = loaded.tokenizer
     kwargs: dict[str, Any] = {"return_offsets_mapping": bool(getattr(tok, "is_fast", False))}
@@ -344,18 +345,6 @@ def pad_encodings(tokenizer: Any, encodings: Sequence[Any]) -> dict[str, Any]:
     return dict(tokenizer.pad(features, padding=True, return_tensors="pt"))
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def keeps_last_logits_only(loaded: LoadedModel) -> bool:
-    """Whether a causal model computes logits at the last position only (`logits_to_keep`)."""
-    return loaded.info.kind == "causal" and _accepts(loaded.model.forward, "logits_to_keep")
-
-
 def forward_batch(
     loaded: LoadedModel,
     items: Sequence[SentenceInput],
@@ -396,7 +385,7 @@ def forward_batch(
         seqs = [Sequences(s.input, s.b_start, d) for s, (d, _) in zip(seqs, dec_seqs, strict=True)]
     elif info.kind == "causal":
         inputs.pop("token_type_ids", None)
-        if wants_logits and keeps_last_logits_only(loaded):
+        if wants_logits and loaded.last_logits_only:
             # Logits only at each item's last position: at thousands of tokens, all
             # positions' logits would outweigh the attention of a layer.
             kwargs["logits_to_keep"] = torch.tensor(sorted({n - 1 for n in lengths}))

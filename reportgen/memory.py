@@ -247,14 +247,22 @@ def check_fits(
     *,
     available: int | None,
     gpu_free: int | None = None,
+    weights: int = 0,
 ) -> bool:
     """Refuse, in one line, an input this machine or a page cannot carry; else say
     whether it takes the long-input page (over the page budget in full).
 
     `available` is this machine's free memory in bytes (None: unknown, not checked);
-    `gpu_free` the GPU's, when the model runs there. Raises :class:`InputError` naming
-    what it needs, what there is, and the `--max-tokens` that would fit.
+    `gpu_free` the GPU's, when the model runs there; `weights` what the weights will take
+    there (the check runs before they load). Raises :class:`InputError` naming what it
+    needs, what there is, and the `--max-tokens` that would fit.
     """
+    machine_free = available
+    if weights:
+        if shape.on_gpu and gpu_free is not None:
+            gpu_free = max(0, gpu_free - weights)
+        elif not shape.on_gpu and available is not None:
+            available = max(0, available - weights)
     if not lengths:
         return False
     longest = max(lengths)
@@ -273,20 +281,26 @@ def check_fits(
 
     long = is_long(shape, lengths)
     need, gpu_need = need_of(lengths)
+    weights_here = 0 if shape.on_gpu else weights
+    weights_note = f", {human(weights_here)} of weights" if weights_here else ""
     if available is not None and need.host > available:
         fit = _largest_fitting(lambda k: host_fits(k) and gpu_fits(k), longest)
         what = "reduced attention records" if long else "attention maps"
         raise InputError(
-            f"this input needs about {human(need.host)} of memory for model "
+            f"this input needs about {human(need.host + weights_here)} of memory for model "
             f"'{shape.name}' ({human(need.maps)} of {what}, "
             f"{human(max(need.forward, need.report))} at the peak of the forward pass "
-            f"and packing) but {human(available)} is available; " + _what_to_do(fit, longest)
+            f"and packing{weights_note}) but {human(machine_free or 0)} is available; "
+            + _what_to_do(fit, longest)
         )
     if gpu_free is not None and gpu_need > gpu_free:
         fit = _largest_fitting(gpu_fits, longest)
         raise InputError(
             f"this input's forward pass needs about {human(gpu_need)} of GPU memory for "
-            f"model '{shape.name}' but {human(gpu_free)} is free; " + _what_to_do(fit, longest)
+            f"model '{shape.name}' but {human(gpu_free)} is free"
+            + (f" besides about {human(weights)} for its weights" if weights else "")
+            + "; "
+            + _what_to_do(fit, longest)
         )
     if long:
         # Over the budget in full, each input becomes a reduced long-input view; only
@@ -311,22 +325,20 @@ def _what_to_do(fit: int, longest: int) -> str:
     return "use a smaller model or a much shorter input"
 
 
-def model_shape(loaded: Any) -> ModelShape:
-    """A :class:`ModelShape` from a loaded model (see ``reportgen.models.LoadedModel``)."""
+def model_shape(spec: Any) -> ModelShape:
+    """A :class:`ModelShape` from an opened model (``reportgen.models.ModelSpec``)."""
     from reportgen.models import count_field
 
-    config = loaded.model.config
+    config = spec.config
     try:
         text = config.get_text_config()
     except (AttributeError, ValueError):
         text = config
-    info = loaded.info
+    info = spec.info
     hidden = count_field(text, "hidden_size", "n_embd", "d_model") or 0
     decoder_layers = 0
     if info.kind == "encoder-decoder":
         decoder_layers = count_field(text, "num_decoder_layers", "decoder_layers") or info.layers
-    from reportgen.extract import keeps_last_logits_only
-
     return ModelShape(
         name=info.name,
         kind=info.kind,
@@ -336,9 +348,20 @@ def model_shape(loaded: Any) -> ModelShape:
         hidden=hidden,
         intermediate=count_field(text, "intermediate_size", "n_inner", "d_ff") or 4 * hidden,
         vocab=count_field(text, "vocab_size") or 0,
-        last_logits_only=keeps_last_logits_only(loaded),
-        on_gpu=str(loaded.device).startswith("cuda"),
+        last_logits_only=spec.last_logits_only,
+        on_gpu=str(spec.device).startswith("cuda"),
     )
+
+
+def weight_bytes(shape: ModelShape, dtype: str) -> int:
+    """About what the weights will take once loaded: attention (4 h^2; cross-attention
+    doubles it in a decoder), a gated or plain MLP (at most 3 h i) and the embeddings.
+    The checks run before the weights load, so the memory they will hold is not free."""
+    h, i = shape.hidden, shape.intermediate
+    params = shape.layers * (4 * h * h + 3 * h * i)
+    params += shape.decoder_layers * (8 * h * h + 3 * h * i)
+    params += shape.vocab * h
+    return params * (2 if dtype in ("float16", "bfloat16") else 4)
 
 
 def gpu_free_memory(loaded: Any) -> int | None:
@@ -351,13 +374,15 @@ def gpu_free_memory(loaded: Any) -> int | None:
     return int(free)
 
 
-def check_input(loaded: Any, lengths: Sequence[int], batch_size: int) -> bool:
-    """:func:`check_fits` for a loaded model and this machine, before the forward pass:
-    True when the input takes the long-input page."""
+def check_input(spec: Any, lengths: Sequence[int], batch_size: int) -> bool:
+    """:func:`check_fits` for an opened model (its weights not loaded yet) on this
+    machine, before the forward pass: True when the input takes the long-input page."""
+    shape = model_shape(spec)
     return check_fits(
-        model_shape(loaded),
+        shape,
         lengths,
         batch_size,
         available=available_memory(),
-        gpu_free=gpu_free_memory(loaded),
+        gpu_free=gpu_free_memory(spec),
+        weights=weight_bytes(shape, spec.dtype),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -197,6 +197,23 @@ def count_field(config: Any, *names: str) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What is known before any weight is read: the configuration's shape, the tokenizer
+    (a mutable object inside) and the device. Sizes, plans and refusals are decided from
+    it, so a refused run never loads the weights."""
+
+    info: ModelInfo
+    tokenizer: Any
+    device: Any
+    max_length: int | None
+    source: ModelSource
+    loader: Any  # the transformers Auto class that loads the weights
+    config: Any  # the transformers configuration
+    dtype: str
+    last_logits_only: bool  # a causal model computes logits at chosen positions only
+
+
 @dataclass
 class LoadedModel:
     """A tokenizer and model ready for forward passes (mutable torch objects inside)."""
@@ -206,6 +223,7 @@ class LoadedModel:
     model: Any
     device: Any
     max_length: int | None
+    last_logits_only: bool = False  # see ModelSpec
 
 
 def pick_device(requested: str) -> Any:
@@ -228,9 +246,25 @@ def pick_device(requested: str) -> Any:
 
 
 def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
-    """Load tokenizer and model with the capture seam's attention; refuse models without
-    attention early."""
-    import torch
+    """:func:`open_model`, then :func:`load_weights`."""
+    return load_weights(open_model(config, log), log)
+
+
+def _model_class(config: Any, loader: Any) -> Any:
+    """The class `loader` would build for `config`, or None (unknown architectures)."""
+    try:
+        from transformers.models.auto.auto_factory import _get_model_class
+
+        return _get_model_class(config, loader._model_mapping)
+    except Exception:  # an unknown or custom architecture: the load will tell
+        return None
+
+
+def open_model(config: ReportConfig, log: Log = _quiet_log) -> ModelSpec:
+    """Read the model's configuration and tokenizer, not its weights; refuse models
+    without attention from the configuration alone."""
+    import inspect
+
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -265,8 +299,6 @@ def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
         )
     assert layers is not None and heads is not None
     device = pick_device(config.device)
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    log(f"loading {source.label} ...")
     try:
         tokenizer = _from_pretrained(AutoTokenizer, source)
     except ModelError:
@@ -281,18 +313,6 @@ def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
         # transformers 5 builds a tokenizer of special tokens only for a folder without
         # tokenizer files; every word would then read [UNK].
         raise ModelError(f"model '{source.label}' has no tokenizer files (no vocabulary)")
-    try:
-        model = _from_pretrained(
-            loader, source, attn_implementation=capture.register(), dtype=dtypes[config.dtype]
-        )
-    except ModelError:
-        raise
-    except Exception as exc:  # corrupt weights: SafetensorError, UnpicklingError, ...
-        raise ModelError(
-            f"cannot load model '{source.label}' with readable attention: {_one_line(exc)}"
-        ) from None
-    model.eval()
-    model.to(device)
     limits = [
         v
         for v in (
@@ -306,15 +326,59 @@ def load_model(config: ReportConfig, log: Log = _quiet_log) -> LoadedModel:
         # Right padding is sliced off; any id will do as long as the mask hides it.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "right"
+    model_class = _model_class(model_config, loader)
+    forward = getattr(model_class, "forward", None)
+    try:
+        keeps = forward is not None and "logits_to_keep" in inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        keeps = False
+    architectures = getattr(model_config, "architectures", None) or [loader.__name__]
     info = ModelInfo(
         name=source.label,
-        architecture=type(model).__name__,
+        architecture=model_class.__name__ if model_class is not None else str(architectures[0]),
         kind=kind,
         layers=layers,
         heads=heads,
         max_length=max_length,
     )
-    return LoadedModel(info, tokenizer, model, device, max_length)
+    return ModelSpec(
+        info=info,
+        tokenizer=tokenizer,
+        device=device,
+        max_length=max_length,
+        source=source,
+        loader=loader,
+        config=model_config,
+        dtype=config.dtype,
+        last_logits_only=kind == "causal" and keeps,
+    )
+
+
+def load_weights(spec: ModelSpec, log: Log = _quiet_log) -> LoadedModel:
+    """Load the weights of an opened model, with the capture seam's attention."""
+    import torch
+
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    log(f"loading {spec.source.label} ...")
+    try:
+        model = _from_pretrained(
+            spec.loader,
+            spec.source,
+            attn_implementation=capture.register(),
+            dtype=dtypes[spec.dtype],
+        )
+    except ModelError:
+        raise
+    except Exception as exc:  # corrupt weights: SafetensorError, UnpicklingError, ...
+        raise ModelError(
+            f"cannot load model '{spec.source.label}' with readable attention: {_one_line(exc)}"
+        ) from None
+    model.eval()
+    model.to(spec.device)
+    info = replace(spec.info, architecture=type(model).__name__)
+    return LoadedModel(
+        info, spec.tokenizer, model, spec.device, spec.max_length, spec.last_logits_only
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from reportgen import __version__, analysis
 from reportgen.config import Extraction, InputBatch, LongExtraction, ReportConfig, SentenceInput
 from reportgen.errors import InputError
 from reportgen.inputs import check_item, check_text, split_candidates
+from reportgen.models import ModelSpec
 from reportgen.render import render_html, write_atomic
 from reportgen.report import ReportDocument, build_document, build_long_document, page_settings
 
@@ -150,6 +151,39 @@ def _check_config(cfg: ReportConfig) -> None:
         check_text(value, name)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What runs, decided from the tokenised input before any weight is read."""
+
+    long: bool  # the long-input page: each layer reduced as it streams, no full map kept
+    lengths: tuple[int, ...]  # tokens per item, after truncation
+
+
+def plan_run(
+    spec: ModelSpec,
+    batch: InputBatch,
+    lengths: Sequence[int],
+    cfg: ReportConfig,
+    needs_full_maps: str | None = None,
+) -> Plan:
+    """Check the sizes (memory and page, :func:`memory.check_input`) and refuse what the
+    chosen page cannot show, before the weights load."""
+    from reportgen.memory import check_input
+
+    long = check_input(spec, lengths, cfg.batch_size)
+    hint = "use --max-tokens N to bring the input under the page budget"
+    if long and needs_full_maps is not None:
+        raise InputError(
+            f"{needs_full_maps} draws full heatmaps, which a long-input page does not keep; " + hint
+        )
+    if long and batch.pairs:
+        raise InputError(
+            "minimal pairs are compared on full maps, which a long-input page does not "
+            "keep; " + hint
+        )
+    return Plan(long=long, lengths=tuple(lengths))
+
+
 def build_report(
     sentences: InputBatch | Sequence[str | SentenceInput] | str,
     model: str | None = None,
@@ -162,6 +196,7 @@ def build_report(
     config: ReportConfig | None = None,
     log: Log = _no_log,
     progress: Progress | None = None,
+    needs_full_maps: str | None = None,
     **options: Any,
 ) -> Report:
     """Extract attention for `sentences` and render the report (nothing is written).
@@ -169,7 +204,9 @@ def build_report(
     The lab options are the CLI's: `focus` word, `candidates` (a list or "a,b"),
     `compare` (consecutive sentences form minimal pairs), `pair` (a second segment),
     `target` (decoder input). `options` are :class:`ReportConfig` fields (title, layer,
-    head, batch_size, device, dtype, truncate, max_tokens). Bad input raises the CLI's
+    head, batch_size, device, dtype, truncate, max_tokens). `needs_full_maps` names what
+    will read every map in full (the CLI's ``--submission``): an input that would take the
+    long-input page is then refused before the weights load. Bad input raises the CLI's
     errors (:class:`~reportgen.errors.InputError`, :class:`~reportgen.errors.ModelError`).
     """
     batch = _as_batch(
@@ -182,26 +219,25 @@ def build_report(
     if model is not None:
         cfg = replace(cfg, model=model)
     _check_config(cfg)
-    from reportgen.extract import extract
-    from reportgen.models import load_model
+    from reportgen.extract import encode, extract
+    from reportgen.models import load_weights, open_model
 
-    loaded = load_model(cfg, log)
-    # Validate --layer/--head before the forward pass, so a typo costs no time.
+    spec = open_model(cfg, log)
+    # Validate --layer/--head before any weight is read, so a typo costs no time.
     from reportgen.report import choose_head
 
-    choose_head(loaded.info, cfg.layer, cfg.head)
-    if loaded.info.kind != "encoder-decoder" and any(it.target for it in batch.items):
+    choose_head(spec.info, cfg.layer, cfg.head)
+    if spec.info.kind != "encoder-decoder" and any(it.target for it in batch.items):
         log(
-            f"warning: --target is ignored: {loaded.info.architecture} is not an "
+            f"warning: --target is ignored: {spec.info.architecture} is not an "
             "encoder-decoder model (it has no decoder input)"
         )
-    # Sizes are known once tokenised: refuse what cannot fit before the forward pass.
-    from reportgen.extract import encode
-    from reportgen.memory import check_input
-
-    encoded = [encode(loaded, item, cfg) for item in batch.items]
-    long = check_input(loaded, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
-    if long:
+    encoded = [encode(spec, item, cfg) for item in batch.items]
+    plan = plan_run(
+        spec, batch, [len(enc["input_ids"]) for enc, _ in encoded], cfg, needs_full_maps
+    )
+    loaded = load_weights(spec, log)
+    if plan.long:
         return _long_report(batch, cfg, loaded, encoded, log, progress)
     log(f"extracting attention for {len(batch.items)} sentence(s) ...")
     extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded)
@@ -232,9 +268,6 @@ def _long_report(
     extraction = extract_long(
         batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded
     )
-    if batch.pairs:  # the pair views compare full maps, which this page does not keep
-        note = "minimal pairs are not compared on a long-input page (use --max-tokens N)"
-        extraction = replace(extraction, warnings=(*extraction.warnings, note))
     for warning in extraction.warnings:
         log(f"warning: {warning}")
     document = build_long_document(extraction, cfg, __version__)

@@ -158,9 +158,20 @@ def test_the_long_export_rows_equal_the_models_attention(long_run: dict[str, Any
     assert long_run["export"]["model"]["name"] == "llama"  # a folder by its name only
 
 
+def _weights_never_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan refuses from the tokenised input: loading the weights would be a bug."""
+    from reportgen import models as loading
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(loading, "load_weights", refuse)
+
+
 def test_submission_is_refused_in_one_line_for_a_long_input(
-    long_run: dict[str, Any], tmp_path: Path
+    long_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _weights_never_load(monkeypatch)
     out, sub = tmp_path / "r.html", tmp_path / "sub"
     args = ["-i", str(long_run["source"]), "-m", str(long_run["folder"]), "-o", str(out)]
     result = CliRunner().invoke(main, [*args, "--submission", str(sub), "-q"])
@@ -231,19 +242,23 @@ def test_short_causal_reports_can_leave_position_0_out_of_the_colour_range(
         page.context.close()
 
 
-def test_an_encoder_with_pairs_on_the_long_page(
+def test_an_encoder_on_the_long_page(
     tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The long path for any model (forced here, as if over the budget): one long view per
-    sentence, minimal pairs named as not compared, the long export."""
+    sentence and the long export; minimal pairs are refused before the weights load."""
+    from reportgen.errors import InputError
     from reportgen.pipeline import build_report
 
     monkeypatch.setattr(memory, "check_input", lambda *_: True)
     texts = ["The trophy didn't fit the suitcase because it was too big.", "It was small."]
-    report = build_report(texts, str(tiny_bert), compare=True, focus="it")
+    with monkeypatch.context() as m:
+        _weights_never_load(m)
+        with pytest.raises(InputError, match="minimal pairs are compared on full maps.*--max"):
+            build_report(texts, str(tiny_bert), compare=True, focus="it")
+    report = build_report(texts, str(tiny_bert), focus="it")
     doc = report.document
     assert doc.sentences == () and [s.anchor for s in doc.long_sentences] == ["s1", "s2"]
-    assert any("minimal pairs are not compared" in w for w in doc.warnings)
     page = _Page()
     page.feed(report.html)
     assert [s.get("id") for s in page.sections if "rg-long" in (s.get("class") or "")] == [

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from reportgen import memory
 from reportgen.cli import main
+from reportgen.config import ReportConfig
 from reportgen.errors import InputError
 from reportgen.memory import ModelShape, check_fits, estimate, map_values
 
@@ -198,3 +199,25 @@ def test_max_tokens_help() -> None:
     assert "--max-tokens N" in result.output
     bad = CliRunner().invoke(main, ["x", "--max-tokens", "1"])
     assert bad.exit_code == 2
+
+
+def test_the_weights_are_counted_before_they_load(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check runs on the opened model, before its weights load: their estimate is
+    within a fifth of the loaded parameters, and it is part of what the input needs."""
+    from reportgen.models import load_weights, open_model
+
+    spec = open_model(ReportConfig(model=str(tiny_bert)))
+    shape = memory.model_shape(spec)
+    model = load_weights(spec).model
+    actual = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert abs(memory.weight_bytes(shape, "float32") - actual) < actual / 5
+    need = memory.estimate(shape, [12], 1, long=False)[0].host
+    weights = memory.weight_bytes(shape, "float32")
+    # Free memory that holds the input's needs but not the weights as well: refused.
+    monkeypatch.setattr(memory, "available_memory", lambda: need + weights // 2)
+    with pytest.raises(InputError, match="of weights"):
+        memory.check_input(spec, [12], 1)
+    monkeypatch.setattr(memory, "available_memory", lambda: need + weights)
+    assert memory.check_input(spec, [12], 1) is False
