@@ -13,7 +13,7 @@ from reportgen.config import Extraction, InputBatch, LongExtraction, ReportConfi
 from reportgen.errors import InputError
 from reportgen.inputs import check_item, check_text, split_candidates
 from reportgen.models import ModelSpec
-from reportgen.render import render_html, write_atomic
+from reportgen.render import render_page, write_atomic
 from reportgen.report import ReportDocument, build_document, build_long_document, page_settings
 
 Log = Callable[[str], None]
@@ -245,7 +245,7 @@ def build_report(
         log(f"warning: {warning}")
     document = build_document(extraction, cfg, __version__, batch.pairs)
     log("rendering the report ...")
-    text = render_html({"doc": document, "settings": page_settings(document)})
+    text = render_page("report", {"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction)
 
 
@@ -272,5 +272,5 @@ def _long_report(
         log(f"warning: {warning}")
     document = build_long_document(extraction, cfg, __version__)
     log("rendering the report ...")
-    text = render_html({"doc": document, "settings": page_settings(document)})
+    text = render_page("report", {"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction)

@@ -129,23 +129,38 @@ PAGE_SCRIPTS = (
 
 
 # The head atlas page's scripts (reportgen.atlas.page), in load order: the shared
-# namespace, the gzip decoder and the library loader, then the atlas's own views.
+# namespace, the gzip decoder, the library loader and lazy drawing, the atlas's views,
+# then the same coordinator.
 ATLAS_SCRIPTS = (
     "core.js",  # namespace, view registry, notices
     "store.js",  # RG.decodeText: gzip+base64 through DecompressionStream
     "loader.js",  # inflating the inlined plotly.js
-    "atlas.js",  # the atlas's views and its coordinator
+    "lazy.js",  # lazy drawing and printing
+    "atlas.js",  # the atlas's views
+    "main.js",  # the coordinator
 )
 
 
-def page_scripts() -> list[str]:
-    """Our own scripts, in the order of PAGE_SCRIPTS."""
-    return [static_text(f"js/{name}") for name in PAGE_SCRIPTS]
+@dataclasses.dataclass(frozen=True)
+class PageKind:
+    """One kind of page: its template, our scripts and the libraries it inlines."""
+
+    template: str
+    scripts: tuple[str, ...]
+    libraries: tuple[str, ...]  # names from assets.libraries(), in its order
 
 
-def atlas_scripts() -> list[str]:
-    """The atlas page's scripts, in the order of ATLAS_SCRIPTS."""
-    return [static_text(f"js/{name}") for name in ATLAS_SCRIPTS]
+PAGE_KINDS = {
+    "report": PageKind(
+        "report.html.j2", PAGE_SCRIPTS, ("jquery", "d3", "plotly", "bertviz-head-view")
+    ),
+    "atlas": PageKind("atlas.html.j2", ATLAS_SCRIPTS, ("plotly",)),
+}
+
+
+def page_scripts(kind: str = "report") -> list[str]:
+    """Our own scripts of a page kind, in load order."""
+    return [static_text(f"js/{name}") for name in PAGE_KINDS[kind].scripts]
 
 
 def content_security_policy(scripts: list[str]) -> str:
@@ -160,16 +175,19 @@ def content_security_policy(scripts: list[str]) -> str:
     )
 
 
-def render_html(context: dict[str, Any]) -> str:
-    """Render `report.html.j2` with the libraries, our CSS/JS and a strict CSP."""
-    scripts = page_scripts()
-    libs = libraries()
+def render_page(kind: str, context: dict[str, Any]) -> str:
+    """The one render: a page kind's template with its libraries, our CSS and scripts, and
+    a strict CSP; main.js picks its entry from <body data-rg-page>."""
+    page = PAGE_KINDS[kind]
+    scripts = page_scripts(kind)
+    libs = [lib for lib in libraries() if lib.name in page.libraries]
     csp = content_security_policy([*scripts, *(lib.source for lib in libs)])
     return (
         environment()
-        .get_template("report.html.j2")
+        .get_template(page.template)
         .render(
             **context,
+            page_kind=kind,
             csp=csp,
             css=Markup(static_text("report.css")),
             scripts=[Markup(s) for s in scripts],

@@ -48,9 +48,9 @@ page budget, see ``reportgen.memory``): :class:`LongSentenceRecord`
     0; ``entropy``: ``[layers][heads]`` mean row entropy in nats); ``figures``: name ->
     Plotly figure (``first_share``, ``entropy``).
 
-The head atlas page (``reportgen --atlas``, drawn by ``templates/js/atlas.js``):
+The head atlas page (``reportgen --atlas``, its views in ``templates/js/atlas.js``):
 
-``<script type="application/json" id="rg-atlas-data">``: :class:`AtlasRecord`
+``<script type="application/json" id="rg-data-rg-main">``: :class:`AtlasRecord`
     ``layers``, ``heads``; ``stats``: list of :class:`AtlasStatRecord` (``name``: one of
     ``reportgen.atlas.stats.STATS``; ``grid``: its corpus mean ``[layer][head]``, or null
     when no row was eligible); ``labels``, ``signature``: per head ``[layer][head]``, its

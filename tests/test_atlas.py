@@ -383,14 +383,14 @@ def test_cli_writes_page_and_export(tmp_path: Path, tiny_bert: Path, qa_corpus: 
     assert page.stats == [*STATS, "coref"]
     assert "rg-similar" in page.ids and payload_has_similar(page)
     assert len(page.cells) == 2 * 4
-    assert {"rg-labels", "rg-head", "rg-stats", "rg-coref", "rg-atlas-data"} <= page.ids
-    payload = json.loads(page.scripts["rg-atlas-data"])
+    assert {"rg-labels", "rg-head", "rg-stats", "rg-coref", "rg-data-rg-main"} <= page.ids
+    payload = json.loads(page.scripts["rg-data-rg-main"])
     assert np.allclose(payload["stats"][0]["grid"], data["statistics"]["to_first"], atol=1e-5)
     assert "plotly" in page.scripts
 
 
 def payload_has_similar(page: _Page) -> bool:
-    similar = json.loads(page.scripts["rg-atlas-data"])["similar"]
+    similar = json.loads(page.scripts["rg-data-rg-main"])["similar"]
     return len(similar["x"]) == len(similar["label"]) == 2 * 4
 
 
@@ -469,6 +469,8 @@ def test_atlas_opens_offline_without_errors(
     start = time.monotonic()
     page, log = open_report(browser, out, wait_all=False)
     ready = time.monotonic() - start
+    # The one coordinator draws the atlas as it draws the report: lazily, section by section.
+    page.wait_for_selector("#rg-main[data-rg-rendered='1']", state="attached")
     try:
         assert log.errors == [] and log.dialogs == []
         assert outside_requests(log, out) == []
@@ -476,7 +478,7 @@ def test_atlas_opens_offline_without_errors(
             assert page.locator(f'[data-stat="{name}"] .main-svg').count() >= 1, name
         # Choosing a head from the label table shows its values and example maps.
         page.locator('.rg-labels td[data-layer="1"][data-head="2"]').click()
-        page.wait_for_selector("#rg-head[data-rg-rendered='1']", state="attached")
+        page.wait_for_selector("[data-view='atlas-head'][data-rg-rendered='1']", state="attached")
         assert "Layer 2, Head 3" in page.locator("#rg-atlas-label").text_content()
         assert page.locator("#rg-atlas-values tr").count() == len(STATS) + 1
         assert page.locator("#rg-atlas-examples .rg-example .main-svg").count() >= 1
@@ -501,7 +503,7 @@ def test_causal_and_encoder_decoder_models(tmp_path: Path, family: str) -> None:
         assert np.all(to_next == 0.0)
     else:  # the encoder of T5 sees both ways
         assert to_next.max() > 0
-    assert "rg-atlas-data" in atlas.html()
+    assert "rg-data-rg-main" in atlas.html()
 
 
 def test_stdin_corpus(tmp_path: Path, tiny_bert: Path) -> None:
@@ -514,7 +516,7 @@ def test_stdin_corpus(tmp_path: Path, tiny_bert: Path) -> None:
     assert result.exit_code == 0, result.stderr
     page = _Page()
     page.feed(out.read_text(encoding="utf-8"))
-    assert json.loads(page.scripts["rg-atlas-data"])["layers"] == 2
+    assert json.loads(page.scripts["rg-data-rg-main"])["layers"] == 2
     assert "2 sentences" in out.read_text(encoding="utf-8")
 
 
@@ -578,7 +580,7 @@ def test_examples_option_sets_the_examples_per_head(
         assert code == 0, err
         page = _Page()
         page.feed(out.read_text(encoding="utf-8"))
-        examples = json.loads(page.scripts["rg-atlas-data"])["examples"]
+        examples = json.loads(page.scripts["rg-data-rg-main"])["examples"]
         assert len(examples) == 2 * 4  # every head has its examples
         counts.append({len(v) for v in examples.values()})
     assert counts == [{1}, {2}]

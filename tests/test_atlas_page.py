@@ -94,10 +94,13 @@ def test_page_runs_exactly_the_atlas_scripts_in_order(page_html: str) -> None:
     parsed.feed(page_html)
     ours = [text for attrs, text in parsed.scripts if "type" not in attrs]
     assert ours == [static_text(f"js/{name}") for name in ATLAS_SCRIPTS]
-    # The shared modules, not copies: core, store (gzip decoding) and loader come first.
+    # The shared modules, not copies: core, store (gzip decoding) and loader come first,
+    # the one coordinator (main.js, its "atlas" entry) last.
     assert ATLAS_SCRIPTS[:3] == ("core.js", "store.js", "loader.js")
+    assert ATLAS_SCRIPTS[-1] == PAGE_SCRIPTS[-1] == "main.js"
     assert set(ATLAS_SCRIPTS) - {"atlas.js"} <= set(PAGE_SCRIPTS)
     assert "atlas.js" not in PAGE_SCRIPTS
+    assert 'data-rg-page="atlas"' in page_html
     atlas_js = static_text("js/atlas.js")
     assert "DecompressionStream" not in atlas_js and "atob(" not in atlas_js
     # The CSP allows these scripts and the inflated plotly.js, nothing else.
@@ -111,7 +114,7 @@ def test_page_runs_exactly_the_atlas_scripts_in_order(page_html: str) -> None:
 def test_page_data_is_an_atlas_record(page_html: str, tiny_bert: Path) -> None:
     parsed = _Scripts()
     parsed.feed(page_html)
-    (text,) = [t for a, t in parsed.scripts if a.get("id") == "rg-atlas-data"]
+    (text,) = [t for a, t in parsed.scripts if a.get("id") == "rg-data-rg-main"]
     data = json.loads(text)
     assert list(data) == list(AtlasRecord.__dataclass_fields__)
     assert (data["layers"], data["heads"]) == (2, 4)
@@ -139,7 +142,7 @@ def test_no_local_folder_in_page_or_export(
     assert json.loads(export)["model"]["name"] == tiny_bert.name
     parsed = _Scripts()
     parsed.feed(html)
-    (text,) = [t for a, t in parsed.scripts if a.get("id") == "rg-atlas-data"]
+    (text,) = [t for a, t in parsed.scripts if a.get("id") == "rg-data-rg-main"]
     sources = {s["source"] for s in json.loads(text)["sentences"]}
     assert sources and all(re.fullmatch(r"qa\.jsonl line \d+", s) for s in sources), sources
 
@@ -173,7 +176,7 @@ def test_dash_writes_the_atlas_to_stdout(tmp_path: Path, tiny_bert: Path) -> Non
     code, out, err = cli("--atlas", "-i", str(corpus), "-m", str(tiny_bert), "-q", "-o", "-")
     assert code == 0, err
     assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
-    assert 'id="rg-atlas-data"' in out
+    assert 'id="rg-data-rg-main"' in out
     assert list(tmp_path.iterdir()) == [corpus]
 
 

@@ -137,4 +137,4 @@ def test_wheel_installed_with_prefix_writes_a_report(tmp_path: Path) -> None:
     parser.feed(atlas.read_text(encoding="utf-8"))
     parser.close()
     assert MARKER in parser.ids
-    assert {"rg-atlas-data", "rg-labels", "rg-head"} <= parser.ids
+    assert {"rg-data-rg-main", "rg-labels", "rg-head"} <= parser.ids

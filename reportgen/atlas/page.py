@@ -2,8 +2,8 @@
 
 :func:`atlas_document` turns the totals into a typed record (no HTML), whose page data
 is a :class:`reportgen.store.AtlasRecord` (the format is described in reportgen/store.py);
-:func:`render_atlas` renders `templates/atlas.html.j2` with plotly.js inlined, the
-scripts of `render.ATLAS_SCRIPTS` and a strict CSP; :func:`export_data` is the
+:func:`render_atlas` renders it through the one `render.render_page` (kind "atlas":
+`templates/atlas.html.j2`, plotly.js, `render.ATLAS_SCRIPTS`); :func:`export_data` is the
 `--export-json` document of issue 12.
 """
 
@@ -14,10 +14,8 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-from markupsafe import Markup
 
 from reportgen import __version__
-from reportgen.assets import libraries
 from reportgen.atlas.stats import (
     BROAD_LABEL,
     BROAD_THRESHOLD,
@@ -31,7 +29,7 @@ from reportgen.atlas.stats import (
     classical_mds,
     head_labels,
 )
-from reportgen.render import atlas_scripts, content_security_policy, environment, static_text
+from reportgen.render import render_page
 from reportgen.report import public_name
 from reportgen.store import (
     AtlasExampleRecord,
@@ -228,22 +226,8 @@ def _similar(sums: AtlasSums, labels: list[list[str]]) -> AtlasSimilarRecord | N
 
 
 def render_atlas(doc: AtlasDocument) -> str:
-    """The page: `atlas.html.j2`, the scripts of ATLAS_SCRIPTS and plotly.js (inflated in
-    the page by loader.js)."""
-    scripts = atlas_scripts()
-    plotly = [lib for lib in libraries() if lib.name == "plotly"]
-    csp = content_security_policy([*scripts, *(lib.source for lib in plotly)])
-    return (
-        environment()
-        .get_template("atlas.html.j2")
-        .render(
-            doc=doc,
-            csp=csp,
-            css=Markup(static_text("report.css")),
-            scripts=[Markup(s) for s in scripts],
-            libraries=[{"name": lib.name, "packed": lib.packed} for lib in plotly],
-        )
-    )
+    """The atlas page (render.render_page, kind "atlas")."""
+    return render_page("atlas", {"doc": doc})
 
 
 def export_data(sums: AtlasSums, model_name: str) -> dict[str, Any]:

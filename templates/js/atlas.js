@@ -1,14 +1,12 @@
-/* The head atlas page (reportgen --atlas): one layers x heads grid per statistic and the
- * coreference grid, the heads laid out by likeness, and any chosen head's values and
- * example sentences. Loaded after core.js, store.js and loader.js (render.ATLAS_SCRIPTS):
- * its views register like the report's (RG.registerView, keyed by data-view), and this
- * file is the page's coordinator, as main.js is the report's. Its one data block is an
- * AtlasRecord (format: reportgen/store.py); text reaches the page only via textContent. */
+/* The head atlas page's views (reportgen --atlas): one layers x heads grid per statistic
+ * and the coreference grid, the heads laid out by likeness, and the chosen head's values
+ * and example sentences. They register like the report's (RG.registerView, keyed by
+ * data-view) and main.js draws them (its "atlas" entry), lazily as the report's. The
+ * page's one data block is rg-data-rg-main, an AtlasRecord (format: reportgen/store.py);
+ * text reaches the page only via textContent. */
 "use strict";
 (function () {
   const RG = window.reportgen;
-  const data = RG.readJson("rg-atlas-data");
-  if (!data) return; // not the atlas page
   const STAT_TITLES = {
     to_first: "to_first",
     to_special: "to_special",
@@ -19,11 +17,9 @@
     entropy: "entropy (nats)",
     coref: "coreference accuracy",
   };
-  const chosen = { layer: 0, head: 0 };
-
   const range = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
-  function gridPlot(el, name, grid) {
+  function gridPlot(el, data, name, grid) {
     let zmax = 0;
     for (const row of grid) for (const v of row) zmax = Math.max(zmax, v);
     const trace = {
@@ -46,7 +42,7 @@
     return window.Plotly.newPlot(el, [trace], layout, { displayModeBar: false, responsive: true }).then(function () {
       el.on("plotly_click", function (ev) {
         const p = ev.points && ev.points[0];
-        if (p) choose(p.y - 1, p.x - 1, true).catch(RG.fail);
+        if (p) RG.chooseHead(p.y - 1, p.x - 1);
       });
     });
   }
@@ -81,16 +77,14 @@
     return window.Plotly.newPlot(el, traces, layout, { displayModeBar: false, responsive: true }).then(function () {
       el.on("plotly_click", function (ev) {
         const p = ev.points && ev.points[0];
-        if (p && p.customdata) choose(p.customdata[0], p.customdata[1], true).catch(RG.fail);
+        if (p && p.customdata) RG.chooseHead(p.customdata[0], p.customdata[1]);
       });
     });
   }
 
-  function valuesTable() {
-    const body = document.querySelector("#rg-atlas-values tbody");
+  function valuesTable(root, data, l, h) {
+    const body = root.querySelector("#rg-atlas-values tbody");
     body.textContent = "";
-    const l = chosen.layer;
-    const h = chosen.head;
     for (const s of data.stats) {
       const tr = document.createElement("tr");
       const th = document.createElement("th");
@@ -112,13 +106,12 @@
     }
   }
 
-  async function drawExamples() {
-    const root = document.getElementById("rg-atlas-examples");
+  async function drawExamples(view, data, layer, head) {
+    const root = view.querySelector("#rg-atlas-examples");
     root.querySelectorAll(".rg-plot").forEach((el) => window.Plotly.purge(el));
     root.textContent = "";
-    const key = chosen.layer + "-" + chosen.head;
-    const rows = data.examples[key] || [];
-    const stat = data.signature[chosen.layer][chosen.head];
+    const rows = data.examples[layer + "-" + head] || [];
+    const stat = data.signature[layer][head];
     if (!rows.length) {
       const p = document.createElement("p");
       p.className = "rg-caption";
@@ -160,68 +153,43 @@
   RG.registerView("atlas-grid", function (entry, root) {
     const name = root.dataset.stat;
     const grid = name === "coref" ? entry.data.coref : (entry.data.stats.find((st) => st.name === name) || {}).grid;
-    return grid ? gridPlot(root, name, grid) : Promise.resolve();
+    return grid ? gridPlot(root, entry.data, name, grid) : Promise.resolve();
   });
 
   RG.registerView("atlas-similar", function (entry, root) {
     return entry.data.similar ? similarPlot(root, entry.data.similar) : Promise.resolve();
   });
 
-  /** The chosen head (the Layer and Head selects): its label, values and example maps. */
+  /** The chosen head (the Layer and Head selects): its label, values and example maps;
+   * the label table of the same section marks it. */
   RG.registerView("atlas-head", function (entry, root) {
+    const data = entry.data;
     const layer = RG.controlValue(root, "layer", 0);
     const head = RG.controlValue(root, "head", 0);
-    chosen.layer = layer;
-    chosen.head = head;
-    document.getElementById("rg-atlas-label").textContent =
+    root.querySelector("#rg-atlas-label").textContent =
       "Layer " + (layer + 1) + ", Head " + (head + 1) + ": " + data.labels[layer][head];
-    document.querySelectorAll(".rg-labels td.rg-chosen").forEach((td) => td.classList.remove("rg-chosen"));
-    const cell = document.querySelector('.rg-labels td[data-layer="' + layer + '"][data-head="' + head + '"]');
+    entry.section.querySelectorAll(".rg-labels td.rg-chosen").forEach((td) => td.classList.remove("rg-chosen"));
+    const cell = entry.section.querySelector('.rg-labels td[data-layer="' + layer + '"][data-head="' + head + '"]');
     if (cell) cell.classList.add("rg-chosen");
-    valuesTable();
-    return drawExamples();
+    valuesTable(root, data, layer, head);
+    return drawExamples(root, data, layer, head);
   });
 
-  const entry = { section: document.getElementById("rg-main"), data: data };
-  const headRoot = document.querySelector('[data-view="atlas-head"]');
-  const headSection = document.getElementById("rg-head");
+  /** Choose a head from a grid or the label table: set the head view's selects and let
+   * their change redraw it (main.js wires every selector one way), then scroll to it. */
+  RG.chooseHead = function (layer, head) {
+    const view = document.querySelector('[data-view="atlas-head"]');
+    view.querySelector('[data-control="layer"]').value = String(layer);
+    const select = view.querySelector('[data-control="head"]');
+    select.value = String(head);
+    select.dispatchEvent(new Event("change"));
+    view.closest("section").scrollIntoView({ behavior: "smooth", block: "start" });
+  };
 
-  /** Draw the head view for the head its selects name; [data-rg-rendered] tells when. */
-  async function drawHead() {
-    headSection.dataset.rgRendered = "0";
-    await RG.views["atlas-head"](entry, headRoot);
-    headSection.dataset.rgRendered = "1";
-  }
-
-  function choose(layer, head, scroll) {
-    document.getElementById("rg-atlas-layer").value = String(layer);
-    document.getElementById("rg-atlas-head").value = String(head);
-    if (scroll) headSection.scrollIntoView({ behavior: "smooth", block: "start" });
-    return drawHead();
-  }
-
-  async function main() {
-    if (!RG.supported()) {
-      RG.notice("This atlas needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures; its tables are below.");
-      document.body.dataset.rgReady = "unsupported";
-      return;
-    }
-    await RG.loadLibraries();
+  /** main.js's atlas entry: the label table's cells choose their head. */
+  RG.setupAtlas = function () {
     document.querySelectorAll(".rg-labels td[data-layer]").forEach(function (td) {
-      td.addEventListener("click", () => choose(+td.dataset.layer, +td.dataset.head, true).catch(RG.fail));
+      td.addEventListener("click", () => RG.chooseHead(+td.dataset.layer, +td.dataset.head));
     });
-    headRoot.querySelectorAll("select[data-control]").forEach((el) =>
-      el.addEventListener("change", () => drawHead().catch(RG.fail)),
-    );
-    // Every grid is small (layers x heads): draw them all at once, then the first head.
-    const plots = [];
-    for (const root of entry.section.querySelectorAll("[data-view]")) {
-      if (root !== headRoot) plots.push(RG.views[root.dataset.view](entry, root));
-    }
-    await Promise.all(plots);
-    await drawHead();
-    document.body.dataset.rgReady = "1";
-  }
-
-  main().catch(RG.fail);
+  };
 })();

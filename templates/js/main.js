@@ -1,17 +1,24 @@
-/* The coordinator, last in load order: load the libraries, find the sections (every
- * <section id> with a <script id="rg-data-ID"> data block), wire the toggles and each
- * view's selectors, then draw lazily. */
+/* The coordinator, last in load order, for every page kind: <body data-rg-page> names
+ * the entry below. Each entry states what it needs; then one path for all: load the
+ * libraries, find the sections (every <section id> or <main id> with a
+ * <script id="rg-data-ID"> data block), wire each view's selectors, draw lazily
+ * (lazy.js) and wire printing. */
 "use strict";
 (function () {
   const RG = window.reportgen;
 
-  /** The one way a selector is wired: a change redraws the view that holds it. */
+  /** The one way a selector is wired: a change redraws the view that holds it;
+   * [data-rg-rendered] on the view tells when it is done. */
   function wireSelectors(entry) {
     for (const root of entry.section.querySelectorAll("[data-view]")) {
       const draw = RG.views[root.dataset.view];
       if (!draw) continue;
       root.querySelectorAll("select[data-control]").forEach((el) =>
-        el.addEventListener("change", () => draw(entry, root).catch(RG.fail)),
+        el.addEventListener("change", async function () {
+          root.dataset.rgRendered = "0";
+          await draw(entry, root).catch(RG.fail);
+          root.dataset.rgRendered = "1";
+        }),
       );
     }
   }
@@ -21,7 +28,7 @@
     if (!box) return;
     box.addEventListener("change", function () {
       RG.state[key] = box.checked;
-      RG.redrawAll();
+      RG.redrawAll(); // lazy.js
     });
   }
 
@@ -36,19 +43,42 @@
     });
   }
 
+  const PAGES = {
+    // The per-sentence report (report.html.j2, render.PAGE_SCRIPTS).
+    report: {
+      unsupported:
+        "This report needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures.",
+      early: setupSearch, // the sentence list filters without any figure
+      beforeLibraries: () => [RG.installRequireStandIn], // bertviz.js: bertviz expects require.js
+      setup() {
+        wireToggle("rg-word-level", "wordLevel");
+        wireToggle("rg-hide-special", "hideSpecial");
+        wireToggle("rg-leave-out-first", "leaveOutFirst");
+      },
+    },
+    // The head atlas (atlas.html.j2, render.ATLAS_SCRIPTS).
+    atlas: {
+      unsupported:
+        "This atlas needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures; its tables are below.",
+      early() {},
+      beforeLibraries: () => [],
+      setup: () => RG.setupAtlas(), // atlas.js: the label table chooses a head
+    },
+  };
+
   async function main() {
-    setupSearch();
+    const page = PAGES[document.body.dataset.rgPage];
+    if (!page) throw new Error("no page kind '" + document.body.dataset.rgPage + "'");
+    page.early();
     if (!RG.supported()) {
-      RG.notice("This report needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures.");
+      RG.notice(page.unsupported);
       document.body.dataset.rgReady = "unsupported";
       return;
     }
-    await RG.loadLibraries(RG.installRequireStandIn); // bertviz.js
-    wireToggle("rg-word-level", "wordLevel");
-    wireToggle("rg-hide-special", "hideSpecial");
-    wireToggle("rg-leave-out-first", "leaveOutFirst");
+    await RG.loadLibraries(...page.beforeLibraries());
+    page.setup();
     const entries = [];
-    document.querySelectorAll("section[id]").forEach(function (section) {
+    document.querySelectorAll("section[id], main[id]").forEach(function (section) {
       const data = RG.readJson("rg-data-" + section.id);
       if (!data) return;
       const entry = { section: section, data: data, maps: null, rendered: false };
