@@ -247,6 +247,9 @@ def main(
     with entropy, and bertviz's head view for every sentence.
     """
     log = (lambda _msg: None) if quiet else _say
+    from reportgen.safety import sigterm_as_interrupt
+
+    sigterm_as_interrupt()
     if atlas:
         from reportgen.atlas import AtlasOptions
         from reportgen.config import ReportConfig

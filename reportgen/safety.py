@@ -119,3 +119,20 @@ def check_outputs(
                 f"{option} '{path}' is inside the model '{model}'; writing there would "
                 "damage the model, so choose another output path"
             )
+
+
+def sigterm_as_interrupt() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread, as Ctrl-C does: the
+    command then says one line, removes its temporary file, writes nothing, and exits
+    through the interpreter (so Ray's exit hook shuts down a Ray the run started). Ray's
+    driver installs its own C handler (a stack dump) at ray.init: call this again after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -128,6 +128,9 @@ def start_ray(address: str | None, log: Callable[[str], None]) -> Any:
             raise ReportgenError(
                 f"cannot start or join Ray ({address or 'local'}): {exc}"
             ) from None
+        from reportgen.safety import sigterm_as_interrupt
+
+        sigterm_as_interrupt()  # ray.init replaced it with a stack dump
     return ray
 
 
