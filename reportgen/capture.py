@@ -23,6 +23,10 @@ from typing import Any
 
 NAME = "reportgen"
 
+# What a consumer can name from one attention call (extract.LayerSink.names).
+WEIGHTS, QUERIES, KEYS, VALUES = "weights", "queries", "keys", "values"
+NAMES = (WEIGHTS, QUERIES, KEYS, VALUES)
+
 
 @dataclass(frozen=True)
 class Site:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from reportgen import analysis, capture
+from reportgen import analysis, capture, memory
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
@@ -49,24 +49,47 @@ def _quiet_log(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Captured:
+    """One item's layer of one stream: what its sink named (capture.NAMES), else None.
+
+    `weights` is float32 ``[heads, q, k]`` (the sink's buffer, or a read-only view valid
+    only during the call); `queries` ``[heads, q, d]``; `keys` and `values`
+    ``[kv_heads, k, d]`` (grouped-query models: query head h reads key head
+    ``h // (heads / kv_heads)``), float32 copies, Llama's after rotary embedding.
+    """
+
+    weights: NDArray[np.float32] | None
+    queries: NDArray[np.float32] | None = None
+    keys: NDArray[np.float32] | None = None
+    values: NDArray[np.float32] | None = None
+
+
 class LayerSink(Protocol):
-    """Receives one item's attention, one layer of one stream at a time."""
+    """Receives one item's attention, one layer of one stream at a time.
+
+    `names` says what it reads from the pass (a subset of capture.NAMES); only that is
+    computed and copied, as TransformerLens's ``run_with_cache(names_filter=...)``.
+    """
+
+    names: frozenset[str]
 
     def buffer(
         self, stream: str, layer: int, shape: tuple[int, int, int]
     ) -> NDArray[np.float32] | None:
-        """A float32 ``[heads, q, k]`` array for the hook to fill with this layer, or None
-        to be handed a read-only view of the model's own tensor (no copy on CPU)."""
+        """A float32 ``[heads, q, k]`` array to fill with this layer's weights, or None to
+        be handed a read-only view of the rebuilt weights (no copy on CPU)."""
         ...
 
-    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
-        """Called once `weights` holds the layer (the buffer, or the view); a view is
-        valid only during the call."""
+    def take(self, stream: str, layer: int, captured: Captured) -> None:
+        """Called once per layer with what the sink named."""
         ...
 
 
 class StoreSink:
     """Keeps every layer: writes each into one preallocated ``[layers, heads, q, k]`` map."""
+
+    names = frozenset({capture.WEIGHTS})
 
     def __init__(self, layers: dict[str, int]) -> None:
         self.layers = layers
@@ -79,7 +102,7 @@ class StoreSink:
             self.maps[stream] = arr
         return arr[layer]
 
-    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
+    def take(self, stream: str, layer: int, captured: Captured) -> None:
         pass
 
 
@@ -320,7 +343,6 @@ def stream_attention(
 
     Each item's sink receives every layer of every stream during its batch's forward pass.
     """
-    import torch
 
     # Length-sorted batches waste little on padding; callers index results by item.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]["input_ids"]))
@@ -328,10 +350,9 @@ def stream_attention(
     done = 0
     for start in range(0, len(order), size):
         chunk = order[start : start + size]
-        with torch.inference_mode():
-            out_chunk = forward_batch(
-                loaded, [items[i] for i in chunk], [encoded[i][0] for i in chunk], make_sink
-            )
+        out_chunk = forward_batch(
+            loaded, [items[i] for i in chunk], [encoded[i][0] for i in chunk], make_sink
+        )
         yield from zip(chunk, out_chunk, strict=True)
         done += len(chunk)
         if progress is not None:
@@ -346,6 +367,21 @@ def pad_encodings(tokenizer: Any, encodings: Sequence[Any]) -> dict[str, Any]:
 
 
 def forward_batch(
+    loaded: LoadedModel,
+    items: Sequence[SentenceInput],
+    encodings: Sequence[Any],
+    make_sink: SinkFactory,
+    streams: tuple[str, ...] | None = None,
+    with_next_tokens: bool = True,
+) -> list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]]:
+    """The one forward pass (see :func:`_forward_batch`), always without autograd."""
+    import torch
+
+    with torch.inference_mode():
+        return _forward_batch(loaded, items, encodings, make_sink, streams, with_next_tokens)
+
+
+def _forward_batch(
     loaded: LoadedModel,
     items: Sequence[SentenceInput],
     encodings: Sequence[Any],
@@ -407,34 +443,62 @@ def forward_batch(
         CROSS: (dec_lengths, lengths),
     }
     sinks: list[LayerSink] = []
+    wanted: set[str] = set()  # what any sink of the batch names
 
-    def deliver(stream: str, layer: int, weights: Any) -> None:
-        """Copy each item's unpadded slice of one layer into its sink, check it, hand it on."""
-        if weights is None or getattr(weights, "ndim", 0) != 4:
+    def deliver(stream: str, layer: int, weights: Any, site: capture.Site | None) -> None:
+        """Hand each item its unpadded slice of one layer: the weights (copied into the
+        sink's buffer and checked) and the states it names."""
+        if weights is not None and getattr(weights, "ndim", 0) != 4:
+            weights = None
+        if weights is None and wanted & {capture.WEIGHTS}:
             raise ModelError(
                 f"model '{info.name}' returned no attention weights: it does not support "
                 "attn_implementation='eager' with attention outputs"
             )
+        states = wanted - {capture.WEIGHTS}
+        if states and site is None:
+            raise ModelError(
+                f"model '{info.name}' computes its attention itself, not through "
+                f"transformers' attention interface: its {', '.join(sorted(states))} cannot "
+                "be captured"
+            )
         q_lens, k_lens = sizes[stream]
         for b, sink in enumerate(sinks):
             nq, nk = q_lens[b], k_lens[b]
-            dest = sink.buffer(stream, layer, (int(weights.shape[1]), nq, nk))
-            if dest is None:
-                view = weights[b, :, :nq, :nk]
-                if view.device.type != "cpu" or view.dtype != torch.float32:
-                    view = view.to(device="cpu", dtype=torch.float32)
-                dest = view.numpy()
-            else:
-                view = torch.from_numpy(dest)
-                view.copy_(weights[b, :, :nq, :nk])
-            where = "" if stream == SELF else f" {stream}"
-            _check_layer(
-                f"{info.name}{where} ({items[b].source})",
-                view,
-                info.heads if stream == SELF else None,
-                _row_tolerance(weights.dtype),
+            dest = None
+            if capture.WEIGHTS in sink.names:
+                dest = sink.buffer(stream, layer, (int(weights.shape[1]), nq, nk))
+                if dest is None:
+                    view = weights[b, :, :nq, :nk]
+                    if view.device.type != "cpu" or view.dtype != torch.float32:
+                        view = view.to(device="cpu", dtype=torch.float32)
+                    dest = view.numpy()
+                else:
+                    view = torch.from_numpy(dest)
+                    view.copy_(weights[b, :, :nq, :nk])
+                where = "" if stream == SELF else f" {stream}"
+                _check_layer(
+                    f"{info.name}{where} ({items[b].source})",
+                    view,
+                    info.heads if stream == SELF else None,
+                    _row_tolerance(weights.dtype),
+                )
+
+            def state(name: str, tensor: Any, n: int, b: int = b, sink: LayerSink = sink) -> Any:
+                if name not in sink.names:
+                    return None
+                return tensor[b, :, :n, :].to(device="cpu", dtype=torch.float32).numpy().copy()
+
+            sink.take(
+                stream,
+                layer,
+                Captured(
+                    dest,
+                    queries=state(capture.QUERIES, site.query, nq) if site else None,
+                    keys=state(capture.KEYS, site.key, nk) if site else None,
+                    values=state(capture.VALUES, site.value, nk) if site else None,
+                ),
             )
-            sink.take(stream, layer, dest)
 
     handles = []
     # Each layer arrives through the capture seam (capture.py) when its module calls the
@@ -444,7 +508,7 @@ def forward_batch(
 
     def from_site(stream: str, layer: int, site: capture.Site) -> None:
         routed.add((stream, layer))
-        deliver(stream, layer, site.weights())
+        deliver(stream, layer, site.weights() if capture.WEIGHTS in wanted else None, site)
 
     table = {id(sub): (h.stream, h.layer) for h in hooked for sub in h.module.modules()}
     try:
@@ -452,13 +516,14 @@ def forward_batch(
             sinks.extend(
                 make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
             )
+            wanted.update(_names(sinks))
             for h in hooked:
 
                 def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
                     if (h.stream, h.layer) in routed:
                         return
                     w = out[h.index] if isinstance(out, tuple) else out
-                    deliver(h.stream, h.layer, w)
+                    deliver(h.stream, h.layer, w, None)
 
                 handles.append(h.module.register_forward_hook(hook))
             with capture.routed(table, from_site):
@@ -480,7 +545,7 @@ def forward_batch(
             )
             for stream, atts in stacked.items():
                 if atts is None or len(atts) == 0:
-                    deliver(stream, 0, None)
+                    deliver(stream, 0, None, None)
                 layers[stream] = len(atts)
             if layers[SELF] != info.layers:
                 raise ModelError(
@@ -491,9 +556,10 @@ def forward_batch(
             sinks.extend(
                 make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
             )
+            wanted.update(_names(sinks))
             for stream, atts in stacked.items():
                 for layer, w in enumerate(atts):
-                    deliver(stream, layer, w)
+                    deliver(stream, layer, w, None)
     except torch.OutOfMemoryError:
         raise ModelError("out of memory: try a smaller --batch-size or --max-tokens") from None
     finally:
@@ -511,6 +577,17 @@ def forward_batch(
             next_tokens = _top_tokens(tok, row)
         results.append((sink, item_seqs, next_tokens))
     return results
+
+
+def _names(sinks: Sequence[LayerSink]) -> set[str]:
+    """The union of what the sinks name, checked against capture.NAMES."""
+    names: set[str] = set()
+    for sink in sinks:
+        names |= sink.names
+    unknown = names - set(capture.NAMES)
+    if unknown:
+        raise ValueError(f"no capture point named {', '.join(sorted(unknown))}")
+    return names
 
 
 def _top_tokens(tokenizer: Any, logits: Any) -> tuple[NextToken, ...]:
@@ -576,8 +653,8 @@ def _decoder_inputs(
 # Long inputs: reduce each layer as it streams, keep no full map
 # ---------------------------------------------------------------------------------------
 
-# Overview blocks per axis: 128 x 128 per head keeps 30 x 9 heads near 4.4M values.
-OVERVIEW_BLOCKS = 128
+# Overview blocks per axis: the page budget's (memory.OVERVIEW_BLOCKS).
+OVERVIEW_BLOCKS = memory.OVERVIEW_BLOCKS
 
 
 class LongSink:
@@ -587,6 +664,8 @@ class LongSink:
     and yields its pooled overview, its exact rows, the share of attention to the first
     position and the heads' entropies; nothing else of it is kept.
     """
+
+    names = frozenset({capture.WEIGHTS})
 
     def __init__(
         self, layers: dict[str, int], rows: dict[str, tuple[int, ...]], blocks: int
@@ -614,7 +693,9 @@ class LongSink:
             self.entropy[stream] = np.empty((count, heads), np.float64)
         return None  # a view of the model's tensor will do: nothing is kept from it
 
-    def take(self, stream: str, layer: int, weights: NDArray[np.float32]) -> None:
+    def take(self, stream: str, layer: int, captured: Captured) -> None:
+        weights = captured.weights
+        assert weights is not None  # named
         qb, kb = self.bounds[stream]
         self.overview[stream][layer] = analysis.block_pool(weights, qb, kb)
         for r, pos in enumerate(self.positions.get(stream, ())):

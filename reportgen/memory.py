@@ -42,10 +42,11 @@ PROC_CGROUP = Path("/proc/self/cgroup")
 PROC_MEMINFO = Path("/proc/meminfo")
 
 
-# Long inputs: overview blocks per axis (extract.OVERVIEW_BLOCKS; a test keeps them equal)
-# and exact rows per input counted by the estimate (the last position and a focus word's
-# pieces; a word of more pieces adds a few rows of n values, far inside HEADROOM_BYTES).
-LONG_BLOCKS = 128
+# Long inputs: overview blocks per axis (the reduction's, extract.LongSink: 128 x 128 per
+# head keeps 30 x 9 heads near 4.4M values) and exact rows per input counted by the
+# estimate (the last position and a focus word's pieces; a word of more pieces adds a
+# few rows of n values, far inside HEADROOM_BYTES).
+OVERVIEW_BLOCKS = 128
 LONG_ROWS = 4
 # Reducing one layer as it streams: a head-averaged n x n float32 map and one head's
 # logs and masks for its entropy (bytes per n x n value).
@@ -96,7 +97,9 @@ def long_values(shape: ModelShape, n: int, m: int | None = None) -> int:
     exact rows of every head (``LongAttention``), per map."""
 
     def reduced(layers: int, nq: int, nk: int, rows: int) -> int:
-        return layers * shape.heads * (min(nq, LONG_BLOCKS) * min(nk, LONG_BLOCKS) + rows * nk)
+        return (
+            layers * shape.heads * (min(nq, OVERVIEW_BLOCKS) * min(nk, OVERVIEW_BLOCKS) + rows * nk)
+        )
 
     values = reduced(shape.layers, n, n, LONG_ROWS)
     if shape.kind == "encoder-decoder":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,36 @@ def save_bert(
     tok.model_max_length = max_length
     tok.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Each tiny model of tests/models.py, built once per session and shared (read only):
+    ``tiny_model("t5", decoder_layers=3)``; ``context=N`` widens a Llama's positions (and
+    its tokenizer's limit) to N tokens, which rotary positions allow without new weights.
+    The folder is named after the family, as a user's folder is named after its model."""
+    from . import models
+
+    built: dict[tuple[str, tuple[tuple[str, Any], ...]], Path] = {}
+
+    def get(family: str, **options: Any) -> Path:
+        key = (family, tuple(sorted(options.items())))
+        if key not in built:
+            context = options.pop("context", None)
+            folder = tmp_path_factory.mktemp(f"tiny-{family}") / family
+            getattr(models, f"save_tiny_{family}")(folder, **options)
+            if context is not None:
+                for name, field in (
+                    ("config.json", "max_position_embeddings"),
+                    ("tokenizer_config.json", "model_max_length"),
+                ):
+                    data = json.loads((folder / name).read_text())
+                    data[field] = context
+                    (folder / name).write_text(json.dumps(data))
+            built[key] = folder
+        return built[key]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -489,11 +490,10 @@ def test_atlas_opens_offline_without_errors(
 
 
 @pytest.mark.parametrize("family", ["gpt2", "t5"])
-def test_causal_and_encoder_decoder_models(tmp_path: Path, family: str) -> None:
-    from . import models
-
-    save = {"gpt2": models.save_tiny_gpt2, "t5": models.save_tiny_t5}[family]
-    model = save(tmp_path / family)
+def test_causal_and_encoder_decoder_models(
+    tmp_path: Path, family: str, tiny_model: Callable[..., Path]
+) -> None:
+    model = tiny_model(family)
     corpus = write_lines(tmp_path / "c.txt", ["Hello there, world.", "Another one!", "A"])
     atlas = build_atlas(str(corpus), ReportConfig(model=str(model)))
     data = atlas.export_data()
@@ -663,15 +663,13 @@ def test_every_mode_foreign_option_is_refused_in_one_line(
 
 @pytest.mark.parametrize("family", ["gpt2", "t5", "bart", "llama"])
 def test_atlas_batches_equal_each_sentence_alone_in_every_family(
-    tmp_path: Path, family: str
+    family: str, tiny_model: Callable[..., Path]
 ) -> None:
     """The atlas's padded batch through the one engine equals each sentence's own
     unpadded output_attentions (the encoder's, for encoder-decoders)."""
     import torch
 
-    from . import models
-
-    folder = getattr(models, f"save_tiny_{family}")(tmp_path / family)
+    folder = tiny_model(family)
     loaded = load_model(ReportConfig(model=str(folder)))
     extractor = AtlasExtractor(loaded)
     items = [SentenceInput(text=t, source=f"c:{i}") for i, t in enumerate(CORPUS[:4])]

@@ -29,35 +29,30 @@ from reportgen.models import load_model
 from reportgen.nexttoken import next_doc
 from reportgen.tokens import readable
 
-from . import models
 from .conftest import WINOGRAD, open_report, outside_requests
 
 ATOL = 1e-6
 ENC_DEC_MAPS = ["Encoder self-attention", "Decoder self-attention", "Cross-attention"]
 
 
-def _saved(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]) -> Path:
-    return build(factory.mktemp(f"tiny-{name}"))
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_model: Callable[..., Path]) -> Path:
+    return tiny_model("gpt2")
 
 
 @pytest.fixture(scope="session")
-def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _saved(tmp_path_factory, "gpt2", models.save_tiny_gpt2)
+def tiny_t5(tiny_model: Callable[..., Path]) -> Path:
+    return tiny_model("t5")
 
 
 @pytest.fixture(scope="session")
-def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _saved(tmp_path_factory, "t5", models.save_tiny_t5)
+def tiny_bart(tiny_model: Callable[..., Path]) -> Path:
+    return tiny_model("bart")
 
 
 @pytest.fixture(scope="session")
-def tiny_bart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _saved(tmp_path_factory, "bart", models.save_tiny_bart)
-
-
-@pytest.fixture(scope="session")
-def tiny_roberta(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _saved(tmp_path_factory, "roberta", models.save_tiny_roberta)
+def tiny_roberta(tiny_model: Callable[..., Path]) -> Path:
+    return tiny_model("roberta")
 
 
 def run_cli(args: list[str], out: Path) -> tuple[Path, dict[str, Any]]:
@@ -438,9 +433,9 @@ def test_bert_pair_head_view_offers_ab_filter(browser: Any, bert_pair_report: An
     assert log.errors == []
 
 
-def test_llama_style_gqa_and_bos(tmp_path: Path) -> None:
+def test_llama_style_gqa_and_bos(tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
     """Grouped-query attention still gives one map per query head; "<s>" is special."""
-    folder = models.save_tiny_llama(tmp_path / "llama")
+    folder = tiny_model("llama")
     text = "Das Tier war zu müde."
     ex = extract(collect_inputs([text, "A man."]), ReportConfig(model=str(folder)))
     assert (ex.model.kind, ex.model.layers, ex.model.heads) == ("causal", 2, 4)
@@ -468,10 +463,10 @@ def test_byte_level_display_keeps_whole_characters(tiny_gpt2: Path) -> None:
 
 @pytest.mark.browser
 def test_deeper_decoder_gets_its_own_layer_choices(
-    browser: Any, tmp_path_factory: pytest.TempPathFactory
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, tiny_model: Callable[..., Path]
 ) -> None:
     """An encoder of 2 layers and a decoder of 3: each map's selects fit that map."""
-    folder = models.save_tiny_t5(tmp_path_factory.mktemp("t5-deep"), decoder_layers=3)
+    folder = tiny_model("t5", decoder_layers=3)
     out = tmp_path_factory.mktemp("t5-deep-report") / "t5.html"
     path, data = run_cli(["The cat sat.", "--target", "Die Katze.", "-m", str(folder)], out)
     assert np.array(data["items"][0]["decoder_attention"]["attention"]).shape[0] == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from click.testing import CliRunner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reportgen import analysis, extract, memory
+from reportgen import analysis, memory
 from reportgen.cli import main
 from reportgen.store import LONG_SCALE
 
@@ -32,17 +33,12 @@ FOCUS = "street"
 
 
 @pytest.fixture(scope="module")
-def long_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def long_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Callable[..., Path]
+) -> dict[str, Any]:
     """The tiny Llama (4,096-token context) over ~2,400 tokens of prose, via the CLI."""
     base = tmp_path_factory.mktemp("long-page")
-    folder = models.save_tiny_llama(base / "llama")
-    for name, key in (
-        ("config.json", "max_position_embeddings"),
-        ("tokenizer_config.json", "model_max_length"),
-    ):
-        data = json.loads((folder / name).read_text())
-        data[key] = 4096
-        (folder / name).write_text(json.dumps(data))
+    folder = tiny_model("llama", context=4096)
     tok = AutoTokenizer.from_pretrained(folder)
     text = _long_text(tok, TOKENS)
     source = base / "long.txt"
@@ -129,7 +125,7 @@ def test_over_the_budget_the_cli_writes_the_long_view(long_run: dict[str, Any]) 
     assert amap["id"] == "self" and amap["causal"] and (amap["n_query"], amap["n_key"]) == (n, n)
     # The overview: 128 blocks a side, equal to an independent pool of the model's maps.
     blocks = [tuple(b) for b in amap["query_blocks"]]
-    assert len(blocks) == extract.OVERVIEW_BLOCKS == memory.LONG_BLOCKS
+    assert len(blocks) == memory.OVERVIEW_BLOCKS
     overview = _unpack(amap["overview"], amap["scale"], (layers, heads, len(blocks), len(blocks)))
     reference = _block_pool_reference(own, blocks, blocks)
     np.testing.assert_allclose(overview, reference, atol=1.5 / LONG_SCALE + 1e-6)
@@ -191,7 +187,7 @@ def test_the_long_page_opens_offline_and_draws_the_overview(
         sec = page.locator("section.rg-long").first
         overview = sec.locator('[data-plot="long-overview"]')
         z = overview.evaluate("el => el.data[0].z")
-        assert len(z) == len(z[0]) == memory.LONG_BLOCKS
+        assert len(z) == len(z[0]) == memory.OVERVIEW_BLOCKS
         assert z[0][1] is None and z[-1][0] is not None  # causal: no block after the query
         ticks = overview.locator(".ytick text").all_text_contents()
         assert ticks[0].startswith("0–")  # block labels are token ranges
@@ -277,12 +273,12 @@ def test_an_encoder_on_the_long_page(
 
 @pytest.mark.browser
 def test_an_encoder_decoder_long_page_switches_between_its_three_maps(
-    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Callable[..., Path]
 ) -> None:
     from reportgen.pipeline import build_report
 
     monkeypatch.setattr(memory, "check_input", lambda *_: True)
-    folder = models.save_tiny_bart(tmp_path / "bart")
+    folder = tiny_model("bart")
     path = tmp_path / "bart.html"
     report = build_report([models.CORPUS[0]], str(folder))
     report.save(path)

@@ -7,6 +7,7 @@ reference, on tiny random models at 2k+ tokens (a few seconds each on two cores)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,26 +56,17 @@ def long_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def long_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def long_llama(tiny_model: Callable[..., Path]) -> Path:
     """The tiny Llama with a 4,096-token context (rotary positions need no new weights)."""
-    folder = models.save_tiny_llama(tmp_path_factory.mktemp("long-llama"))
-    for name, key in (
-        ("config.json", "max_position_embeddings"),
-        ("tokenizer_config.json", "model_max_length"),
-    ):
-        data = json.loads((folder / name).read_text())
-        data[key] = 4096
-        (folder / name).write_text(json.dumps(data))
-    return folder
+    return tiny_model("llama", context=4096)
 
 
 @pytest.fixture(scope="module")
-def family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("families")
+def family(tiny_model: Callable[..., Path]) -> dict[str, Path]:
     return {
-        "gpt2": models.save_tiny_gpt2(base / "gpt2"),
-        "t5": models.save_tiny_t5(base / "t5", decoder_layers=3),
-        "bart": models.save_tiny_bart(base / "bart"),
+        "gpt2": tiny_model("gpt2"),
+        "t5": tiny_model("t5", decoder_layers=3),
+        "bart": tiny_model("bart"),
     }
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from reportgen import analysis
+from reportgen import analysis, capture
 from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
 from reportgen.config import ReportConfig, SentenceInput
 from reportgen.errors import ModelError
-from reportgen.extract import SELF, encode, forward_batch, token_limit
+from reportgen.extract import SELF, Captured, encode, forward_batch, token_limit
 from reportgen.models import LoadedModel
 from reportgen.tokens import token_seq
 
@@ -331,6 +331,8 @@ class AtlasExtractor:
 class _PaddedSink:
     """Writes one sentence's self-attention into its row of the batch's padded array."""
 
+    names = frozenset({capture.WEIGHTS})
+
     def __init__(self, out: np.ndarray, b: int) -> None:
         self.out, self.b = out, b
 
@@ -338,7 +340,7 @@ class _PaddedSink:
         _, nq, nk = shape
         return self.out[layer, self.b, :, :nq, :nk]
 
-    def take(self, stream: str, layer: int, weights: np.ndarray) -> None:
+    def take(self, stream: str, layer: int, captured: Captured) -> None:
         pass
 
 
