@@ -5,7 +5,7 @@ Each stage takes and returns frozen dataclasses; nothing here does I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -70,7 +70,9 @@ class TokenSeq:
 class AttentionMap:
     """One kind of attention of one sentence: self, decoder self or cross.
 
-    `attention` is float32[layers, heads, len(query), len(key)]; rows sum to 1.
+    `attention` is float32[layers, heads, len(query), len(key)]; rows sum to 1. `id` is
+    its identifier (``extract.map_layout``: "self", "encoder_self", "decoder_self",
+    "cross"), `name` only what the page calls it.
     """
 
     name: str
@@ -79,6 +81,7 @@ class AttentionMap:
     attention: NDArray[np.float32]
     causal: bool = False
     sentence_b_start: int | None = None  # first token of segment B, for sentence pairs
+    id: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class LongAttention:
     share of attention to the first position, and each head's mean row entropy.
     """
 
+    id: str  # as AttentionMap's
     name: str
     query: TokenSeq
     key: TokenSeq

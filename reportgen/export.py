@@ -6,10 +6,10 @@ page computes its own.
 
 Indices: every field that indexes an array is 0-based and named ``*_index`` or
 ``positions`` (token positions); heads carry a ``label`` in the page's 1-based words
-("Layer 5, Head 4"). Attention maps are named by their stable identifier
-(:func:`reportgen.store.map_id`): the primary map is ``attention`` (identifier in
-``attention_map``), others ``<key>`` with ``map`` inside (``decoder_attention`` for
-"decoder_self", ``cross_attention`` for "cross").
+("Layer 5, Head 4"). Attention maps are named by their stable identifier (set where
+the extraction lays out its streams, ``extract.map_layout``): the primary map is
+``attention`` (identifier in ``attention_map``), others ``<key>`` with ``map`` inside
+(``decoder_attention`` for "decoder_self", ``cross_attention`` for "cross").
 
 Over the page budget the export is :func:`long_export_data`'s: what the long-input page
 holds (the overview per head and the exact rows), with no full ``attention`` array.
@@ -27,7 +27,6 @@ from reportgen import analysis
 from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo
 from reportgen.render import write_atomic
 from reportgen.report import public_name
-from reportgen.store import map_id
 
 if TYPE_CHECKING:
     from reportgen.report import PairDoc, ReportDocument, SentenceDoc
@@ -133,13 +132,13 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
         item: dict[str, Any] = {
             "text": result.item.text,
             "tokens": list(primary.query.tokens),
-            "attention_map": map_id(primary.name),
+            "attention_map": primary.id,
             "attention": primary.attention.tolist(),
         }
         if result.item.text_pair is not None:
             item["text_pair"] = result.item.text_pair
         for amap in result.maps[1:]:
-            mid = map_id(amap.name)
+            mid = amap.id
             item[MAP_KEYS.get(mid, f"{mid}_attention")] = {
                 "map": mid,
                 "query_tokens": list(amap.query.tokens),
@@ -190,7 +189,7 @@ def _rounded(values: Any) -> Any:
 
 def _long_map(amap: LongAttention) -> dict[str, Any]:
     return {
-        "map": map_id(amap.name),
+        "map": amap.id,
         "query_tokens": list(amap.query.tokens),
         "key_tokens": list(amap.key.tokens),
         "causal": amap.causal,
@@ -231,7 +230,7 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
         if result.item.text_pair is not None:
             item["text_pair"] = result.item.text_pair
         for amap in result.maps[1:]:
-            mid = map_id(amap.name)
+            mid = amap.id
             item[MAP_KEYS.get(mid, f"{mid}_attention")] = _long_map(amap)
         if result.next_tokens:
             item["next_tokens"] = [

@@ -279,18 +279,30 @@ def extract(
     )
 
 
-MapLayout = tuple[str, str, TokenSeq, TokenSeq, bool]  # stream, name, query, key, causal
+@dataclass(frozen=True)
+class MapLayout:
+    """Which stream becomes which map: its identifier (what the page data and the export
+    key on) and its name (display only)."""
+
+    stream: str
+    id: str
+    name: str
+    query: TokenSeq
+    key: TokenSeq
+    causal: bool
 
 
 def map_layout(kind: str, seqs: Sequences) -> tuple[MapLayout, ...]:
     """Which streams become which maps: one naming for full and long extractions."""
     if seqs.decoder is None:
-        return ((SELF, "Self-attention", seqs.input, seqs.input, kind == "causal"),)
+        return (
+            MapLayout(SELF, "self", "Self-attention", seqs.input, seqs.input, kind == "causal"),
+        )
     dec = seqs.decoder
     return (
-        (SELF, "Encoder self-attention", seqs.input, seqs.input, False),
-        (DECODER, "Decoder self-attention", dec, dec, True),
-        (CROSS, "Cross-attention", dec, seqs.input, False),
+        MapLayout(SELF, "encoder_self", "Encoder self-attention", seqs.input, seqs.input, False),
+        MapLayout(DECODER, "decoder_self", "Decoder self-attention", dec, dec, True),
+        MapLayout(CROSS, "cross", "Cross-attention", dec, seqs.input, False),
     )
 
 
@@ -298,14 +310,15 @@ def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[Attent
     # Segment B's start belongs to the input's own self-attention only.
     return tuple(
         AttentionMap(
-            name,
-            query,
-            key,
-            sink.maps[stream],
-            causal=causal,
-            sentence_b_start=seqs.b_start if stream == SELF else None,
+            m.name,
+            m.query,
+            m.key,
+            sink.maps[m.stream],
+            causal=m.causal,
+            sentence_b_start=seqs.b_start if m.stream == SELF else None,
+            id=m.id,
         )
-        for stream, name, query, key, causal in map_layout(loaded.info.kind, seqs)
+        for m in map_layout(loaded.info.kind, seqs)
     )
 
 
@@ -703,16 +716,16 @@ class LongSink:
         self.first_share[stream][layer] = weights[:, :, 0].mean(axis=-1, dtype=np.float64)
         self.entropy[stream][layer] = analysis.head_row_entropies(weights)
 
-    def result(
-        self, stream: str, name: str, query: TokenSeq, key: TokenSeq, causal: bool
-    ) -> LongAttention:
+    def result(self, layout: MapLayout) -> LongAttention:
         """The reduced record of one stream, once every layer has passed."""
+        stream, query = layout.stream, layout.query
         qb, kb = self.bounds[stream]
         positions = self.positions.get(stream, ())
         return LongAttention(
-            name=name,
+            id=layout.id,
+            name=layout.name,
             query=query,
-            key=key,
+            key=layout.key,
             query_blocks=tuple(qb),
             key_blocks=tuple(kb),
             overview=self.overview[stream],
@@ -721,7 +734,7 @@ class LongSink:
             ),
             first_share=self.first_share[stream],
             entropy=self.entropy[stream],
-            causal=causal,
+            causal=layout.causal,
         )
 
 
@@ -763,10 +776,7 @@ def extract_long(
         assert isinstance(sink, LongSink)
         results[i] = LongResult(
             item=batch.items[i],
-            maps=tuple(
-                sink.result(stream, name, query, key, causal)
-                for stream, name, query, key, causal in map_layout(kind, seqs)
-            ),
+            maps=tuple(sink.result(layout) for layout in map_layout(kind, seqs)),
             truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
             next_tokens=next_tokens,
         )

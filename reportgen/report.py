@@ -269,6 +269,7 @@ def sentence_record(
 
     maps = tuple(
         store.map_record(
+            m.id,
             m.name,
             m.attention,
             causal=m.causal,

@@ -99,22 +99,6 @@ _QUANT_BLOCK_ELEMENTS = 1 << 20
 PACK_LEVEL9_VALUES = 1 << 20
 
 # Stable identifiers of the attention maps that extraction names for people.
-MAP_IDS = {
-    "Self-attention": "self",
-    "Encoder self-attention": "encoder_self",
-    "Decoder self-attention": "decoder_self",
-    "Cross-attention": "cross",
-}
-
-
-def map_id(name: str) -> str:
-    """The stable identifier of a map named `name` ("Cross-attention" -> "cross")."""
-    known = MAP_IDS.get(name)
-    if known is not None:
-        return known
-    return "_".join(name.lower().replace("-", " ").split()) or "map"
-
-
 # ---------------------------------------------------------------------------------------
 # Records
 
@@ -260,7 +244,7 @@ def long_map_record(amap: Any, *, query_seq: int, key_seq: int, decimals: int = 
     overview, scale = pack_attention(amap.overview, LONG_SCALE)
     layers, heads = amap.first_share.shape
     return LongMapRecord(
-        id=map_id(amap.name),
+        id=amap.id,
         name=amap.name,
         causal=amap.causal,
         layers=layers,
@@ -425,6 +409,7 @@ def pack_attention(attention: np.ndarray, scale: int = QUANT_SCALE) -> tuple[str
 
 
 def map_record(
+    map_id: str,
     name: str,
     attention: np.ndarray,
     *,
@@ -437,7 +422,7 @@ def map_record(
     data, scale = pack_attention(attention)
     layers, heads, n_query, n_key = attention.shape
     return MapRecord(
-        id=map_id(name),
+        id=map_id,
         name=name,
         causal=causal,
         layers=layers,

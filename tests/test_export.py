@@ -46,7 +46,7 @@ def _encoder_result(
     att = random_attention(rng, (layers, heads, len(tokens), len(tokens)))
     return AttentionResult(
         item=SentenceInput(text=text, source="test"),
-        maps=(AttentionMap("Self-attention", seq, seq, att),),
+        maps=(AttentionMap("Self-attention", seq, seq, att, id="self"),),
     )
 
 
@@ -127,15 +127,24 @@ def _encoder_decoder_extraction(rng: np.random.Generator) -> Extraction:
     result = AttentionResult(
         item=item,
         maps=(
-            AttentionMap("Encoder self-attention", enc, enc, random_attention(rng, (2, 2, 3, 3))),
+            AttentionMap(
+                "Encoder self-attention",
+                enc,
+                enc,
+                random_attention(rng, (2, 2, 3, 3)),
+                id="encoder_self",
+            ),
             AttentionMap(
                 "Decoder self-attention",
                 dec,
                 dec,
                 np.tril(random_attention(rng, (2, 2, 3, 3))),
                 causal=True,
+                id="decoder_self",
             ),
-            AttentionMap("Cross-attention", dec, enc, random_attention(rng, (2, 2, 3, 3))),
+            AttentionMap(
+                "Cross-attention", dec, enc, random_attention(rng, (2, 2, 3, 3)), id="cross"
+            ),
         ),
     )
     info = ModelInfo("tiny/t5", "T5Model", "encoder-decoder", 2, 2)
@@ -180,11 +189,12 @@ def test_next_tokens_only_where_the_result_has_them(
     results = (
         AttentionResult(
             SentenceInput("The cat"),
-            (AttentionMap("Self-attention", seq, seq, att, causal=True),),
+            (AttentionMap("Self-attention", seq, seq, att, causal=True, id="self"),),
             next_tokens=predicted,
         ),
         AttentionResult(
-            SentenceInput("The cat"), (AttentionMap("Self-attention", seq, seq, att, causal=True),)
+            SentenceInput("The cat"),
+            (AttentionMap("Self-attention", seq, seq, att, causal=True, id="self"),),
         ),
     )
     extraction = Extraction(ModelInfo("gpt", "GPT2LMHeadModel", "causal", 1, 2), results)

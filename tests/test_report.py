@@ -70,7 +70,7 @@ def _result(
     )
     att = random_attention(rng, (2, 2, n, n))
     item = SentenceInput(text, focus=focus, candidates=candidates, source="test")
-    return AttentionResult(item, (AttentionMap("Self-attention", seq, seq, att),))
+    return AttentionResult(item, (AttentionMap("Self-attention", seq, seq, att, id="self"),))
 
 
 def test_focus_scores_are_raw_attention_for_single_piece_words(rng: np.random.Generator) -> None:

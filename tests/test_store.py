@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reportgen import store
+from reportgen.config import TokenSeq
 from reportgen.store import (
     PACK_LEVEL9_VALUES,
     QUANT_SCALE,
@@ -386,19 +387,24 @@ def test_every_field_is_snake_case_and_described_in_the_format(record: type) -> 
             assert f"``{f.name}``" in doc, f"{record.__name__}.{f.name} is not in FORMAT"
 
 
-def test_map_ids_are_stable() -> None:
-    assert [store.map_id(n) for n in store.MAP_IDS] == [
-        "self",
-        "encoder_self",
-        "decoder_self",
-        "cross",
+def test_map_ids_are_set_where_the_streams_are_laid_out() -> None:
+    """Identifiers travel as identifiers: nothing parses a display name back."""
+    from reportgen.extract import Sequences, map_layout
+
+    seq = TokenSeq(("a",), ("a",), (0,), ((0, 1),), (False,), "a")
+    assert [m.id for m in map_layout("encoder", Sequences(seq, None))] == ["self"]
+    assert [(m.id, m.stream) for m in map_layout("encoder-decoder", Sequences(seq, None, seq))] == [
+        ("encoder_self", "self"),
+        ("decoder_self", "decoder"),
+        ("cross", "cross"),
     ]
-    assert store.map_id("Some new-kind attention") == "some_new_kind_attention"
 
 
 def test_records_serialise_to_the_documented_keys(rng: np.random.Generator) -> None:
     att = random_attention(rng, (2, 3, 4, 5))
-    m = store.map_record("Cross-attention", att, causal=False, query_seq=1, key_seq=0, b_start=None)
+    m = store.map_record(
+        "cross", "Cross-attention", att, causal=False, query_seq=1, key_seq=0, b_start=None
+    )
     data = store.as_json(m)
     assert (data["id"], data["n_query"], data["n_key"]) == ("cross", 4, 5)
     values = decode_like_js(data["data"], data["scale"], att.shape)
