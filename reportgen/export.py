@@ -26,7 +26,6 @@ import numpy as np
 from reportgen import analysis
 from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo
 from reportgen.render import write_atomic
-from reportgen.report import public_name
 
 if TYPE_CHECKING:
     from reportgen.report import PairDoc, ReportDocument, SentenceDoc
@@ -50,7 +49,7 @@ def head_json(layer: int, head: int) -> dict[str, Any]:
 def _model_json(model: ModelInfo) -> dict[str, Any]:
     """The model as shared: its public name (no local folders), family and shape."""
     return {
-        "name": public_name(model.name),
+        "name": model.name,  # public already (models.open_model)
         "architecture": model.architecture,
         "kind": model.kind,
         "layers": model.layers,

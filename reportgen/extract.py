@@ -34,6 +34,7 @@ from reportgen.config import (
 )
 from reportgen.errors import InputError, ModelError
 from reportgen.models import LoadedModel, Log, ModelSpec, load_model
+from reportgen.safety import public_name
 from reportgen.tokens import token_seq
 
 Progress = Callable[[int, int], None]
@@ -337,7 +338,9 @@ def _prepare(
         encoded = [encode(loaded, item, config) for item in batch.items]
     _, why = token_limit(loaded, config)
     warnings = [
-        f"{item.source}: truncated from {n_full} to {len(enc['input_ids'])} tokens ({why})"
+        # Named as the page may name it (the page and the export carry these lines).
+        f"{public_name(item.source)}: truncated from {n_full} to "
+        f"{len(enc['input_ids'])} tokens ({why})"
         for item, (enc, n_full) in zip(batch.items, encoded, strict=True)
         if len(enc["input_ids"]) < n_full
     ]

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from reportgen import capture
 from reportgen.config import ModelInfo, ModelKind, ReportConfig
 from reportgen.errors import InputError, ModelError
+from reportgen.safety import public_name
 
 Log = Callable[[str], None]
 
@@ -334,7 +335,9 @@ def open_model(config: ReportConfig, log: Log = _quiet_log) -> ModelSpec:
         keeps = False
     architectures = getattr(model_config, "architectures", None) or [loader.__name__]
     info = ModelInfo(
-        name=source.label,
+        # Privacy where the name enters: a local folder is named by its last part only,
+        # so no page, export or warning ever holds the maker's folders.
+        name=public_name(source.label),
         architecture=model_class.__name__ if model_class is not None else str(architectures[0]),
         kind=kind,
         layers=layers,

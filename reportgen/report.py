@@ -7,8 +7,7 @@ compact attention store); nothing here renders HTML.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -166,27 +165,6 @@ class ReportDocument:
     pairs: tuple[PairDoc, ...] = ()
     # A long-input page (over the page budget) has these instead of `sentences`.
     long_sentences: tuple[LongSentenceDoc, ...] = ()
-
-
-def public_name(name: str) -> str:
-    """A model or file as a shared report may name it: a path becomes its last part.
-
-    Hub ids ("org/model") stay whole; anything that names a local file or folder
-    (absolute, relative with ./ or ~, or existing on disk) keeps only its name, so a
-    report never publishes the maker's folder layout. An input's line ("x.txt:3") keeps
-    its line number.
-    """
-    file, colon, line = name.rpartition(":")
-    if colon and line.isdigit() and file:
-        return f"{public_name(file)}:{line}"
-    path = Path(name)
-    local = name.startswith(("/", "~", ".", "\\")) or (len(name) > 1 and name[1] == ":")
-    if not local:
-        try:
-            local = path.exists()
-        except OSError:
-            local = False
-    return path.name or name if local else name
 
 
 def choose_head(model: ModelInfo, layer: int | None, head: int | None) -> HeadChoice:
@@ -651,7 +629,7 @@ def build_document(
     pairs_of: tuple[tuple[int, int], ...] = (),
 ) -> ReportDocument:
     """Assemble the report's content from the extraction and the options."""
-    model = replace(extraction.model, name=public_name(extraction.model.name))
+    model = extraction.model  # named publicly where it was opened (models.open_model)
     start = choose_head(model, config.layer, config.head)
     sentences = tuple(sentence_doc(i, r) for i, r in enumerate(extraction.results, start=1))
     pairs = tuple(
@@ -659,7 +637,7 @@ def build_document(
         for number, (a, b) in enumerate(pairs_of, start=1)
     )
     start = pair_start(start, pairs, config)
-    warnings = _public_warnings(extraction, model.name)
+    warnings = extraction.warnings  # named publicly where they were made (extract)
     title = config.title or "Attention report"
     return ReportDocument(
         title=title,
@@ -675,16 +653,6 @@ def build_document(
         verdict_rule=analysis.VERDICT_RULE,
         pairs=pairs,
     )
-
-
-def _public_warnings(extraction: Extraction | LongExtraction, model_name: str) -> tuple[str, ...]:
-    """Warnings name their input ("/home/me/x.txt:3"); the page names it "x.txt:3"."""
-    warnings = list(extraction.warnings)
-    for item in sorted({r.item.source for r in extraction.results}):
-        public = public_name(item)
-        if public != item:
-            warnings = [w.replace(item, public) for w in warnings]
-    return tuple(w.replace(extraction.model.name, model_name) for w in warnings)
 
 
 def pair_start(start: HeadChoice, pairs: tuple[PairDoc, ...], config: ReportConfig) -> HeadChoice:
@@ -778,9 +746,9 @@ def build_long_document(
     extraction: LongExtraction, config: ReportConfig, version: str
 ) -> ReportDocument:
     """The report of inputs over the page budget: one reduced view per input."""
-    model = replace(extraction.model, name=public_name(extraction.model.name))
+    model = extraction.model  # named publicly where it was opened (models.open_model)
     start = choose_head(model, config.layer, config.head)
-    warnings = _public_warnings(extraction, model.name)
+    warnings = extraction.warnings  # named publicly where they were made (extract)
     return ReportDocument(
         title=config.title or "Attention report",
         version=version,

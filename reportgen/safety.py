@@ -136,3 +136,24 @@ def sigterm_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def public_name(name: str) -> str:
+    """A model or file as a shared report may name it: a path becomes its last part.
+
+    Hub ids ("org/model") stay whole; anything that names a local file or folder
+    (absolute, relative with ./ or ~, or existing on disk) keeps only its name, so a
+    report never publishes the maker's folder layout. An input's line ("x.txt:3") keeps
+    its line number.
+    """
+    file, colon, line = name.rpartition(":")
+    if colon and line.isdigit() and file:
+        return f"{public_name(file)}:{line}"
+    path = Path(name)
+    local = name.startswith(("/", "~", ".", "\\")) or (len(name) > 1 and name[1] == ":")
+    if not local:
+        try:
+            local = path.exists()
+        except OSError:
+            local = False
+    return path.name or name if local else name

@@ -21,7 +21,8 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.errors import InputError
-from reportgen.report import choose_head, focus_doc, public_name
+from reportgen.report import choose_head, focus_doc
+from reportgen.safety import public_name
 
 from .conftest import WINOGRAD, random_attention
 

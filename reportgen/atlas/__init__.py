@@ -72,8 +72,8 @@ class Atlas:
 
 def model_name(config: ReportConfig, label: str) -> str:
     """The model's name without local folders: a folder's or file's own name, a hub id
-    whole (the per-sentence report's rule, :func:`reportgen.report.public_name`)."""
-    from reportgen.report import public_name
+    whole (the per-sentence report's rule, :func:`reportgen.safety.public_name`)."""
+    from reportgen.safety import public_name
 
     if config.model is None:
         return public_name(label)

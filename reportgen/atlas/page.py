@@ -30,7 +30,7 @@ from reportgen.atlas.stats import (
     head_labels,
 )
 from reportgen.render import render_page
-from reportgen.report import public_name
+from reportgen.safety import public_name
 from reportgen.store import (
     AtlasExampleRecord,
     AtlasRecord,
