@@ -6,6 +6,7 @@ import contextlib
 import io
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -247,120 +248,189 @@ def main(
     with entropy, and bertviz's head view for every sentence.
     """
     log = (lambda _msg: None) if quiet else _say
+    from reportgen.config import ReportConfig
     from reportgen.safety import sigterm_as_interrupt
 
-    sigterm_as_interrupt()
+    sigterm_as_interrupt()  # as Ctrl-C: one line, no file
+    refused = _given(REPORT_ONLY if atlas else ATLAS_ONLY)
+    if refused and atlas:
+        raise click.UsageError(
+            f"{', '.join(refused)} {'does' if len(refused) == 1 else 'do'} not go with "
+            "--atlas: it takes focus, candidates and answers from the JSONL file and "
+            "streams any number of sentences"
+        )
+    if refused:
+        raise click.UsageError(
+            f"{', '.join(refused)} only go{'es' if len(refused) == 1 else ''} with --atlas"
+        )
+    config = ReportConfig(
+        model=model,
+        title=title,
+        layer=layer,
+        head=head,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        truncate=not no_truncate,
+        max_tokens=max_tokens,
+    )
     if atlas:
         from reportgen.atlas import AtlasOptions
-        from reportgen.config import ReportConfig
 
-        _run_atlas(
-            sentences,
-            input_path,
-            output,
-            export_json,
-            _given(REPORT_ONLY),
-            ReportConfig(
-                model=model,
-                title=title,
-                batch_size=batch_size,
-                device=device,
-                dtype=dtype,
-                truncate=not no_truncate,
-                max_tokens=max_tokens,
-            ),
-            AtlasOptions(
-                engine="ray" if engine == "ray" else "local",
-                ray_address=ray_address,
-                num_gpus=num_gpus,
-                examples=examples,
-            ),
-            log,
-            quiet,
+        if sentences or input_path is None:
+            raise click.UsageError("--atlas reads a corpus file: give -i FILE and no SENTENCE")
+        options = AtlasOptions(
+            engine="ray" if engine == "ray" else "local",
+            ray_address=ray_address,
+            num_gpus=num_gpus,
+            examples=examples,
         )
-        return
-    atlas_only = _given(ATLAS_ONLY)
-    if atlas_only:
-        raise click.UsageError(
-            f"{', '.join(atlas_only)} only go{'es' if len(atlas_only) == 1 else ''} with --atlas"
-        )
-    try:
-        from reportgen.config import Extraction, ReportConfig
-        from reportgen.inputs import (
-            MAX_SENTENCES,
-            MAX_TITLE_CHARS,
-            check_text,
-            collect_inputs,
-            split_candidates,
-        )
-        from reportgen.pipeline import build_report
-        from reportgen.safety import check_outputs
+        if options.engine != "ray" and (options.ray_address is not None or options.num_gpus):
+            raise click.UsageError("--ray-address and --num-gpus need --engine ray")
 
-        # Both output folders are checked before the model runs, so a typo costs no time.
-        for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
-            if path is not None and path.parent != Path("") and not path.parent.is_dir():
-                raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
-        if submission_dir is not None:
-            from reportgen.submission import check_folder
+        def run() -> int:
+            assert input_path is not None
+            return _write_atlas(input_path, output, export_json, config, options, log, quiet)
 
-            check_folder(submission_dir)
-        check_text(title, "--title", MAX_TITLE_CHARS, "title")
-        check_text(model, "--model", 4096, "model")
-        check_outputs(
-            [("-o/--output", output), ("--export-json", export_json)],
-            inputs=[input_path],
-            model=model if model is not None else _embedded_model(),
-        )
-        batch = collect_inputs(
-            sentences,
-            input_path,
-            focus=focus,
-            candidates=split_candidates(candidates),
-            compare=compare,
-            text_pair=text_pair,
-            target=target,
-            max_sentences=max_sentences or MAX_SENTENCES,
-        )
-        config = ReportConfig(
-            model=model,
-            title=title,
-            layer=layer,
-            head=head,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            truncate=not no_truncate,
-            max_tokens=max_tokens,
-        )
-        progress = None
-        if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
-            progress = _progress_printer()
-        with _muted_stderr(quiet):
-            report = build_report(
-                batch,
-                config=config,
-                log=log,
-                progress=progress,
-                # The plan refuses a long input before the weights load.
-                needs_full_maps="--submission" if submission_dir is not None else None,
+    else:
+
+        def run() -> int:
+            return _write_report(
+                sentences,
+                input_path,
+                output,
+                export_json,
+                submission_dir,
+                config,
+                _LabOptions(focus, candidates, compare, text_pair, target, max_sentences),
+                log,
+                quiet,
             )
-        if export_json is not None:
-            size = report.export_json(export_json)
-            log(f"wrote {export_json} ({_human_size(size)})")
-        if submission_dir is not None:
-            from reportgen.submission import write_submission
 
-            assert isinstance(report.extraction, Extraction)  # the plan saw to it
-            files = write_submission(report.document, report.extraction, submission_dir)
-            log(f"wrote {len(files)} submission files into {submission_dir}")
-        size = report.save(output)
+    what = "atlas" if atlas else "report"
+    try:
+        _check_outputs(output, export_json, input_path, config)
+        size = run()
     except KeyboardInterrupt:
-        _say("reportgen: interrupted; no report written")
+        _say(f"reportgen: interrupted; no {what} written")
         sys.exit(130)
     except ReportgenError as exc:
         _say(f"Error: {exc}")
         sys.exit(exc.exit_code)
-    log(f"wrote {'the report to stdout' if str(output) == '-' else output} ({_human_size(size)})")
+    where = f"the {what} to stdout" if str(output) == "-" else str(output)
+    log(f"wrote {where} ({_human_size(size)})")
+
+
+@dataclass(frozen=True)
+class _LabOptions:
+    """The report's lab options, as given (the atlas reads them from its corpus)."""
+
+    focus: str | None
+    candidates: str | None
+    compare: bool
+    text_pair: str | None
+    target: str | None
+    max_sentences: int | None
+
+
+def _check_outputs(
+    output: Path, export_json: Path | None, input_path: str | None, config: ReportConfig
+) -> None:
+    """What both modes check before any model loads: the output folders exist, the title
+    and model name are sane, and no output lies over an input, the model or another."""
+    from reportgen.inputs import MAX_TITLE_CHARS, check_text
+    from reportgen.safety import check_outputs
+
+    for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
+        if path is not None and path.parent != Path("") and not path.parent.is_dir():
+            raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
+    check_text(config.title, "--title", MAX_TITLE_CHARS, "title")
+    check_text(config.model, "--model", 4096, "model")
+    check_outputs(
+        [("-o/--output", output), ("--export-json", export_json)],
+        inputs=[input_path],
+        model=config.model if config.model is not None else _embedded_model(),
+    )
+
+
+def _write_report(
+    sentences: tuple[str, ...],
+    input_path: str | None,
+    output: Path,
+    export_json: Path | None,
+    submission_dir: Path | None,
+    config: ReportConfig,
+    lab: _LabOptions,
+    log: Callable[[str], None],
+    quiet: bool,
+) -> int:
+    """The per-sentence report (and its export and hand-in files); the report's size."""
+    from reportgen.config import Extraction
+    from reportgen.inputs import MAX_SENTENCES, collect_inputs, split_candidates
+    from reportgen.pipeline import build_report
+
+    if submission_dir is not None:
+        from reportgen.submission import check_folder
+
+        check_folder(submission_dir)
+    batch = collect_inputs(
+        sentences,
+        input_path,
+        focus=lab.focus,
+        candidates=split_candidates(lab.candidates),
+        compare=lab.compare,
+        text_pair=lab.text_pair,
+        target=lab.target,
+        max_sentences=lab.max_sentences or MAX_SENTENCES,
+    )
+    progress = None
+    if not quiet and len(batch.items) > 8 and sys.stderr.isatty():
+        progress = _progress_printer()
+    with _muted_stderr(quiet):
+        report = build_report(
+            batch,
+            config=config,
+            log=log,
+            progress=progress,
+            # The plan refuses a long input before the weights load.
+            needs_full_maps="--submission" if submission_dir is not None else None,
+        )
+    if export_json is not None:
+        size = report.export_json(export_json)
+        log(f"wrote {export_json} ({_human_size(size)})")
+    if submission_dir is not None:
+        from reportgen.submission import write_submission
+
+        assert isinstance(report.extraction, Extraction)  # the plan saw to it
+        files = write_submission(report.document, report.extraction, submission_dir)
+        log(f"wrote {len(files)} submission files into {submission_dir}")
+    return report.save(output)
+
+
+def _write_atlas(
+    input_path: str,
+    output: Path,
+    export_json: Path | None,
+    config: ReportConfig,
+    options: AtlasOptions,
+    log: Callable[[str], None],
+    quiet: bool,
+) -> int:
+    """`--atlas`: one page for a whole corpus file (see reportgen.atlas); its size."""
+    from reportgen.atlas import build_atlas, progress_printer
+
+    with _muted_stderr(quiet):
+        atlas = build_atlas(
+            input_path,
+            config,
+            options,
+            log=log,
+            progress=None if quiet else progress_printer(),
+        )
+    if export_json is not None:
+        size = atlas.export_json(export_json)
+        log(f"wrote {export_json} ({_human_size(size)})")
+    return atlas.save(output)
 
 
 # The options of one mode that the other refuses: flag -> click parameter name.
@@ -424,64 +494,3 @@ def _progress_printer() -> Callable[[int, int], None]:
         )
 
     return progress
-
-
-def _run_atlas(
-    sentences: tuple[str, ...],
-    input_path: str | None,
-    output: Path,
-    export_json: Path | None,
-    refused: list[str],
-    config: ReportConfig,
-    options: AtlasOptions,
-    log: Callable[[str], None],
-    quiet: bool,
-) -> None:
-    """`--atlas`: one page for a whole corpus file (see reportgen.atlas)."""
-    if sentences or input_path is None:
-        raise click.UsageError("--atlas reads a corpus file: give -i FILE and no SENTENCE")
-    if refused:
-        raise click.UsageError(
-            f"{', '.join(refused)} {'does' if len(refused) == 1 else 'do'} not go with "
-            "--atlas: it takes focus, candidates and answers from the JSONL file and "
-            "streams any number of sentences"
-        )
-    if options.engine != "ray" and (options.ray_address is not None or options.num_gpus):
-        raise click.UsageError("--ray-address and --num-gpus need --engine ray")
-    try:
-        from reportgen.atlas import build_atlas, progress_printer
-        from reportgen.inputs import MAX_TITLE_CHARS, check_text
-        from reportgen.safety import check_outputs
-
-        for path, hint in ((output, "'-o' / '--output'"), (export_json, "'--export-json'")):
-            if path is not None and path.parent != Path("") and not path.parent.is_dir():
-                raise click.BadParameter(f"folder '{path.parent}' does not exist", param_hint=hint)
-        model = config.model
-        check_text(config.title, "--title", MAX_TITLE_CHARS, "title")
-        check_text(model, "--model", 4096, "model")
-        # The same guards as the per-sentence report: no output over the corpus, the
-        # model or the other output.
-        check_outputs(
-            [("-o/--output", output), ("--export-json", export_json)],
-            inputs=[input_path],
-            model=model if model is not None else _embedded_model(),
-        )
-        with _muted_stderr(quiet):
-            atlas = build_atlas(
-                input_path,
-                config,
-                options,
-                log=log,
-                progress=None if quiet else progress_printer(),
-            )
-        if export_json is not None:
-            size = atlas.export_json(export_json)
-            log(f"wrote {export_json} ({_human_size(size)})")
-        size = atlas.save(output)
-    except KeyboardInterrupt:
-        _say("reportgen: interrupted; no atlas written")
-        sys.exit(130)
-    except ReportgenError as exc:
-        _say(f"Error: {exc}")
-        sys.exit(exc.exit_code)
-    log(f"wrote {'the atlas to stdout' if str(output) == '-' else output} ({_human_size(size)})")
