@@ -149,12 +149,6 @@ def register() -> str:
     return NAME
 
 
-def is_routed(model: Any) -> bool:
-    """Whether `model` calls :func:`attention` (it was loaded with ``attn_implementation=NAME``)."""
-    config = getattr(model, "config", None)
-    return getattr(config, "_attn_implementation", None) == NAME
-
-
 @contextmanager
 def routed(layers: dict[int, tuple[str, int]], deliver: Deliver) -> Iterator[None]:
     """Within the block, every call from a module in `layers` is delivered."""

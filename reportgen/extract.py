@@ -390,21 +390,6 @@ def forward_batch(
     streams: tuple[str, ...] | None = None,
     with_next_tokens: bool = True,
 ) -> list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]]:
-    """The one forward pass (see :func:`_forward_batch`), always without autograd."""
-    import torch
-
-    with torch.inference_mode():
-        return _forward_batch(loaded, items, encodings, make_sink, streams, with_next_tokens)
-
-
-def _forward_batch(
-    loaded: LoadedModel,
-    items: Sequence[SentenceInput],
-    encodings: Sequence[Any],
-    make_sink: SinkFactory,
-    streams: tuple[str, ...] | None = None,
-    with_next_tokens: bool = True,
-) -> list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]]:
     """The one forward pass: pad a batch of encodings, run the model, and hand each
     item's sink every layer of every stream. A consumer names what it reads, and only
     that runs: `streams` (an encoder-decoder asked for ``(SELF,)`` runs its encoder
@@ -466,7 +451,7 @@ def _forward_batch(
         sink's buffer and checked) and the states it names."""
         if weights is not None and getattr(weights, "ndim", 0) != 4:
             weights = None
-        if weights is None and wanted & {capture.WEIGHTS}:
+        if weights is None and capture.WEIGHTS in wanted:
             raise ModelError(
                 f"model '{info.name}' returned no attention weights: it does not support "
                 "attn_implementation='eager' with attention outputs"
@@ -527,60 +512,62 @@ def _forward_batch(
         deliver(stream, layer, site.weights() if capture.WEIGHTS in wanted else None, site)
 
     table = {id(sub): (h.stream, h.layer) for h in hooked for sub in h.module.modules()}
-    try:
-        if hooked:
-            sinks.extend(
-                make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
-            )
-            wanted.update(_names(sinks))
-            for h in hooked:
-
-                def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
-                    if (h.stream, h.layer) in routed:
-                        return
-                    w = out[h.index] if isinstance(out, tuple) else out
-                    deliver(h.stream, h.layer, w, None)
-
-                handles.append(h.module.register_forward_hook(hook))
-            with capture.routed(table, from_site):
-                out = model(**inputs, **kwargs)
-        else:
-            # No declared attention modules (an older or custom architecture): take the
-            # stacked output of eager attention once, and feed it to the sinks layer by
-            # layer all the same.
-            with capture.eager(loaded.model):
-                out = model(**inputs, **kwargs, output_attentions=True)
-            stacked = (
-                {
-                    SELF: out.encoder_attentions,
-                    DECODER: out.decoder_attentions,
-                    CROSS: out.cross_attentions,
-                }
-                if info.kind == "encoder-decoder" and not encoder_only
-                else {SELF: out.attentions}
-            )
-            for stream, atts in stacked.items():
-                if atts is None or len(atts) == 0:
-                    deliver(stream, 0, None, None)
-                layers[stream] = len(atts)
-            if layers[SELF] != info.layers:
-                raise ModelError(
-                    f"model '{info.name}' returned attention for {layers[SELF]} of its "
-                    f"{info.layers} layers (a hybrid architecture?); reportgen needs "
-                    "attention in every layer"
+    # The pass never needs autograd, whoever calls it.
+    with torch.inference_mode():
+        try:
+            if hooked:
+                sinks.extend(
+                    make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
                 )
-            sinks.extend(
-                make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
-            )
-            wanted.update(_names(sinks))
-            for stream, atts in stacked.items():
-                for layer, w in enumerate(atts):
-                    deliver(stream, layer, w, None)
-    except torch.OutOfMemoryError:
-        raise ModelError("out of memory: try a smaller --batch-size or --max-tokens") from None
-    finally:
-        for handle in handles:
-            handle.remove()
+                wanted.update(_names(sinks))
+                for h in hooked:
+
+                    def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
+                        if (h.stream, h.layer) in routed:
+                            return
+                        w = out[h.index] if isinstance(out, tuple) else out
+                        deliver(h.stream, h.layer, w, None)
+
+                    handles.append(h.module.register_forward_hook(hook))
+                with capture.routed(table, from_site):
+                    out = model(**inputs, **kwargs)
+            else:
+                # No declared attention modules (an older or custom architecture): take the
+                # stacked output of eager attention once, and feed it to the sinks layer by
+                # layer all the same.
+                with capture.eager(loaded.model):
+                    out = model(**inputs, **kwargs, output_attentions=True)
+                stacked = (
+                    {
+                        SELF: out.encoder_attentions,
+                        DECODER: out.decoder_attentions,
+                        CROSS: out.cross_attentions,
+                    }
+                    if info.kind == "encoder-decoder" and not encoder_only
+                    else {SELF: out.attentions}
+                )
+                for stream, atts in stacked.items():
+                    if atts is None or len(atts) == 0:
+                        deliver(stream, 0, None, None)
+                    layers[stream] = len(atts)
+                if layers[SELF] != info.layers:
+                    raise ModelError(
+                        f"model '{info.name}' returned attention for {layers[SELF]} of its "
+                        f"{info.layers} layers (a hybrid architecture?); reportgen needs "
+                        "attention in every layer"
+                    )
+                sinks.extend(
+                    make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
+                )
+                wanted.update(_names(sinks))
+                for stream, atts in stacked.items():
+                    for layer, w in enumerate(atts):
+                        deliver(stream, layer, w, None)
+        except torch.OutOfMemoryError:
+            raise ModelError("out of memory: try a smaller --batch-size or --max-tokens") from None
+        finally:
+            for handle in handles:
+                handle.remove()
     results: list[tuple[LayerSink, Sequences, tuple[NextToken, ...]]] = []
     logits = getattr(out, "logits", None) if wants_logits else None
     kept = kwargs.get("logits_to_keep")
@@ -668,9 +655,6 @@ def _decoder_inputs(
 # ---------------------------------------------------------------------------------------
 # Long inputs: reduce each layer as it streams, keep no full map
 # ---------------------------------------------------------------------------------------
-
-# Overview blocks per axis: the page budget's (memory.OVERVIEW_BLOCKS).
-OVERVIEW_BLOCKS = memory.OVERVIEW_BLOCKS
 
 
 class LongSink:
@@ -761,7 +745,7 @@ def extract_long(
     log: Log = _quiet_log,
     progress: Progress | None = None,
     encoded: Sequence[tuple[Any, int]] | None = None,
-    blocks: int = OVERVIEW_BLOCKS,
+    blocks: int = memory.OVERVIEW_BLOCKS,
 ) -> LongExtraction:
     """Like :func:`extract`, but every layer is reduced as it streams (see ``LongSink``):
     memory beyond the model is one layer's eager attention plus the reduced records.

@@ -156,7 +156,6 @@ class Plan:
     """What runs, decided from the tokenised input before any weight is read."""
 
     long: bool  # the long-input page: each layer reduced as it streams, no full map kept
-    lengths: tuple[int, ...]  # tokens per item, after truncation
 
 
 def plan_run(
@@ -181,7 +180,7 @@ def plan_run(
             "minimal pairs are compared on full maps, which a long-input page does not "
             "keep; " + hint
         )
-    return Plan(long=long, lengths=tuple(lengths))
+    return Plan(long=long)
 
 
 def build_report(

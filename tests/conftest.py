@@ -180,3 +180,46 @@ def render_all(page: Any, timeout: int = 120_000) -> None:
 def outside_requests(log: PageLog, path: Path) -> list[str]:
     own = path.resolve().as_uri()
     return [u for u in log.requests if u != own and not u.startswith(("data:", "blob:"))]
+
+
+def signal_mid_run(
+    args: list[str], env: dict[str, str], ready: str, sig: int, pause: float
+) -> tuple[int, str, str]:
+    """Run ``python -m reportgen ARGS`` in a real process; once a stderr line starts with
+    `ready`, wait `pause` seconds (into the work) and send `sig`. Returns the exit code,
+    stdout and the whole stderr. The child gets `sig`'s default disposition: a `make test`
+    started from a background job inherits SIGINT as ignored."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reportgen", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
+    )
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith(ready):
+                break
+        assert seen and seen[-1].startswith(ready), "".join(seen)
+        time.sleep(pause)
+        assert proc.poll() is None, "the process finished before the signal"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, "".join(seen) + err

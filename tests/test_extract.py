@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from reportgen.config import ReportConfig
 from reportgen.errors import InputError, ModelError
-from reportgen.extract import _check_layer, _row_tolerance, extract
+from reportgen.extract import _check_layer, _row_tolerance, _top_tokens, extract
 from reportgen.inputs import collect_inputs
 from reportgen.models import embedded_model_path, load_model
 from reportgen.tokens import readable
@@ -151,3 +151,32 @@ def test_a_non_finite_weight_is_caught_by_its_rows_sum(bad: float) -> None:
     weights[1, 2, 0] = bad
     with pytest.raises(ModelError, match="non-finite attention weights"):
         _check_layer("m", weights, 2)
+
+
+def test_tied_next_tokens_keep_the_lower_id_first() -> None:
+    """Equal probabilities read the same on every run: topk's order among ties is not."""
+
+    class Ids:
+        def decode(self, ids: list[int]) -> str:
+            return str(ids[0])
+
+    logits = torch.zeros(50)
+    logits[[7, 3, 41, 12, 30, 5]] = torch.tensor([2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
+    tokens = _top_tokens(Ids(), logits)
+    assert [t.token for t in tokens] == ["3", "7", "41", "5", "12"]
+
+
+def test_a_local_model_is_named_by_its_folder_where_it_is_opened(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """Privacy where the name enters: the opened model and the warnings name no folders."""
+    from reportgen.models import open_model
+
+    assert open_model(ReportConfig(model=str(tiny_bert))).info.name == tiny_bert.name
+    source = tmp_path / "deep" / "inputs.txt"
+    source.parent.mkdir()
+    source.write_text("word " * 40 + "\n", encoding="utf-8")
+    ex = extract(collect_inputs((), str(source)), ReportConfig(model=str(tiny_bert), max_tokens=8))
+    assert ex.model.name == tiny_bert.name
+    assert ex.warnings and ex.warnings[0].startswith("inputs.txt:1: truncated from")
+    assert not [w for w in ex.warnings if str(tmp_path) in w]

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 from reportgen.render import write_atomic
+
+from .conftest import signal_mid_run
 
 OLD_REPORT = b"<!DOCTYPE html><title>an older report</title>\n"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -329,12 +330,12 @@ def test_undecodable_argv_bytes_in_a_real_process(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def test_ctrl_c_during_extraction_leaves_the_old_report(tiny_bert: Path, tmp_path: Path) -> None:
-    """SIGINT to a real process while it extracts: exit 130, one line, old report intact."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_during_extraction_leaves_the_old_report(
+    tiny_bert: Path, tmp_path: Path, sig: int
+) -> None:
+    """SIGINT (or SIGTERM, its twin) to a real process while it extracts: exit 130, one
+    line, old report intact, no temporary file."""
     sentences = tmp_path / "many.jsonl"
     # ~27 tokens: 4,000 of them stay under the page budget (memory.PAGE_BUDGET_VALUES).
     line = "the animal did not cross the street because " * 3
@@ -345,39 +346,15 @@ def test_ctrl_c_during_extraction_leaves_the_old_report(tiny_bert: Path, tmp_pat
     out_dir.mkdir()
     report = out_dir / "report.html"
     report.write_bytes(OLD_REPORT)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reportgen", "-i", str(sentences), "-m", str(tiny_bert)]
-        + ["-o", str(report), "--batch-size", "2", "--max-sentences", "4000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        # A `make test` started from a background job inherits SIGINT as ignored.
-        preexec_fn=_default_sigint,
+    code, rest, stderr = signal_mid_run(
+        ["-i", str(sentences), "-m", str(tiny_bert), "-o", str(report)]
+        + ["--batch-size", "2", "--max-sentences", "4000"],
+        _env(),
+        "extracting attention",
+        sig,
+        pause=0.5,  # inside the forward passes (torch, tokenizers), not before them
     )
-    assert proc.stderr is not None
-    seen: list[str] = []
-    rest = err_rest = ""
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            text = proc.stderr.readline()
-            if not text:
-                break
-            seen.append(text)
-            if text.startswith("extracting attention"):
-                break
-        assert seen and seen[-1].startswith("extracting attention"), "".join(seen)
-        time.sleep(0.5)  # inside the forward passes (torch, tokenizers), not before them
-        assert proc.poll() is None, "the process finished before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        rest, err_rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = "".join(seen) + err_rest
-    assert proc.returncode == 130, stderr
+    assert code == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert stderr.strip().splitlines()[-1] == "reportgen: interrupted; no report written"
     assert rest == ""

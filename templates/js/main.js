@@ -43,11 +43,11 @@
     });
   }
 
+  const MODERN = "a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures";
   const PAGES = {
     // The per-sentence report (report.html.j2, render.PAGE_SCRIPTS).
     report: {
-      unsupported:
-        "This report needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures.",
+      unsupported: "This report needs " + MODERN + ".",
       early: setupSearch, // the sentence list filters without any figure
       beforeLibraries: () => [RG.installRequireStandIn], // bertviz.js: bertviz expects require.js
       setup() {
@@ -58,8 +58,7 @@
     },
     // The head atlas (atlas.html.j2, render.ATLAS_SCRIPTS).
     atlas: {
-      unsupported:
-        "This atlas needs a browser from 2023 or later (Chrome 80, Firefox 113, Safari 16.4) to draw its figures; its tables are below.",
+      unsupported: "This atlas needs " + MODERN + "; its tables are below.",
       early() {},
       beforeLibraries: () => [],
       setup: () => RG.setupAtlas(), // atlas.js: the label table chooses a head
