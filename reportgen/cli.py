@@ -106,6 +106,15 @@ def _human_size(size: int) -> str:
     help="Words the focus word may refer to (e.g. animal,street).",
 )
 @click.option(
+    "--focus-at",
+    type=click.Choice(["auto", "word", "first-diff", "last"]),
+    default="auto",
+    show_default=True,
+    help="Where a minimal pair's question is asked: at the focus word, at the first word "
+    "where A and B differ, or at the last token. auto: the focus word, except in a decoder "
+    "whose focus word comes before the difference (it cannot see it): first-diff.",
+)
+@click.option(
     "--compare",
     is_flag=True,
     help="Treat consecutive sentences as minimal pairs (1 with 2, 3 with 4, ...).",
@@ -224,6 +233,7 @@ def main(
     title: str | None,
     focus: str | None,
     candidates: str | None,
+    focus_at: str,
     compare: bool,
     text_pair: str | None,
     target: str | None,
@@ -273,6 +283,7 @@ def main(
         dtype=dtype,
         truncate=not no_truncate,
         max_tokens=max_tokens,
+        focus_at=focus_at,
     )
     if atlas:
         from reportgen.atlas import AtlasOptions
@@ -438,6 +449,7 @@ REPORT_ONLY = {
     "--compare": "compare",
     "--focus": "focus",
     "--candidates": "candidates",
+    "--focus-at": "focus_at",
     "--pair": "text_pair",
     "--target": "target",
     "--layer": "layer",

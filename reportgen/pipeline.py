@@ -9,12 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from reportgen import __version__, analysis
-from reportgen.config import Extraction, InputBatch, LongExtraction, ReportConfig, SentenceInput
+from reportgen.config import (
+    Extraction,
+    InputBatch,
+    LongExtraction,
+    ReportConfig,
+    SentenceInput,
+    TokenSeq,
+)
 from reportgen.errors import InputError
 from reportgen.inputs import check_item, check_text, split_candidates
 from reportgen.models import ModelSpec
 from reportgen.render import render_page, write_atomic
-from reportgen.report import ReportDocument, build_document, build_long_document, page_settings
+from reportgen.report.document import ReportDocument, build_document, page_settings
+from reportgen.report.long import build_long_document
+from reportgen.report.pairs import FOCUS_AT, PairQuery, pair_queries
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -142,6 +151,8 @@ def _check_config(cfg: ReportConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InputError(f"{name} must be a whole number from 1 (1-based), got {value!r}")
+    if cfg.focus_at not in FOCUS_AT:
+        raise InputError(f"focus_at '{cfg.focus_at}' is not one of {', '.join(FOCUS_AT)}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise InputError(f"batch_size must be a whole number from 1, got {cfg.batch_size!r}")
     for name in ("model", "title"):
@@ -151,25 +162,58 @@ def _check_config(cfg: ReportConfig) -> None:
         check_text(value, name)
 
 
+def _check_focus_at(cfg: ReportConfig, batch: InputBatch) -> None:
+    """--focus-at moves a minimal pair's question: refused where there is no such question."""
+    if cfg.focus_at in ("auto", "word"):
+        return
+    if not any(_asks(batch, a) for a, _ in batch.pairs):
+        raise InputError(
+            f"--focus-at {cfg.focus_at} moves a minimal pair's question: give --compare, "
+            "--focus and two --candidates"
+        )
+
+
+def _asks(batch: InputBatch, a: int) -> bool:
+    """Whether the pair starting at item `a` asks the pronoun question (a focus word, two
+    candidates or more)."""
+    item = batch.items[a]
+    return item.focus is not None and len(item.candidates) >= 2
+
+
 @dataclass(frozen=True)
 class Plan:
     """What runs, decided from the tokenised input before any weight is read."""
 
     long: bool  # the long-input page: each layer reduced as it streams, no full map kept
+    # Per minimal pair, where its question is asked (report.pairs.pair_queries; the
+    # query, then a second one if any), or None for a pair without the question.
+    queries: tuple[tuple[PairQuery, ...] | None, ...] = ()
+
+
+def _token_seq(spec: ModelSpec, item: SentenceInput, encoding: Any) -> TokenSeq:
+    """The primary map's tokens of one encoded input, as the extraction will label them."""
+    from reportgen.tokens import token_seq
+
+    fast = encoding.encodings[0] if getattr(encoding, "encodings", None) else None
+    ids = list(encoding["input_ids"])
+    seq, _ = token_seq(spec.tokenizer, ids, fast, (item.text, item.text_pair), len(ids))
+    return seq
 
 
 def plan_run(
     spec: ModelSpec,
     batch: InputBatch,
-    lengths: Sequence[int],
+    encoded: Sequence[tuple[Any, int]],
     cfg: ReportConfig,
     needs_full_maps: str | None = None,
 ) -> Plan:
-    """Check the sizes (memory and page, :func:`memory.check_input`) and refuse what the
-    chosen page cannot show, before the weights load."""
+    """Check the sizes (memory and page, :func:`memory.check_input`), refuse what the
+    chosen page cannot show, and decide where each minimal pair's question is asked (a
+    decoder's focus word cannot see a difference after it), before the weights load.
+    `encoded` is :func:`extract.encode`'s output for every item."""
     from reportgen.memory import check_input
 
-    long = check_input(spec, lengths, cfg.batch_size)
+    long = check_input(spec, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
     hint = "use --max-tokens N to bring the input under the page budget"
     if long and needs_full_maps is not None:
         raise InputError(
@@ -180,7 +224,22 @@ def plan_run(
             "minimal pairs are compared on full maps, which a long-input page does not "
             "keep; " + hint
         )
-    return Plan(long=long)
+    # Only the primary map's queries matter: a decoder's self-attention is causal, an
+    # encoder-decoder's primary map (the encoder's) is not.
+    causal = spec.info.kind == "causal"
+    queries = tuple(
+        pair_queries(
+            _token_seq(spec, batch.items[a], encoded[a][0]),
+            _token_seq(spec, batch.items[b], encoded[b][0]),
+            batch.items[a].focus or "",
+            causal,
+            cfg.focus_at,
+        )
+        if _asks(batch, a)
+        else None
+        for a, b in batch.pairs
+    )
+    return Plan(long=long, queries=queries)
 
 
 def build_report(
@@ -218,12 +277,13 @@ def build_report(
     if model is not None:
         cfg = replace(cfg, model=model)
     _check_config(cfg)
+    _check_focus_at(cfg, batch)
     from reportgen.extract import encode, extract
     from reportgen.models import load_weights, open_model
 
     spec = open_model(cfg, log)
     # Validate --layer/--head before any weight is read, so a typo costs no time.
-    from reportgen.report import choose_head
+    from reportgen.report.heads import choose_head
 
     choose_head(spec.info, cfg.layer, cfg.head)
     if spec.info.kind != "encoder-decoder" and any(it.target for it in batch.items):
@@ -232,9 +292,10 @@ def build_report(
             "encoder-decoder model (it has no decoder input)"
         )
     encoded = [encode(spec, item, cfg) for item in batch.items]
-    plan = plan_run(
-        spec, batch, [len(enc["input_ids"]) for enc, _ in encoded], cfg, needs_full_maps
-    )
+    plan = plan_run(spec, batch, encoded, cfg, needs_full_maps)
+    for number, queries in enumerate(plan.queries, start=1):
+        if queries and queries[0].note:  # said before the weights load
+            log(f"minimal pair {number}: {queries[0].note}")
     loaded = load_weights(spec, log)
     if plan.long:
         return _long_report(batch, cfg, loaded, encoded, log, progress)
@@ -242,7 +303,7 @@ def build_report(
     extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded)
     for warning in extraction.warnings:
         log(f"warning: {warning}")
-    document = build_document(extraction, cfg, __version__, batch.pairs)
+    document = build_document(extraction, cfg, __version__, batch.pairs, plan.queries)
     log("rendering the report ...")
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction)

@@ -23,7 +23,7 @@ from reportgen import analysis
 from reportgen.config import Extraction
 from reportgen.errors import InputError
 from reportgen.render import atomic_path
-from reportgen.report import ReportDocument
+from reportgen.report.document import ReportDocument
 
 __all__ = ["HeatmapSpec", "check_folder", "submission_specs", "write_submission"]
 
@@ -51,6 +51,7 @@ class HeatmapSpec:
     focus_rows: tuple[int, ...]
     candidate_cols: tuple[int, ...]
     caption: str
+    row_name: str = "focus"  # what the outlined row is: the focus word, or the pair's query
 
 
 def check_folder(folder: Path) -> None:
@@ -62,19 +63,22 @@ def check_folder(folder: Path) -> None:
 
 
 def submission_specs(doc: ReportDocument, extraction: Extraction) -> list[HeatmapSpec]:
-    """Two maps per comparable pair (its submission head); else each sentence's first head."""
+    """Two maps per comparable pair (its submission head, its query row outlined); else
+    each sentence's first head."""
     specs: list[HeatmapSpec] = []
     for p in doc.pairs:
         fa, fb = doc.sentences[p.a].focus, doc.sentences[p.b].focus
-        if p.words is None or fa is None or fb is None:
+        if p.words is None or fa is None or fb is None or p.query is None or p.scores is None:
             continue
         layer, head = p.chosen
-        for tag, index, focus, cand in (
-            ("A", p.a, fa, p.words.expected[0]),
-            ("B", p.b, fb, p.words.expected[1]),
+        query = p.query
+        # Where the question is asked is said on the file, unless it is the focus word.
+        where = "" if query.at == "word" else f" (asked at {query.where})"
+        for side, (tag, index, focus, cand) in enumerate(
+            (("A", p.a, fa, p.words.expected[0]), ("B", p.b, fb, p.words.expected[1]))
         ):
             c = focus.candidates.index(cand)
-            weight = float(focus.scores[layer, head, c])
+            weight = float(p.scores[side][layer, head, c])
             specs.append(
                 _spec(
                     doc,
@@ -82,9 +86,10 @@ def submission_specs(doc: ReportDocument, extraction: Extraction) -> list[Heatma
                     index,
                     f"pair{p.number}_{tag}_L{layer + 1}H{head + 1}",
                     (layer, head),
-                    focus.positions,
+                    query.positions[side],
                     focus.candidate_positions[c],
-                    f"{tag}: '{focus.word}' → '{cand}' = {weight:.3f}",
+                    f"{tag}: '{query.words[side]}' → '{cand}' = {weight:.3f}{where}",
+                    row_name="focus" if query.at == "word" else "query",
                 )
             )
     if specs:
@@ -116,6 +121,7 @@ def _spec(
     rows: Sequence[int],
     cols: Sequence[int],
     caption: str,
+    row_name: str = "focus",
 ) -> HeatmapSpec:
     amap = extraction.results[index].maps[0]
     layer, head = layer_head
@@ -131,6 +137,7 @@ def _spec(
         focus_rows=tuple(rows),
         candidate_cols=tuple(cols),
         caption=caption,
+        row_name=row_name,
     )
 
 
@@ -193,7 +200,7 @@ def draw(spec: HeatmapSpec) -> Figure:
     )
     lines = [spec.caption] if spec.caption else []
     if rows is not None or cols is not None:
-        lines.append("Outlined: the focus row and the candidate's column.")
+        lines.append(f"Outlined: the {spec.row_name} row and the candidate's column.")
     lines.append(scale)
     fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", fontsize=9)
     fig.subplots_adjust(bottom=0.12 + 0.9 / side, top=0.86, left=0.16, right=0.92)

@@ -21,7 +21,8 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.errors import InputError
-from reportgen.report import choose_head, focus_doc
+from reportgen.report.heads import choose_head
+from reportgen.report.headstats import focus_doc
 from reportgen.safety import public_name
 
 from .conftest import WINOGRAD, random_attention

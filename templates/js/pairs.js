@@ -69,8 +69,7 @@
     const diff = difference(pair, ea, eb, da, db, layer, head);
     // A symmetric range around the largest difference, so small differences still show.
     const spec = RG.clone(RG.page.figures.difference);
-    let largest = 0;
-    for (const row of diff.t.rows) for (const v of row) largest = Math.max(largest, Math.abs(v));
+    const largest = RG.largest(diff.t.rows, null, true);
     spec.data[0].zmin = -Math.max(largest, 0.01);
     spec.data[0].zmax = Math.max(largest, 0.01);
     await RG.heatmap(root.querySelector('[data-plot="pair-diff"]'), diff.t, "A − B · " + name, false,
@@ -83,18 +82,21 @@
     if (!ea.data.focus || !eb.data.focus) return;
     const [layer, head] = pair.data.chosen;
     const [expectA, expectB] = pair.data.expected; // the answers' candidate indices
+    // The query: the focus word, or where a decoder can see the difference (--focus-at).
+    const [rowsA, rowsB] = pair.data.query_rows;
+    const [wordA, wordB] = pair.data.query_words;
     const rows = [
-      [ea, da, "submit-a", expectA, "A"],
-      [eb, db, "submit-b", expectB, "B"],
+      [ea, da, "submit-a", expectA, "A", rowsA, wordA],
+      [eb, db, "submit-b", expectB, "B", rowsB, wordB],
     ];
-    for (const [entry, decoded, plot, cand, tag] of rows) {
+    for (const [entry, decoded, plot, cand, tag, queryRows, queryWord] of rows) {
       const focus = entry.data.focus;
       const t = sideTransform(entry, decoded, layer, head);
       const word = focus.candidates[cand].word;
-      const title = tag + ": '" + focus.word + "' → '" + word + "' · Layer " + (layer + 1) + ", Head " + (head + 1);
+      const title = tag + ": '" + queryWord + "' → '" + word + "' · Layer " + (layer + 1) + ", Head " + (head + 1);
       const spec = RG.submissionSpec(t, entry.data.seqs[decoded.meta.key_seq]); // handin.js
       await RG.heatmap(root.querySelector('[data-plot="' + plot + '"]'), t, title, decoded.meta.causal, spec, {
-        shapes: outline(t.q, t.k, focus.positions, focus.candidates[cand].positions),
+        shapes: outline(t.q, t.k, queryRows, focus.candidates[cand].positions),
         filename: "attention-" + pair.section.id + "-" + tag + "-L" + (layer + 1) + "-H" + (head + 1),
       });
     }

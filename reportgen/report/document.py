@@ -1,0 +1,98 @@
+"""The whole report's content (:class:`ReportDocument`) and the page's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reportgen import analysis, figures
+from reportgen.config import Extraction, ModelInfo, ReportConfig
+from reportgen.headview import LAYER_AT_A_TIME_TOKENS, PAIR_FILTERS
+from reportgen.report.heads import HeadChoice, choose_head, pair_start
+from reportgen.report.pairs import PairDoc, PairQuery, pair_doc
+from reportgen.report.sentence import SentenceDoc, sentence_doc
+from reportgen.store import PageSettings
+
+if TYPE_CHECKING:  # long.py builds a ReportDocument; only the type is needed here
+    from reportgen.report.long import LongSentenceDoc
+
+
+@dataclass(frozen=True)
+class ReportDocument:
+    """Everything the templates need, already decided."""
+
+    title: str
+    version: str
+    model: ModelInfo
+    start: HeadChoice
+    sentences: tuple[SentenceDoc, ...]
+    warnings: tuple[str, ...]
+    figure_specs: dict[str, Any]
+    verdict_rule: str
+    pairs: tuple[PairDoc, ...] = ()
+    # A long-input page (over the page budget) has these instead of `sentences`.
+    long_sentences: tuple[LongSentenceDoc, ...] = ()
+
+
+def figure_specs() -> dict[str, Any]:
+    """The heatmap specs (without data) that the page's views fill in."""
+    return {
+        "attention": figures.attention_heatmap_spec(),
+        "difference": figures.attention_heatmap_spec(diverging=True, colorbar_title="A - B"),
+    }
+
+
+def build_document(
+    extraction: Extraction,
+    config: ReportConfig,
+    version: str,
+    pairs_of: tuple[tuple[int, int], ...] = (),
+    queries: tuple[tuple[PairQuery, ...] | None, ...] = (),
+) -> ReportDocument:
+    """Assemble the report's content from the extraction and the options. `queries`
+    are the plan's, one per pair (``pipeline.plan_run``); a pair without them finds its
+    own with the same rule (:func:`~reportgen.report.pairs.pair_queries`)."""
+    model = extraction.model  # named publicly where it was opened (models.open_model)
+    start = choose_head(model, config.layer, config.head)
+    sentences = tuple(sentence_doc(i, r) for i, r in enumerate(extraction.results, start=1))
+    pairs = tuple(
+        pair_doc(
+            number,
+            a,
+            b,
+            extraction.results,
+            sentences,
+            start,
+            config,
+            queries[number - 1] if number <= len(queries) else None,
+        )
+        for number, (a, b) in enumerate(pairs_of, start=1)
+    )
+    start = pair_start(start, pairs, config)
+    warnings = extraction.warnings  # named publicly where they were made (extract)
+    title = config.title or "Attention report"
+    return ReportDocument(
+        title=title,
+        version=version,
+        model=model,
+        start=start,
+        sentences=sentences,
+        warnings=warnings,
+        figure_specs=figure_specs(),
+        verdict_rule=analysis.VERDICT_RULE,
+        pairs=pairs,
+    )
+
+
+def page_settings(doc: ReportDocument) -> PageSettings:
+    """Report-wide settings for the page."""
+    return PageSettings(
+        start_layer=doc.start.layer,
+        start_head=doc.start.head,
+        layers=doc.model.layers,
+        heads=doc.model.heads,
+        figures=doc.figure_specs,
+        pair_filters=tuple(name for name, _ in PAIR_FILTERS),
+        layer_at_a_time_tokens=LAYER_AT_A_TIME_TOKENS,
+        heatmap_size=figures.HEATMAP_SIZE,
+    )
