@@ -48,8 +48,8 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check reportgen tests benchmarks
 	$(BIN)/mypy reportgen
 
-bench: setup fetch-smollm2 ## Print the size and speed table (benchmarks/bench.py)
-	$(BIN)/python benchmarks/bench.py
+bench: setup fetch-smollm2 ## Print the size and speed table (python -m benchmarks; --list, --only NAME)
+	$(BIN)/python -m benchmarks
 
 clean: ## Remove the virtualenv and generated reports
 	rm -rf $(VENV) report.html report-causal.html

@@ -1,0 +1,119 @@
+"""Long inputs (issue 11): SmolLM2 (GGUF) over ~900 and ~4,000 tokens of prose.
+
+The real CLI writes the long-input report and its export, against the bare eager forward
+pass over the same tokens, each in its own process (peak memory is the process's
+ru_maxrss); then Chromium opens each report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import targets
+from ..browser import Browser, browser_available, browser_row
+from ..context import Context
+from ..fixtures import smollm2
+from ..inputs import prose
+from ..measure import output, say, script
+from ..table import Row, fmt_mb
+
+SIZES = (900, 4000)  # tokens of prose; targets.LONG_PEAK and LONG_TIME hold one for each
+BASE_TOKENS = 45  # the short run whose time is subtracted: loading, imports, writing
+
+
+def rows(ctx: Context) -> list[Row]:
+    from reportgen.config import ReportConfig
+    from reportgen.models import load_model
+
+    source = smollm2()
+    if not source.is_file():
+        return [Row.info("Long inputs (SmolLM2)", "skipped", f"no {source}", "make fetch-smollm2")]
+    say("long inputs: SmolLM2 over prose, the CLI's long-input report vs the bare forward pass")
+    tokenizer = load_model(ReportConfig(model=str(source))).tokenizer  # also warms the cache
+
+    def measure(mode: str, tokens: int) -> dict[str, Any]:
+        text = prose(tokenizer, tokens)
+        text_path = ctx.work / f"prose{tokens}.txt"
+        text_path.write_text(text, encoding="utf-8")
+        cmd = script("long_input.py", mode, source, text_path, ctx.work / f"long{tokens}.html")
+        stdout = output(cmd, f"long bench {mode} {tokens}")
+        result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+        result["tokens"] = len(tokenizer(text)["input_ids"])
+        say(f"  {mode} {tokens}: {result}")
+        return result
+
+    base = measure("ours", BASE_TOKENS)
+    out: list[Row] = []
+    pages: list[tuple[int, Path]] = []
+    for tokens in SIZES:
+        bare, ours = measure("bare", tokens), measure("ours", tokens)
+        n = ours["tokens"]
+        pages.append((n, ctx.work / f"long{tokens}.html"))
+        beyond = (ours["total"] - base["total"]) / bare["work"]
+        out.append(
+            Row.check(
+                f"{n} tokens (SmolLM2): peak memory, CLI writing the report + export",
+                fmt_mb(ours["peak"]),
+                f"bare eager forward {fmt_mb(bare['peak'])}",
+                targets.LONG_PEAK[tokens],
+                ours["peak"],
+            )
+        )
+        out.append(
+            Row.check(
+                f"{n} tokens: time beyond a {BASE_TOKENS}-token run, over the forward pass",
+                f"{ours['total'] - base['total']:.2f} s (CLI {ours['work']:.2f} s)",
+                f"bare forward {bare['work']:.2f} s",
+                targets.LONG_TIME[tokens],
+                beyond,
+                shown=f"{beyond:.2f}x",
+            )
+        )
+        report, export = targets.LONG_REPORT, targets.LONG_EXPORT
+        out.append(
+            Row(
+                f"{n} tokens: long-input report (HTML) / export (JSON)",
+                f"{fmt_mb(ours['size'])} / {fmt_mb(ours['export'])}",
+                "—",
+                f"{report} / {export}",
+                report.met(ours["size"]) and export.met(ours["export"]),
+            )
+        )
+    if ctx.browser:
+        out.extend(browser_rows(pages))
+    return out
+
+
+def browser_rows(pages: Sequence[tuple[int, Path]]) -> list[Row]:
+    """Chromium opens each long-input report offline: first screen and JS heap."""
+    if not browser_available():
+        return [Row.info("Browser: long-input reports", "skipped", "no Chromium")]
+    chromium = Browser()
+    out: list[Row] = []
+    try:
+        for n, path in pages:
+            r = chromium.time_report(path, everything=False, heap=True)
+            say(f"  {path.name}: {r}")
+            out.append(
+                browser_row(
+                    f"Browser: {n} tokens, first screen drawn",
+                    r,
+                    "first_screen",
+                    targets.LONG_FIRST,
+                )
+            )
+            heap = r.get("heap")
+            out.append(
+                Row.check(
+                    f"Browser: {n} tokens, JS heap after the first screen",
+                    fmt_mb(heap) if heap is not None else "not measured",
+                    "—",
+                    targets.LONG_HEAP,
+                    heap,
+                )
+            )
+    finally:
+        chromium.close()
+    return out
