@@ -45,9 +45,10 @@ class Site:
     is_causal: bool | None
     position_bias: Any
 
-    def weights(self) -> Any:
-        """The layer's attention weights, float32 ``(batch, heads, q, k)``."""
-        return rebuild_weights(self)
+    def weights(self, start: int = 0, stop: int | None = None) -> Any:
+        """The layer's attention weights, float32 ``(batch, heads, q, k)``; with `start`
+        and `stop`, only those query rows (a long input's layer a few rows at a time)."""
+        return rebuild_weights(self, start, stop)
 
 
 # One (stream, layer) per module of the model being captured, and who receives it.
@@ -63,19 +64,26 @@ class _Route:
 _ROUTE: ContextVar[_Route | None] = ContextVar("reportgen_capture", default=None)
 
 
-def rebuild_weights(site: Site) -> Any:
+def _rows(t: Any, start: int, stop: int) -> Any:
+    """Query rows of a ``(..., q, k)`` mask or bias; a broadcast row axis stays whole."""
+    return t if t.shape[-2] == 1 else t[..., start:stop, :]
+
+
+def rebuild_weights(site: Site, start: int = 0, stop: int | None = None) -> Any:
     """Softmax of ``q k^T * scaling + position_bias + mask`` in float32, with the mask
-    read as sdpa reads it (boolean: keep; float: added; none: causal when the module is)."""
+    read as sdpa reads it (boolean: keep; float: added; none: causal when the module is),
+    for query rows ``start:stop`` (all by default)."""
     import torch
 
-    query, key = site.query.float(), site.key.float()
+    stop = site.query.shape[-2] if stop is None else stop
+    query, key = site.query[..., start:stop, :].float(), site.key.float()
     groups = query.shape[1] // key.shape[1]
     if groups > 1:  # grouped-query attention: query head h reads key head h // groups
         key = key.repeat_interleave(groups, dim=1)
     # In place after the product: one layer's scores and its weights are the peak.
     scores = torch.matmul(query, key.transpose(-1, -2)).mul_(site.scaling)
     if site.position_bias is not None:
-        scores.add_(site.position_bias.float())
+        scores.add_(_rows(site.position_bias, start, stop).float())
     low = torch.finfo(torch.float32).min  # eager's fill: a fully masked row stays finite
     mask = site.mask
     if mask is None:
@@ -85,14 +93,15 @@ def rebuild_weights(site: Site) -> Any:
             else getattr(site.module, "is_causal", True)
         )
         nq, nk = scores.shape[-2:]
-        if causal and nq > 1:
-            # Upper-left aligned, as sdpa's is_causal (transformers crops longer keys).
-            above = torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1)
+        if causal and site.query.shape[-2] > 1:
+            # Upper-left aligned, as sdpa's is_causal (transformers crops longer keys):
+            # row i (of the whole layer) keeps keys 0..i.
+            above = torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1 + start)
             scores.masked_fill_(above, low)
     elif mask.dtype == torch.bool:
-        scores.masked_fill_(~mask, low)
+        scores.masked_fill_(~_rows(mask, start, stop), low)
     else:
-        scores.add_(mask.float())
+        scores.add_(_rows(mask, start, stop).float())
     return torch.softmax(scores, dim=-1)
 
 
@@ -131,6 +140,34 @@ def attention(
         position_bias=position_bias,
         **kwargs,
     )
+
+
+# Families whose attention scores are exactly ``q k^T * scaling + position_bias + mask``
+# as the function receives them (each checked against eager in tests/test_capture.py
+# and tests/test_families.py), by config.model_type.
+EXACT_FAMILIES = frozenset(
+    {"bert", "roberta", "xlm-roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2"}
+    | {"bart", "marian", "t5", "mt5"}
+)
+
+
+def needs_eager(config: Any) -> str | None:
+    """Why the weights of a model with this configuration cannot be rebuilt from what
+    its attention function receives (so it runs eager attention), or None.
+
+    Terms the function does not see or the rebuild does not add (ALiBi biases, soft-capped
+    logits, learned sink logits) would give guessed weights, never shown.
+    """
+    kind = getattr(config, "model_type", "")
+    if getattr(config, "attn_logit_softcapping", None) is not None:
+        return f"'{kind}' soft-caps its attention scores"
+    if getattr(config, "alibi", False) or kind in ("bloom", "mpt"):
+        return f"'{kind}' adds ALiBi position biases inside its attention"
+    if kind == "gpt_oss":
+        return f"'{kind}' adds learned sink logits to its attention"
+    if kind not in EXACT_FAMILIES:
+        return f"the rebuild of the weights is not verified for the '{kind}' architecture"
+    return None
 
 
 _registered = False

@@ -52,6 +52,11 @@ class ReportConfig:
     dtype: str = "float32"
     truncate: bool = True
     max_tokens: int | None = None  # cut every input to this many tokens (--max-tokens)
+    # Where a minimal pair's question is asked (--focus-at, report.pairs.FOCUS_AT): "auto"
+    # is the focus word, except in a decoder when it comes before the pair's difference.
+    focus_at: str = "auto"
+    # Context-mixing measures to compute beside the weights (mixing.MEASURES).
+    measures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,21 @@ class TokenSeq:
     offsets: tuple[tuple[int, int], ...]  # char span in `text`; (0, 0) for special tokens
     special: tuple[bool, ...]
     text: str
+
+
+@dataclass(frozen=True)
+class Measures:
+    """How much each token contributes, beyond the weights (mixing.py): each float32 with
+    rows summing to 1, or None where not asked for. Per-layer measures have no heads.
+
+    `norm` is ``[layers, heads, n, n]``; `norm_layer`, `alti` and `alti_rollout` are
+    ``[layers, n, n]``.
+    """
+
+    norm: NDArray[np.float32] | None = None
+    norm_layer: NDArray[np.float32] | None = None
+    alti: NDArray[np.float32] | None = None
+    alti_rollout: NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,8 @@ class AttentionMap:
     causal: bool = False
     sentence_b_start: int | None = None  # first token of segment B, for sentence pairs
     id: str = field(kw_only=True)
+    # Context-mixing measures (mixing.py) of a self-attention map, where asked for.
+    measures: Measures | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,9 @@ class Extraction:
     model: ModelInfo
     results: tuple[AttentionResult, ...]
     warnings: tuple[str, ...] = ()
+    # Why the context-mixing measures asked for are not shown for this model, if they
+    # are not (the decomposition's self-check, or an architecture it does not cover).
+    measures_withheld: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ holds (the overview per head and the exact rows), with no full ``attention`` arr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,10 @@ from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInf
 from reportgen.render import write_atomic
 
 if TYPE_CHECKING:
-    from reportgen.report import PairDoc, ReportDocument, SentenceDoc
+    from reportgen.analysis import PairAnswer
+    from reportgen.report.document import ReportDocument
+    from reportgen.report.pairs import PairCounts, PairDoc, PairQuery
+    from reportgen.report.sentence import SentenceDoc
 
 # Keys of the secondary maps, by stable identifier.
 MAP_KEYS = {"decoder_self": "decoder_attention", "cross": "cross_attention"}
@@ -57,22 +61,62 @@ def _model_json(model: ModelInfo) -> dict[str, Any]:
     }
 
 
-def _answer_json(pair: PairDoc) -> dict[str, Any] | None:
-    """The head a pair hands in and the counts behind it, as the page words them."""
-    answer = pair.answer
-    if answer is None or pair.words is None:
-        return None
+def _query_json(query: PairQuery) -> dict[str, Any]:
+    """Where a pair's question is asked (``--focus-at``): token positions in A and B."""
     return {
+        "at": query.at,
+        "where": query.where,
+        "positions_a": list(query.positions[0]),
+        "positions_b": list(query.positions[1]),
+        "words": list(query.words),
+        "note": query.note,
+    }
+
+
+def _counts_json(answer: PairAnswer, counts: PairCounts) -> dict[str, Any]:
+    """The heads right in both and what they are set against (``report.pairs.PairCounts``)."""
+    return {
+        "heads_right_in_both": answer.correct,
+        "heads_right_in_a": answer.right_a,
+        "heads_right_in_b": answer.right_b,
+        "heads_wrong_in_both": counts.wrong_both,
+        "heads_unchanged": counts.unchanged,
+        "heads_other": counts.other,
+        "heads": answer.total,
+        "sign_test": {
+            "flips": counts.flips,
+            "p_value": counts.p_value,
+            "verdict": counts.verdict,
+        },
+    }
+
+
+def _answer_json(pair: PairDoc) -> dict[str, Any] | None:
+    """The head a pair hands in, where it was asked, and the counts behind it, as the
+    page words them."""
+    answer = pair.answer
+    if answer is None or pair.words is None or pair.query is None or pair.counts is None:
+        return None
+    out: dict[str, Any] = {
         "head": head_json(*answer.head),
         "expected": list(pair.words.expected),
         "gold": answer.gold,
         "shows_pattern": answer.shows_pattern,
-        "heads_right_in_both": answer.correct,
-        "heads_right_in_a": answer.right_a,
-        "heads_right_in_b": answer.right_b,
-        "heads": answer.total,
+        "query": _query_json(pair.query),
+        **_counts_json(answer, pair.counts),
         "rule": pair.words.rule,
+        "baseline": pair.words.baseline,
     }
+    if pair.second is not None:
+        second = pair.second
+        out["second_answer"] = {
+            "head": head_json(*second.answer.head),
+            "shows_pattern": second.answer.shows_pattern,
+            "query": _query_json(second.query),
+            **_counts_json(second.answer, second.counts),
+            "text": second.text,
+        }
+    return out
 
 
 def _analysis(sdoc: SentenceDoc, attention: Any, rule: str) -> dict[str, Any]:
@@ -136,6 +180,14 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
         }
         if result.item.text_pair is not None:
             item["text_pair"] = result.item.text_pair
+        if primary.measures is not None:
+            # Context mixing (mixing.py), full precision: norm [L][H][n][n], the others
+            # [L][n][n]; only the measures asked for.
+            item["measures"] = {
+                f.name: value.tolist()
+                for f in dataclasses.fields(primary.measures)
+                if (value := getattr(primary.measures, f.name)) is not None
+            }
         for amap in result.maps[1:]:
             mid = amap.id
             item[MAP_KEYS.get(mid, f"{mid}_attention")] = {
@@ -166,11 +218,10 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
             }
             for p in document.pairs
         ]
-    return {
-        "model": _model_json(model),
-        "items": items,
-        "pairs": pairs,
-    }
+    out: dict[str, Any] = {"model": _model_json(model), "items": items, "pairs": pairs}
+    if extraction.measures_withheld is not None:
+        out["measures_withheld"] = extraction.measures_withheld
+    return out
 
 
 def write_export(path: Path, data: dict[str, Any]) -> int:

@@ -11,13 +11,13 @@ architectures that declare no recordable attention modules.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from reportgen import analysis, capture, memory
+from reportgen import analysis, capture, memory, mixing
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
@@ -27,6 +27,7 @@ from reportgen.config import (
     LongAttention,
     LongExtraction,
     LongResult,
+    Measures,
     NextToken,
     ReportConfig,
     SentenceInput,
@@ -41,6 +42,9 @@ Progress = Callable[[int, int], None]
 
 ROW_SUM_TOLERANCE = 1e-3
 TOP_NEXT_TOKENS = 5
+# Query rows of a long input's layer rebuilt and reduced at a time: at 8,192 tokens and
+# 9 heads, 256 rows of scores are 75 MB where the whole layer would be 2.4 GB.
+LONG_ROW_CHUNK = 256
 # The streams of attention a model can have: one for encoder-only and causal models,
 # three for encoder-decoder models.
 SELF, DECODER, CROSS = "self", "decoder", "cross"
@@ -64,13 +68,22 @@ class Captured:
     queries: NDArray[np.float32] | None = None
     keys: NDArray[np.float32] | None = None
     values: NDArray[np.float32] | None = None
+    # The context-mixing measures the sink named (mixing.MEASURES), self stream only, or
+    # why they are withheld for this model.
+    mixing: mixing.LayerMeasures | None = None
+    withheld: str | None = None
+    # The query rows `weights` covers, [start, stop), when the sink takes a layer a few
+    # rows at a time (its `row_chunk`); None: the whole layer.
+    rows: tuple[int, int] | None = None
 
 
 class LayerSink(Protocol):
     """Receives one item's attention, one layer of one stream at a time.
 
     `names` says what it reads from the pass (a subset of capture.NAMES); only that is
-    computed and copied, as TransformerLens's ``run_with_cache(names_filter=...)``.
+    computed and copied, as TransformerLens's ``run_with_cache(names_filter=...)``. A
+    sink with a `row_chunk` attribute (an int) that names only weights takes each layer
+    that many query rows at a time (``Captured.rows``), so no layer's full weights exist.
     """
 
     names: frozenset[str]
@@ -88,13 +101,15 @@ class LayerSink(Protocol):
 
 
 class StoreSink:
-    """Keeps every layer: writes each into one preallocated ``[layers, heads, q, k]`` map."""
+    """Keeps every layer: writes each into one preallocated ``[layers, heads, q, k]`` map,
+    and the self stream's named measures into ``[layers, (heads,) n, n]`` arrays."""
 
-    names = frozenset({capture.WEIGHTS})
-
-    def __init__(self, layers: dict[str, int]) -> None:
+    def __init__(self, layers: dict[str, int], measures: tuple[str, ...] = ()) -> None:
         self.layers = layers
+        self.names = frozenset({capture.WEIGHTS, *measures})
         self.maps: dict[str, NDArray[np.float32]] = {}
+        self.measures: dict[str, NDArray[np.float32]] = {}
+        self.withheld: str | None = None
 
     def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> NDArray[np.float32]:
         arr = self.maps.get(stream)
@@ -104,7 +119,30 @@ class StoreSink:
         return arr[layer]
 
     def take(self, stream: str, layer: int, captured: Captured) -> None:
-        pass
+        if captured.withheld is not None and self.withheld is None:
+            self.withheld = captured.withheld
+        m = captured.mixing
+        if m is None:
+            return
+        for name in self.names & set(mixing.MEASURES):
+            value = getattr(m, name)
+            arr = self.measures.get(name)
+            if arr is None:
+                arr = np.empty((self.layers[stream], *value.shape), dtype=np.float32)
+                self.measures[name] = arr
+            arr[layer] = value
+
+    def result(self) -> Measures | None:
+        """The measures kept, with ALTI's rollout; None when none were named or kept."""
+        if self.withheld is not None or not self.measures:
+            return None
+        alti = self.measures.get(mixing.ALTI)
+        return Measures(
+            norm=self.measures.get(mixing.NORM),
+            norm_layer=self.measures.get(mixing.NORM_LAYER),
+            alti=alti,
+            alti_rollout=None if alti is None else analysis.alti_rollout(alti).astype(np.float32),
+        )
 
 
 @dataclass(frozen=True)
@@ -215,11 +253,28 @@ class Sequences:
     decoder: TokenSeq | None = None
 
 
+@dataclass(frozen=True)
+class _Mix:
+    """What the hooks saw of one layer's block (batched): see mixing.LayerInputs."""
+
+    x: Any
+    attn_out: Any
+    y: Any
+    block: mixing.Block
+
+
 SinkFactory = Callable[[SentenceInput, Sequences, dict[str, int]], LayerSink]
 
 
 def _store_sink(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> LayerSink:
     return StoreSink(layers)
+
+
+def _store_sinks(measures: tuple[str, ...]) -> SinkFactory:
+    def make(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> LayerSink:
+        return StoreSink(layers, measures)
+
+    return make
 
 
 def token_limit(loaded: ModelSpec | LoadedModel, config: ReportConfig) -> tuple[int | None, str]:
@@ -264,20 +319,32 @@ def extract(
     """
     loaded, encoded, warnings = _prepare(batch, config, loaded, log, encoded)
     results: list[AttentionResult | None] = [None] * len(batch.items)
-    for i, res in stream_attention(loaded, batch.items, encoded, config, _store_sink, progress):
+    withheld: str | None = None
+    make = _store_sinks(config.measures)
+    for i, res in stream_attention(loaded, batch.items, encoded, config, make, progress):
         sink, seqs, next_tokens = res
         assert isinstance(sink, StoreSink)
+        withheld = withheld or sink.withheld
         results[i] = AttentionResult(
             item=batch.items[i],
             maps=_maps(loaded, sink, seqs),
             truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
             next_tokens=next_tokens,
         )
+    kept = tuple(r for r in results if r is not None)
+    if withheld is not None:
+        # One model, one answer: a measure withheld for one sentence is shown for none.
+        kept = tuple(_without_measures(r) for r in kept)
     return Extraction(
         model=loaded.info,
-        results=tuple(r for r in results if r is not None),
+        results=kept,
         warnings=tuple(warnings),
+        measures_withheld=withheld,
     )
+
+
+def _without_measures(result: AttentionResult) -> AttentionResult:
+    return replace(result, maps=tuple(replace(m, measures=None) for m in result.maps))
 
 
 @dataclass(frozen=True)
@@ -318,6 +385,7 @@ def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[Attent
             causal=m.causal,
             sentence_b_start=seqs.b_start if m.stream == SELF else None,
             id=m.id,
+            measures=sink.result() if m.stream == SELF else None,
         )
         for m in map_layout(loaded.info.kind, seqs)
     )
@@ -344,6 +412,8 @@ def _prepare(
         for item, (enc, n_full) in zip(batch.items, encoded, strict=True)
         if len(enc["input_ids"]) < n_full
     ]
+    if loaded.eager_reason is not None:
+        warnings.append(f"weights from eager attention: {loaded.eager_reason}")
     return loaded, encoded, warnings
 
 
@@ -446,9 +516,17 @@ def forward_batch(
     sinks: list[LayerSink] = []
     wanted: set[str] = set()  # what any sink of the batch names
 
-    def deliver(stream: str, layer: int, weights: Any, site: capture.Site | None) -> None:
-        """Hand each item its unpadded slice of one layer: the weights (copied into the
-        sink's buffer and checked) and the states it names."""
+    def deliver(
+        stream: str,
+        layer: int,
+        weights: Any,
+        site: capture.Site | None,
+        mix: _Mix | None = None,
+        rows: tuple[int, int] | None = None,
+    ) -> None:
+        """Hand each item its unpadded slice of one layer (or of its query `rows`): the
+        weights (copied into the sink's buffer and checked), the states and the measures
+        it names."""
         if weights is not None and getattr(weights, "ndim", 0) != 4:
             weights = None
         if weights is None and capture.WEIGHTS in wanted:
@@ -466,11 +544,14 @@ def forward_batch(
         q_lens, k_lens = sizes[stream]
         for b, sink in enumerate(sinks):
             nq, nk = q_lens[b], k_lens[b]
+            lo, hi = (0, nq) if rows is None else (rows[0], min(rows[1], nq))
+            if lo >= hi:
+                continue  # the chunk is all padding for this item
             dest = None
             if capture.WEIGHTS in sink.names:
                 dest = sink.buffer(stream, layer, (int(weights.shape[1]), nq, nk))
                 if dest is None:
-                    view = weights[b, :, :nq, :nk]
+                    view = weights[b, :, : hi - lo, :nk]
                     if view.device.type != "cpu" or view.dtype != torch.float32:
                         view = view.to(device="cpu", dtype=torch.float32)
                     dest = view.numpy()
@@ -490,6 +571,31 @@ def forward_batch(
                     return None
                 return tensor[b, :, :n, :].to(device="cpu", dtype=torch.float32).numpy().copy()
 
+            measured, withheld = None, None
+            named = sink.names & measures
+            if named and stream == SELF:
+                if mix is None or site is None:
+                    withheld = mix_note or "its attention is not computed through the interface"
+                else:
+                    measured = mixing.layer_measures(
+                        mixing.LayerInputs(
+                            alpha=weights[b, :, :nq, :nq],
+                            value=site.value[b, :, :nq],
+                            x=mix.x[b, :nq],
+                            attn_out=mix.attn_out[b, :nq],
+                            y=mix.y[b, :nq] if mix.y is not None else None,
+                            block=mix.block,
+                        ),
+                        frozenset(named),
+                    )
+                    tol = mixing.tolerance(site.value.dtype)
+                    if not measured.error <= tol:
+                        withheld = (
+                            f"in layer {layer + 1} the decomposition rebuilds the block's "
+                            f"output only to {measured.error:.1e} (tolerance {tol:.0e}): an "
+                            "architecture variant it does not cover"
+                        )
+                        measured = None
             sink.take(
                 stream,
                 layer,
@@ -498,6 +604,9 @@ def forward_batch(
                     queries=state(capture.QUERIES, site.query, nq) if site else None,
                     keys=state(capture.KEYS, site.key, nk) if site else None,
                     values=state(capture.VALUES, site.value, nk) if site else None,
+                    mixing=measured,
+                    withheld=withheld,
+                    rows=None if rows is None else (lo, hi),
                 ),
             )
 
@@ -507,9 +616,67 @@ def forward_batch(
     # hook from its output instead.
     routed: set[tuple[str, int]] = set()
 
+    measures = set(mixing.MEASURES)
+    # A layer whose measures are named waits, weights and all, for the hooks that see the
+    # block's residual and output (after the attention call), then is delivered at once.
+    pending: dict[int, tuple[Any, capture.Site]] = {}
+    residual: dict[int, Any] = {}
+    attn_out: dict[int, Any] = {}
+    blocks: dict[int, mixing.Block] = {}
+    mix_note: str | None = None
+
+    row_chunk: int | None = None  # set once the sinks are known
+
     def from_site(stream: str, layer: int, site: capture.Site) -> None:
         routed.add((stream, layer))
-        deliver(stream, layer, site.weights() if capture.WEIGHTS in wanted else None, site)
+        if row_chunk is not None:
+            # Rebuilt and handed on a few query rows at a time: a long input's layer never
+            # exists whole (sdpa computed the output without materialising it either).
+            nq = int(site.query.shape[-2])
+            for start in range(0, nq, row_chunk):
+                stop = min(nq, start + row_chunk)
+                deliver(stream, layer, site.weights(start, stop), site, rows=(start, stop))
+            return
+        weights = site.weights() if wanted & (measures | {capture.WEIGHTS}) else None
+        if stream == SELF and layer in blocks:
+            pending[layer] = (weights, site)
+            return
+        deliver(stream, layer, weights, site)
+
+    def finish(layer: int, y: Any) -> None:
+        if layer not in pending:  # not routed: the measures are withheld in deliver
+            return
+        weights, site = pending.pop(layer)
+        mix = _Mix(residual.pop(layer), attn_out.pop(layer), y, blocks[layer])
+        deliver(SELF, layer, weights, site, mix)
+
+    def mixing_hooks() -> None:
+        """Hooks that read each self-attention block's residual input, its output
+        projection's output and (post-norm) its LayerNorm output."""
+        for h in hooked:
+            if h.stream != SELF or h.layer not in blocks:
+                continue
+            block, layer = blocks[h.layer], h.layer
+
+            def read_x(_m: Any, args: Any, kwargs: Any, layer: int = layer) -> None:
+                residual[layer] = args[0] if args else kwargs["hidden_states"]
+
+            def read_out(
+                _m: Any, _a: Any, out: Any, layer: int = layer, post: bool = block.post
+            ) -> None:
+                attn_out[layer] = out
+                if not post:
+                    finish(layer, None)
+
+            def read_y(_m: Any, _a: Any, out: Any, layer: int = layer) -> None:
+                finish(layer, out)
+
+            # Post-norm: the residual is the attention's own input; pre-norm: the norm's.
+            where = h.module if block.post else block.norm
+            handles.append(where.register_forward_pre_hook(read_x, with_kwargs=True))
+            handles.append(block.out.register_forward_hook(read_out))
+            if block.post:
+                handles.append(block.norm.register_forward_hook(read_y))
 
     table = {id(sub): (h.stream, h.layer) for h in hooked for sub in h.module.modules()}
     # The pass never needs autograd, whoever calls it.
@@ -520,6 +687,18 @@ def forward_batch(
                     make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
                 )
                 wanted.update(_names(sinks))
+                chunks = [getattr(sink, "row_chunk", None) for sink in sinks]
+                if wanted == {capture.WEIGHTS} and all(isinstance(c, int) for c in chunks):
+                    row_chunk = min(c for c in chunks if isinstance(c, int))
+                if wanted & measures:
+                    found = mixing.find_blocks(
+                        loaded.model, {h.layer: h.name for h in hooked if h.stream == SELF}
+                    )
+                    if isinstance(found, str):
+                        mix_note = found
+                    else:
+                        blocks.update(found)
+                        mixing_hooks()
                 for h in hooked:
 
                     def hook(_m: Any, _a: Any, out: Any, h: HookedModule = h) -> None:
@@ -583,11 +762,12 @@ def forward_batch(
 
 
 def _names(sinks: Sequence[LayerSink]) -> set[str]:
-    """The union of what the sinks name, checked against capture.NAMES."""
+    """The union of what the sinks name, checked against capture.NAMES and
+    mixing.MEASURES."""
     names: set[str] = set()
     for sink in sinks:
         names |= sink.names
-    unknown = names - set(capture.NAMES)
+    unknown = names - set(capture.NAMES) - set(mixing.MEASURES)
     if unknown:
         raise ValueError(f"no capture point named {', '.join(sorted(unknown))}")
     return names
@@ -660,24 +840,36 @@ def _decoder_inputs(
 class LongSink:
     """Reduces each layer to what a long input's page carries (see ``LongAttention``).
 
-    Each layer arrives as a view of the model's own tensor (no copy on CPU in float32)
-    and yields its pooled overview, its exact rows, the share of attention to the first
-    position and the heads' entropies; nothing else of it is kept.
+    Each layer arrives :data:`LONG_ROW_CHUNK` query rows at a time (rebuilt inside the
+    capture, so no layer's full weights exist) and is reduced as it streams: the pooled
+    overview's row sums, its exact rows, the attention to the first position and the
+    heads' row entropies are summed per layer, and nothing else of it is kept.
     """
 
     names = frozenset({capture.WEIGHTS})
 
     def __init__(
-        self, layers: dict[str, int], rows: dict[str, tuple[int, ...]], blocks: int
+        self,
+        layers: dict[str, int],
+        rows: dict[str, tuple[int, ...]],
+        blocks: int,
+        row_chunk: int | None = None,
     ) -> None:
         self.layers = layers
         self.positions = rows
         self.blocks = blocks
+        self.row_chunk = LONG_ROW_CHUNK if row_chunk is None else row_chunk
         self.overview: dict[str, NDArray[np.float32]] = {}
         self.rows: dict[str, NDArray[np.float32]] = {}
         self.first_share: dict[str, NDArray[np.float32]] = {}
         self.entropy: dict[str, NDArray[np.float64]] = {}
         self.bounds: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+        # The layer being summed, per stream: pooled row sums, first-position and
+        # entropy sums (float64), and how many query rows have arrived.
+        self._sums: dict[
+            str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+        ] = {}
+        self._seen: dict[str, int] = {}
 
     def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> None:
         if stream not in self.bounds:
@@ -691,17 +883,34 @@ class LongSink:
             )
             self.first_share[stream] = np.empty((count, heads), np.float32)
             self.entropy[stream] = np.empty((count, heads), np.float64)
-        return None  # a view of the model's tensor will do: nothing is kept from it
+        return None  # a view of the rebuilt rows will do: nothing is kept from it
 
     def take(self, stream: str, layer: int, captured: Captured) -> None:
         weights = captured.weights
         assert weights is not None  # named
         qb, kb = self.bounds[stream]
-        self.overview[stream][layer] = analysis.block_pool(weights, qb, kb)
+        heads, nq = self.overview[stream].shape[1], qb[-1][1]
+        lo, hi = captured.rows if captured.rows is not None else (0, nq)
+        if lo == 0:
+            self._sums[stream] = (
+                np.zeros((heads, len(qb), len(kb))),
+                np.zeros(heads),
+                np.zeros(heads),
+            )
+            self._seen[stream] = 0
+        pooled, first, entropy = self._sums[stream]
+        pooled += analysis.block_row_sums(weights, lo, qb, kb)
+        first += weights[:, :, 0].sum(axis=-1, dtype=np.float64)
+        entropy += analysis.row_entropy_sums(weights)
         for r, pos in enumerate(self.positions.get(stream, ())):
-            self.rows[stream][r, layer] = weights[:, pos, :]
-        self.first_share[stream][layer] = weights[:, :, 0].mean(axis=-1, dtype=np.float64)
-        self.entropy[stream][layer] = analysis.head_row_entropies(weights)
+            if lo <= pos < hi:
+                self.rows[stream][r, layer] = weights[:, pos - lo, :]
+        self._seen[stream] += hi - lo
+        if self._seen[stream] == nq:  # the layer's last rows: its means
+            sizes = np.array([e - s for s, e in qb], dtype=np.float64)
+            self.overview[stream][layer] = pooled / sizes[:, None]
+            self.first_share[stream][layer] = first / nq
+            self.entropy[stream][layer] = entropy / nq
 
     def result(self, layout: MapLayout) -> LongAttention:
         """The reduced record of one stream, once every layer has passed."""

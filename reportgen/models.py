@@ -225,6 +225,9 @@ class LoadedModel:
     device: Any
     max_length: int | None
     last_logits_only: bool = False  # see ModelSpec
+    # Why the model runs eager attention (its weights then come from eager's own output,
+    # read by forward hooks), or None: the capture seam rebuilds them (capture.py).
+    eager_reason: str | None = None
 
 
 def pick_device(requested: str) -> Any:
@@ -363,11 +366,12 @@ def load_weights(spec: ModelSpec, log: Log = _quiet_log) -> LoadedModel:
 
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     log(f"loading {spec.source.label} ...")
+    eager_reason = capture.needs_eager(spec.config)
     try:
         model = _from_pretrained(
             spec.loader,
             spec.source,
-            attn_implementation=capture.register(),
+            attn_implementation="eager" if eager_reason else capture.register(),
             dtype=dtypes[spec.dtype],
         )
     except ModelError:
@@ -380,7 +384,13 @@ def load_weights(spec: ModelSpec, log: Log = _quiet_log) -> LoadedModel:
     model.to(spec.device)
     info = replace(spec.info, architecture=type(model).__name__)
     return LoadedModel(
-        info, spec.tokenizer, model, spec.device, spec.max_length, spec.last_logits_only
+        info,
+        spec.tokenizer,
+        model,
+        spec.device,
+        spec.max_length,
+        spec.last_logits_only,
+        eager_reason,
     )
 
 

@@ -12,7 +12,9 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
     data (``attention``, ``difference``); ``pair_filters``: bertviz's sentence-pair
     filter names; ``layer_at_a_time_tokens``: above this many tokens the head view
     starts with one layer; ``heatmap_size``: how heatmaps are sized from their token
-    count (:data:`reportgen.figures.HEATMAP_SIZE`).
+    count (:data:`reportgen.figures.HEATMAP_SIZE`); ``measures``: the Measure choice,
+    list of :class:`MeasureChoice` (``id``, ``label``, ``per_layer``, ``about``), empty
+    when the page shows weights only.
 
 ``<script type="application/json" id="rg-data-s<N>">``: :class:`SentenceRecord`
     ``seqs``: list of :class:`SeqRecord` (``tokens``: the labels shown, ``words``:
@@ -26,12 +28,18 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
     built in Python (``entropy``, ``focus_<c>``, ``winner``); ``focus``:
     :class:`FocusRecord` or null (``word``, its token ``positions``, ``candidates``: each
     a ``word`` and its ``positions``); ``next``: :class:`NextRecord` or null (``sources``:
-    each a ``label`` and the ``positions`` whose rows the view averages).
+    each a ``label`` and the ``positions`` whose rows the view averages); ``measures``:
+    list of :class:`MeasureRecord` (``id``: "norm", "norm_layer", "alti" or
+    "alti_rollout"; ``map``: a MapRecord of the first map's measure, ``heads`` 1 for the
+    per-layer ones), empty when the page shows weights only.
 
 ``<script type="application/json" id="rg-data-p<N>">``: :class:`PairRecord`
     ``a``, ``b``: the anchors of the two sentences ("s1"); ``alignment``: pairs of
     word indices that correspond; ``chosen``: [layer, head] of the submission block;
-    ``figures`` (``focus_diff``); ``expected``: the candidate index outlined in A and in B.
+    ``figures`` (``focus_diff``); ``expected``: the candidate index outlined in A and in B;
+    ``query_rows``: the query's token positions in A and in B (the focus word's, or in a
+    decoder the first differing word's, see ``--focus-at``), null without a focus word;
+    ``query_words``: their words.
 
 ``<script type="application/json" id="rg-data-s<N>">`` of a long-input page (over the
 page budget, see ``reportgen.memory``): :class:`LongSentenceRecord`
@@ -45,7 +53,9 @@ page budget, see ``reportgen.memory``): :class:`LongSentenceRecord`
     :class:`LongRowRecord` (``position``: the query token, ``token``: its label,
     ``data``: packed ``float[layers, heads, n_key]``, that position's exact row in every
     head, ``scale``); ``first_share``: ``[layers][heads]`` mean attention to position
-    0; ``entropy``: ``[layers][heads]`` mean row entropy in nats); ``figures``: name ->
+    0; ``entropy``: ``[layers][heads]`` mean row entropy in nats; ``sinks``: the key
+    blocks that the colour scale leaves out by default, :func:`reportgen.figures.sink_columns`);
+    ``figures``: name ->
     Plotly figure (``first_share``, ``entropy``).
 
 The head atlas page (``reportgen --atlas``, its views in ``templates/js/atlas.js``):
@@ -61,7 +71,11 @@ The head atlas page (``reportgen --atlas``, its views in ``templates/js/atlas.js
     into ``sentences``; ``value``: the signature statistic in that sentence; ``map``: the
     head's attention ``[n][n]``); ``similar``: :class:`AtlasSimilarRecord` or null (per
     head, in layer-major order: ``x``, ``y`` of its 2-D position, ``layer``, ``head``,
-    ``label``). Values are rounded for the page; ``--export-json`` keeps full precision.
+    ``label``; ``labelled``: indices of the few heads whose names are drawn);
+    ``coref_scale``: :class:`AtlasCorefRecord` or null (``low``, ``high``: each head's
+    Wilson 95% interval ``[layer][head]``; ``chance``: a random pick's expected accuracy,
+    the colour scale's midpoint; ``zmin``, ``zmax``: the colour range, symmetric about
+    ``chance``). Values are rounded for the page; ``--export-json`` keeps full precision.
 
 Packed weights (``MapRecord.data``, ``LongMapRecord.overview``, ``LongRowRecord.data``):
 the map ``float[layers, heads, n_query, n_key]`` (or the shape named above) quantised
@@ -82,6 +96,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from reportgen.figures import sink_columns
 
 # 500 steps per row keep every weight within 0.002 of the truth (invisible on a colour
 # scale) while a value never exceeds 500, so the packed high byte is almost always 0.
@@ -160,6 +176,15 @@ class NextRecord:
 
 
 @dataclass(frozen=True)
+class MeasureRecord:
+    """A context-mixing measure of the sentence's first map (reportgen.mixing), packed as
+    its weights are; a per-layer measure has ``heads`` 1."""
+
+    id: str  # "norm", "norm_layer", "alti", "alti_rollout"
+    map: MapRecord
+
+
+@dataclass(frozen=True)
 class SentenceRecord:
     """What one sentence's views read."""
 
@@ -169,6 +194,7 @@ class SentenceRecord:
     figures: Mapping[str, Any]  # Plotly figures built in Python, by data-figure name
     focus: FocusRecord | None = None
     next: NextRecord | None = None
+    measures: tuple[MeasureRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,20 @@ class PairRecord:
     chosen: tuple[int, int]  # layer, head (0-based) of the submission block
     figures: Mapping[str, Any]
     expected: tuple[int, int] = (0, 1)  # candidate outlined in A and in B (the answers)
+    # Where the pair's question is asked (report.pairs.PairQuery): the token positions
+    # the submission maps outline as rows, in A and in B, and their words.
+    query_rows: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    query_words: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class MeasureChoice:
+    """One option of the page's Measure choice (report.contributions.MEASURES)."""
+
+    id: str
+    label: str
+    per_layer: bool
+    about: str
 
 
 @dataclass(frozen=True)
@@ -195,6 +235,8 @@ class PageSettings:
     pair_filters: tuple[str, ...]
     layer_at_a_time_tokens: int
     heatmap_size: Mapping[str, float]  # figures.HEATMAP_SIZE, for templates/js/handin.js
+    # The Measure choice: each a MeasureChoice; empty when only weights are shown.
+    measures: tuple[MeasureChoice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +269,7 @@ class LongMapRecord:
     rows: tuple[LongRowRecord, ...]
     first_share: tuple[tuple[float, ...], ...]  # [layers][heads]
     entropy: tuple[tuple[float, ...], ...]  # [layers][heads], nats
+    sinks: tuple[int, ...] = ()  # key blocks the colour scale leaves out by default
 
 
 @dataclass(frozen=True)
@@ -265,6 +308,7 @@ def long_map_record(amap: Any, *, query_seq: int, key_seq: int, decimals: int = 
         ),
         first_share=_rounded_grid(amap.first_share, decimals),
         entropy=_rounded_grid(amap.entropy, decimals),
+        sinks=sink_columns(amap.overview),
     )
 
 
@@ -311,6 +355,18 @@ class AtlasSimilarRecord:
     layer: tuple[int, ...]
     head: tuple[int, ...]
     label: tuple[str, ...]
+    labelled: tuple[int, ...]  # indices of the heads named on the map (the rest hover)
+
+
+@dataclass(frozen=True)
+class AtlasCorefRecord:
+    """The coreference grid's intervals and its colour scale (from atlas.stats)."""
+
+    low: Grid  # Wilson 95% interval per head
+    high: Grid
+    chance: float  # a random pick's expected accuracy: the diverging scale's midpoint
+    zmin: float  # chance -/+ the largest distance of any head from it
+    zmax: float
 
 
 @dataclass(frozen=True)
@@ -326,6 +382,7 @@ class AtlasRecord:
     sentences: tuple[AtlasSentenceRecord, ...]
     examples: Mapping[str, tuple[AtlasExampleRecord, ...]]  # "<layer>-<head>"
     similar: AtlasSimilarRecord | None
+    coref_scale: AtlasCorefRecord | None
 
 
 def as_json(record: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from reportgen import capture, extract
-from reportgen.config import ReportConfig, SentenceInput
+from reportgen.config import InputBatch, ReportConfig, SentenceInput
 from reportgen.models import load_model
 
 TEXT = "The animal didn't cross the street because it was too tired."
@@ -135,3 +135,46 @@ def test_outside_a_capture_the_function_is_sdpa(tiny_bert: Path) -> None:
         theirs = sdpa(**enc).last_hidden_state
     assert loaded.model.config._attn_implementation == capture.NAME
     torch.testing.assert_close(ours, theirs, atol=0, rtol=0)
+
+
+def test_terms_the_rebuild_does_not_see_keep_eager() -> None:
+    from transformers import BertConfig, BloomConfig, Gemma2Config, OPTConfig
+
+    assert capture.needs_eager(BertConfig()) is None
+    assert "soft-caps" in str(capture.needs_eager(Gemma2Config()))
+    assert "ALiBi" in str(capture.needs_eager(BloomConfig()))
+    assert "not verified for the 'opt'" in str(capture.needs_eager(OPTConfig()))
+
+
+def test_a_soft_capped_model_runs_eager_and_says_so(
+    tmp_path: Path, tiny_model: Callable[..., Path]
+) -> None:
+    """Gemma 2 caps its scores inside the attention: rebuilt weights would be guesses, so
+    it runs eager attention, its hooks read eager's own weights, and the page says why."""
+    import shutil
+
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    llama = tiny_model("llama")
+    folder = tmp_path / "gemma2"
+    folder.mkdir()
+    for f in llama.iterdir():
+        if "token" in f.name or f.name == "special_tokens_map.json":
+            shutil.copy(f, folder / f.name)
+    cfg = Gemma2Config(
+        vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+        attn_logit_softcapping=5.0, query_pre_attn_scalar=8,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Gemma2ForCausalLM(cfg).save_pretrained(folder)
+    config = ReportConfig(model=str(folder))
+    loaded = load_model(config)
+    assert loaded.eager_reason is not None and loaded.model.config._attn_implementation == "eager"
+    item = SentenceInput(TEXT, source="a")
+    ex = extract.extract(InputBatch(items=(item,)), config, loaded)
+    assert any("weights from eager attention" in w and "soft-caps" in w for w in ex.warnings)
+    enc = loaded.tokenizer(TEXT, return_tensors="pt")
+    with torch.inference_mode():
+        own = loaded.model(**enc, output_attentions=True).attentions
+    np.testing.assert_allclose(ex.results[0].maps[0].attention, torch.cat(own).numpy(), atol=1e-6)

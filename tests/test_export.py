@@ -22,7 +22,7 @@ from reportgen.config import (
 )
 from reportgen.errors import InputError
 from reportgen.export import export_data, head_json, write_export
-from reportgen.report import build_document
+from reportgen.report.document import build_document
 
 from .conftest import random_attention
 

@@ -218,13 +218,29 @@ def test_head_entropies_equal_the_float64_reference(rng: np.random.Generator) ->
     np.testing.assert_allclose(layer, analysis.mean_entropy(analysis.head_average(att)), atol=1e-6)
 
 
-def test_long_extraction_rows_overview_and_sinks_at_2k_tokens(long_llama: Path) -> None:
+@pytest.mark.parametrize("chunk", [extract.LONG_ROW_CHUNK, 100])
+def test_long_extraction_rows_overview_and_sinks_at_2k_tokens(
+    long_llama: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each layer is rebuilt `chunk` query rows at a time (100 cuts across the overview's
+    32-row blocks), never whole, and reduces to the eager run's numbers all the same."""
     config = ReportConfig(model=str(long_llama))
     loaded = load_model(config)
     text = _long_text(loaded.tokenizer, LONG)
     item = SentenceInput(text, focus="street", source="long")
     batch = InputBatch(items=(item,))
+    spans: list[int] = []
+    rebuild = capture.rebuild_weights
+
+    def spy(site: capture.Site, start: int = 0, stop: int | None = None) -> Any:
+        out = rebuild(site, start, stop)
+        spans.append(int(out.shape[-2]))
+        return out
+
+    monkeypatch.setattr(capture, "rebuild_weights", spy)
+    monkeypatch.setattr(extract, "LONG_ROW_CHUNK", chunk)
     long = extract_long(batch, config, loaded, blocks=64)
+    assert spans and max(spans) == chunk
     amap = long.results[0].maps[0]
     n = len(amap.query.tokens)
     assert n >= LONG
