@@ -379,6 +379,21 @@ def test_cli_writes_page_and_export(tmp_path: Path, tiny_bert: Path, qa_corpus: 
     assert set(np.ravel(coref["accuracy"])) <= {0.0, 0.5, 1.0}
     # "tired" -> animal: the first candidate; "wide" -> street: the nearest before "it".
     assert coref["baselines"] == {"nearest_before": 0.5, "first_candidate": 0.5}
+    # Issue 22: every accuracy with its Wilson interval, and the best head's chance level.
+    assert list(coref) == [
+        "items", "skipped", "accuracy", "baselines", "interval", "baseline_intervals", "chance",
+    ]  # fmt: skip
+    low, high = np.array(coref["interval"]["low"]), np.array(coref["interval"]["high"])
+    assert np.all(low <= np.array(coref["accuracy"])) and np.all(
+        np.array(coref["accuracy"]) <= high
+    )
+    # 1 of 2 by the closed formula: centre 0.5, half-width z/(1+z²/2) sqrt(1/8 + z²/16).
+    z = 1.959963984540054
+    half = z / (1 + z * z / 2) * math.sqrt(0.5 * 0.5 / 2 + z * z / 16)
+    assert coref["baseline_intervals"]["nearest_before"] == pytest.approx([0.5 - half, 0.5 + half])
+    chance = coref["chance"]
+    assert chance["random_pick"] == 0.5 and chance["rounds"] == 1000
+    assert 0 < chance["p_value"] <= 1 and chance["distinguishable"] is (chance["p_value"] < 0.05)
     page = _Page()
     page.feed(out.read_text(encoding="utf-8"))
     assert page.stats == [*STATS, "coref"]

@@ -224,3 +224,229 @@ def test_field_limits_apply_per_line(tmp_path: Path, line: dict[str, Any], messa
     txt.write_text("Fine.\n" + "z" * (inputs.MAX_CHARS + 1) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"c\.txt line 2: sentence"):
         count_corpus(str(txt))
+
+
+# ---------- issue 22: intervals, the chance level and readable figures ----------
+
+
+def test_atlas_records_are_described_in_the_format() -> None:
+    import dataclasses
+
+    from reportgen import store
+
+    doc = store.__doc__ or ""
+    for record in (
+        store.AtlasRecord,
+        store.AtlasStatRecord,
+        store.AtlasSentenceRecord,
+        store.AtlasExampleRecord,
+        store.AtlasSimilarRecord,
+        store.AtlasCorefRecord,
+    ):
+        assert record.__name__ in doc
+        for f in dataclasses.fields(record):
+            assert f"``{f.name}``" in doc, f"{record.__name__}.{f.name} is not in FORMAT"
+
+
+def synthetic_atlas(layers: int, heads: int, items: int, planted: bool, seed: int = 4) -> Any:
+    """An Atlas with random statistics, a random head-distance map and `items`
+    two-candidate gold items on which every head picks at random (and, if `planted`,
+    Layer 2 Head 3 is right on every one): no model needed, any size."""
+    import numpy as np
+
+    from reportgen.atlas import Atlas
+    from reportgen.atlas.stats import AtlasSums
+
+    rng = np.random.default_rng(seed)
+    sums = AtlasSums.empty(layers, heads, k=0)
+    sums.sums[:] = rng.random(sums.sums.shape)
+    sums.rows[:] = 1.0
+    sums.log_keys, sums.sentences, sums.tokens = 3.0, items, 12 * items
+    count = layers * heads
+    points = rng.normal(size=(count, 4))
+    sums.js_sum = np.triu(np.linalg.norm(points[:, None] - points[None], axis=-1), 1)
+    sums.js_rows = 1.0
+    for seq in range(items):
+        answer = int(rng.integers(0, 2))
+        prefer = rng.integers(0, 2, size=(layers, heads)).astype(np.int8)
+        if planted:
+            prefer[1, 2] = answer
+        sums.coref_right += prefer == answer
+        sums.coref_items += 1
+        sums.nearest_right += int(rng.integers(0, 2))
+        sums.first_right += answer == 0
+        sums.coref.add(seq, answer, 2, prefer)
+    return Atlas("synthetic", sums)
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_the_page_says_whether_the_best_head_beats_chance(planted: bool) -> None:
+    atlas = synthetic_atlas(6, 12, 20, planted)
+    html = atlas.html()
+    coref = atlas.coref
+    assert coref is not None
+    level = coref.chance_level
+    assert level.distinguishable is planted
+    headline = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html.split('id="rg-coref-chance"')[1]))
+    headline = headline.split("</p>")[0] if "</p>" in headline else headline[:600]
+    layer, head = coref.best
+    assert f"Layer {layer + 1}, Head {head + 1}" in headline
+    lo, hi = coref.best_interval.low, coref.best_interval.high
+    assert f"95% interval {lo:.3f}–{hi:.3f}" in headline
+    verdict = "is distinguishable from chance" if planted else "is not distinguishable from chance"
+    assert verdict in headline
+    assert (
+        f"reached at least {level.observed:.3f} in {level.at_or_above:,} of 1,000 rounds"
+        in headline
+    )
+    assert f"(p = {level.p_value:.3f}" in headline
+    assert f"{level.percentile_95:.3f}: the 95th percentile" in html
+    assert f"About {coref.items_needed:,} items would tell" in html
+    if planted:
+        assert (layer, head) == (1, 2) and level.p_value == pytest.approx(1 / 1001)
+    else:
+        assert level.p_value > 0.05
+
+
+def test_export_carries_intervals_and_the_chance_level(tmp_path: Path) -> None:
+    from reportgen.atlas.stats import wilson_interval
+
+    atlas = synthetic_atlas(3, 4, 20, planted=True)
+    atlas.export_json(tmp_path / "atlas.json")
+    coref = json.loads((tmp_path / "atlas.json").read_text())["coreference"]
+    right = atlas.sums.coref_right
+    low, high = wilson_interval(right.astype(float), 20)
+    assert coref["interval"]["method"] == "wilson" and coref["interval"]["confidence"] == 0.95
+    assert coref["interval"]["low"] == low.tolist() and coref["interval"]["high"] == high.tolist()
+    nb_low, nb_high = wilson_interval(float(atlas.sums.nearest_right), 20)
+    assert coref["baseline_intervals"]["nearest_before"] == [float(nb_low), float(nb_high)]
+    chance = coref["chance"]
+    assert chance["random_pick"] == 0.5
+    assert chance["best_head"] == {
+        "layer": 1,
+        "head": 2,
+        "accuracy": 1.0,
+        "interval": [float(low[1, 2]), float(high[1, 2])],
+    }
+    assert (chance["rounds"], chance["seed"], chance["at_or_above"]) == (1000, 22, 0)
+    assert chance["p_value"] == pytest.approx(1 / 1001) and chance["distinguishable"] is True
+    assert chance["percentile_95"] == atlas.coref.chance_level.percentile_95
+    assert chance["items_needed"] == 3
+    # The page's record carries the same intervals, rounded.
+    payload = _payload(atlas.html())
+    assert payload["coref_scale"]["low"][1][2] == round(float(low[1, 2]), 5)
+
+
+def test_the_same_synthetic_atlas_twice_is_the_same_bytes() -> None:
+    assert synthetic_atlas(6, 12, 20, False).html() == synthetic_atlas(6, 12, 20, False).html()
+
+
+def _payload(html: str) -> dict[str, Any]:
+    parsed = _Scripts()
+    parsed.feed(html)
+    (text,) = [t for a, t in parsed.scripts if a.get("id") == "rg-data-rg-main"]
+    return dict(json.loads(text))
+
+
+def test_the_colour_range_is_centred_on_chance_and_the_map_names_five() -> None:
+    atlas = synthetic_atlas(30, 9, 40, planted=True)
+    payload = _payload(atlas.html())
+    scale = payload["coref_scale"]
+    assert scale["chance"] == 0.5
+    assert scale["zmax"] - 0.5 == pytest.approx(0.5 - scale["zmin"])
+    grid = [v for row in payload["coref"] for v in row]
+    assert scale["zmax"] == pytest.approx(max(abs(v - 0.5) for v in grid) + 0.5)
+    similar = payload["similar"]
+    assert len(similar["x"]) == 270
+    # The five most accurate, best first (ties in layer-major order), the planted one first.
+    order = sorted(range(270), key=lambda i: (-grid[i], i))[:5]
+    assert similar["labelled"] == order and order[0] == 1 * 9 + 2
+
+
+def _open_atlas(browser: Any, path: Path) -> tuple[Any, Any]:
+    from .conftest import open_report
+
+    page, log = open_report(browser, path, wait_all=False)
+    page.wait_for_selector("#rg-main[data-rg-rendered='1']", state="attached", timeout=60_000)
+    return page, log
+
+
+def _draw(page: Any, selector: str) -> None:
+    page.locator(selector).scroll_into_view_if_needed()
+    page.wait_for_selector(f"{selector} .main-svg", state="attached", timeout=60_000)
+
+
+@pytest.mark.browser
+def test_the_accuracy_grid_diverges_about_the_baseline_in_chromium(
+    browser: Any, tmp_path: Path, deep_corpus: Path, tiny_bert: Path
+) -> None:
+    out = tmp_path / "atlas.html"
+    atlas = build_atlas(str(deep_corpus), ReportConfig(model=str(tiny_bert)))
+    atlas.save(out)
+    assert atlas.coref is not None and atlas.coref.chance == 0.5
+    page, log = _open_atlas(browser, out)
+    try:
+        grid = '[data-stat="coref"]'
+        _draw(page, grid)
+        trace = page.locator(grid).evaluate(
+            "el => ({zmin: el.data[0].zmin, zmax: el.data[0].zmax, zmid: el.data[0].zmid,"
+            " colorscale: el.data[0].colorscale, fullscale: el._fullData[0].colorscale,"
+            " text: el.data[0].text})"
+        )
+        assert trace["zmid"] == 0.5  # the baseline the page shows: a random pick
+        assert trace["zmid"] - trace["zmin"] == pytest.approx(trace["zmax"] - trace["zmid"])
+
+        def rgb(colour: str) -> tuple[int, int, int]:
+            return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+        stops = trace["fullscale"]
+        assert stops == trace["colorscale"]  # the figure draws exactly the page's scale
+        # Diverging: red at the low end, blue at the high end, neutral grey-white at the
+        # stop where the baseline falls, (zmid - zmin) / (zmax - zmin) = 0.5.
+        where = (trace["zmid"] - trace["zmin"]) / (trace["zmax"] - trace["zmin"])
+        (middle,) = [c for f, c in stops if f == pytest.approx(where)]
+        r, g, b = rgb(middle)
+        assert min(r, g, b) > 230 and max(r, g, b) - min(r, g, b) < 10
+        lo, hi = rgb(stops[0][1]), rgb(stops[-1][1])
+        assert lo[0] > lo[2] + 100 and hi[2] > hi[0] + 100
+        low = atlas.coref.low
+        assert trace["text"][0][0] == f"{low[0, 0]:.3f}–{atlas.coref.high[0, 0]:.3f}"
+        assert log.errors == []
+    finally:
+        page.context.close()
+
+
+@pytest.mark.browser
+def test_the_map_of_270_heads_names_five_and_the_chosen_one(browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "atlas.html"
+    atlas = synthetic_atlas(30, 9, 40, planted=True)
+    atlas.save(out)
+    page, log = _open_atlas(browser, out)
+    try:
+        _draw(page, '[data-stat="coref"]')
+        _draw(page, '[data-view="atlas-similar"]')
+        similar = '[data-view="atlas-similar"]'
+
+        def names() -> list[str]:
+            return list(
+                page.locator(similar).evaluate("el => el.layout.annotations.map(a => a.text)")
+            )
+
+        shown = names()
+        # The five most accurate (the planted Layer 2, Head 3 first) and the chosen head.
+        assert shown[0] == "L2H3" and len(shown) == 6 and shown[-1] == "L1H1 (chosen)"
+        assert page.locator(f"{similar} .annotation").count() == 6
+        points = page.locator(similar).evaluate("el => el.data.reduce((n, t) => n + t.x.length, 0)")
+        modes = page.locator(similar).evaluate("el => el.data.map(t => t.mode)")
+        assert points == 270 and set(modes) == {"markers"}  # names on hover, not drawn
+        # Choosing a head elsewhere (the label table) names it on the map.
+        page.locator('.rg-labels td[data-layer="29"][data-head="8"]').click()
+        page.wait_for_selector("[data-view='atlas-head'][data-rg-rendered='1']", state="attached")
+        for _ in range(50):  # the map updates after the head view: poll (no eval under CSP)
+            if names()[-1] == "L30H9 (chosen)":
+                break
+            page.wait_for_timeout(100)
+        assert names()[-1] == "L30H9 (chosen)" and len(names()) == 6
+        assert log.errors == [] and log.dialogs == []
+    finally:
+        page.context.close()

@@ -13,10 +13,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from reportgen.atlas.stats import STATS, AtlasSums
+from reportgen.atlas.stats import STATS, AtlasSums, CorefStats, coref_stats
 from reportgen.config import ReportConfig
 from reportgen.errors import InputError
 from reportgen.render import write_atomic
@@ -50,15 +51,20 @@ class Atlas:
     sums: AtlasSums = field(repr=False)
     title: str | None = None
 
+    @cached_property
+    def coref(self) -> CorefStats | None:
+        """The coreference intervals and chance level, once for page and export."""
+        return coref_stats(self.sums)
+
     def html(self) -> str:
         from reportgen.atlas.page import atlas_document, render_atlas
 
-        return render_atlas(atlas_document(self.sums, self.model_name, self.title))
+        return render_atlas(atlas_document(self.sums, self.model_name, self.title, self.coref))
 
     def export_data(self) -> dict[str, Any]:
         from reportgen.atlas.page import export_data
 
-        return export_data(self.sums, self.model_name)
+        return export_data(self.sums, self.model_name, self.coref)
 
     def save(self, path: str | Path) -> int:
         """Write the page atomically; return its size in bytes."""

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from reportgen import analysis, capture
-from reportgen.atlas.stats import JS_SENTENCES, STATS, AtlasSums, is_punct_token
+from reportgen.atlas.stats import (
+    JS_SENTENCES,
+    STATS,
+    AtlasSums,
+    is_punct_token,
+    preferred_candidate,
+)
 from reportgen.config import ReportConfig, SentenceInput
 from reportgen.errors import ModelError
 from reportgen.extract import SELF, Captured, encode, forward_batch, token_limit
@@ -284,13 +290,11 @@ class AtlasExtractor:
             c = e.coref
             k = len(e.ids)
             scores = analysis.focus_scores(att_np[:, b, :, :k, :k], c.focus, c.candidates)
-            others = np.delete(scores, c.answer, axis=-1)
-            right = (
-                scores[..., c.answer] > others.max(-1)
-                if others.shape[-1]
-                else np.ones((L, H), dtype=bool)
-            )
-            acc.coref_right += right
+            # Right when the answer's score beats every other's (a tie is wrong); the
+            # preference itself is kept for the permutation test (stats.best_head_chance).
+            prefer = preferred_candidate(scores)
+            acc.coref_right += prefer == c.answer
+            acc.coref.add(e.seq, c.answer, len(c.candidates), prefer)
             acc.coref_items += 1
             acc.nearest_right += c.nearest_right
             acc.first_right += c.first_right

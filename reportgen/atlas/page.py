@@ -22,16 +22,20 @@ from reportgen.atlas.stats import (
     JS_SENTENCES,
     LABEL_RULES,
     MIXED_LABEL,
+    SIGNIFICANCE,
     STAT_HELP,
     STAT_INDEX,
     STATS,
     AtlasSums,
+    CorefStats,
+    Interval,
     classical_mds,
     head_labels,
 )
 from reportgen.render import render_page
 from reportgen.safety import public_name
 from reportgen.store import (
+    AtlasCorefRecord,
     AtlasExampleRecord,
     AtlasRecord,
     AtlasSentenceRecord,
@@ -43,6 +47,10 @@ from reportgen.store import (
 RANKED = 5  # heads per ranked table
 PAGE_DIGITS = 5  # statistics on the page (the export keeps full precision)
 MAP_DIGITS = 3  # example maps
+MAP_NAMED = 5  # heads named on the map of heads (the others show on hover)
+# The coreference grid's colour range: chance -/+ the farthest head's distance from it,
+# at least this, so a grid of heads all at chance is not one flat colour by accident.
+MIN_COLOUR_SPAN = 0.05
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,15 @@ class RankedRow:
     layer: int  # 1-based, as the page prints it
     head: int
     value: float
+    label: str
+
+
+@dataclass(frozen=True)
+class CorefRow:
+    layer: int  # 1-based, as the page prints it
+    head: int
+    value: float
+    interval: Interval
     label: str
 
 
@@ -78,10 +95,13 @@ class AtlasDocument:
     rules: tuple[tuple[str, str, str], ...]  # (label, rule text, statistic)
     coref_items: int
     coref_skipped: int
-    coref_best: tuple[RankedRow, ...]
-    baselines: tuple[tuple[str, float | None], ...]
+    coref_best: tuple[CorefRow, ...]
+    baselines: tuple[tuple[str, float, Interval], ...]  # (name, accuracy, interval)
+    coref: CorefStats | None  # intervals, the chance level, the power estimate
+    significance: float  # the level at which the best head counts as beyond chance
     examples_k: int
     js_sentences: int  # sentences the head-similarity map rests on
+    map_named: int  # heads named on the map of heads
     payload: AtlasRecord  # what atlas.js draws (script-safe JSON)
 
 
@@ -110,8 +130,11 @@ def _ranked(grid: np.ndarray, labels: list[list[str]], k: int = RANKED) -> tuple
     )
 
 
-def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -> AtlasDocument:
-    """Decide what the page shows from the corpus totals."""
+def atlas_document(
+    sums: AtlasSums, model_name: str, title: str | None, coref: CorefStats | None
+) -> AtlasDocument:
+    """Decide what the page shows from the corpus totals and their coreference
+    statistics (:func:`reportgen.atlas.stats.coref_stats`, computed once per atlas)."""
     means = sums.means()
     labels, signature = head_labels(means, sums.max_entropy())
     stats = tuple(
@@ -135,7 +158,7 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
         ),
         (MIXED_LABEL, "none of the above", ""),
     )
-    accuracy = sums.accuracy()
+    accuracy = coref.accuracy if coref is not None else None
     sentences, by_head = _examples(sums, signature)
     payload = AtlasRecord(
         layers=sums.layers,
@@ -146,7 +169,8 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
         coref=_round(accuracy, PAGE_DIGITS),
         sentences=sentences,
         examples=by_head,
-        similar=_similar(sums, labels),
+        similar=_similar(sums, labels, accuracy),
+        coref_scale=_coref_scale(coref),
     )
     return AtlasDocument(
         title=title or "Head atlas",
@@ -163,10 +187,13 @@ def atlas_document(sums: AtlasSums, model_name: str, title: str | None = None) -
         rules=rules,
         coref_items=sums.coref_items,
         coref_skipped=sums.coref_skipped,
-        coref_best=_ranked(accuracy, labels) if accuracy is not None else (),
-        baselines=tuple(sums.baselines().items()),
+        coref_best=_coref_best(coref, labels),
+        baselines=coref.baselines if coref is not None else (),
+        coref=coref,
+        significance=SIGNIFICANCE,
         examples_k=sums.examples.k if sums.examples is not None else 0,
         js_sentences=min(sums.sentences, JS_SENTENCES),
+        map_named=MAP_NAMED,
         payload=payload,
     )
 
@@ -207,21 +234,65 @@ def _examples(
     return tuple(sentences), heads
 
 
-def _similar(sums: AtlasSums, labels: list[list[str]]) -> AtlasSimilarRecord | None:
+def _coref_best(coref: CorefStats | None, labels: list[list[str]]) -> tuple[CorefRow, ...]:
+    if coref is None:
+        return ()
+    return tuple(
+        CorefRow(
+            row.layer,
+            row.head,
+            row.value,
+            Interval(
+                float(coref.low[row.layer - 1, row.head - 1]),
+                float(coref.high[row.layer - 1, row.head - 1]),
+            ),
+            row.label,
+        )
+        for row in _ranked(coref.accuracy, labels)
+    )
+
+
+def _coref_scale(coref: CorefStats | None) -> AtlasCorefRecord | None:
+    """The grid's intervals and a diverging colour range centred on chance, so a head
+    below chance and one above it differ in hue, not only in shade."""
+    if coref is None:
+        return None
+    span = max(float(np.abs(coref.accuracy - coref.chance).max()), MIN_COLOUR_SPAN)
+    return AtlasCorefRecord(
+        low=_round(coref.low, PAGE_DIGITS) or (),
+        high=_round(coref.high, PAGE_DIGITS) or (),
+        chance=round(coref.chance, PAGE_DIGITS),
+        zmin=round(coref.chance - span, PAGE_DIGITS),
+        zmax=round(coref.chance + span, PAGE_DIGITS),
+    )
+
+
+def _similar(
+    sums: AtlasSums, labels: list[list[str]], accuracy: np.ndarray | None
+) -> AtlasSimilarRecord | None:
     """Heads laid out in 2-D so that heads whose rows have a small mean Jensen-Shannon
-    divergence sit close (classical MDS), as in Clark et al. (2019), Figure 6."""
+    divergence sit close (classical MDS), as in Clark et al. (2019), Figure 6. Only
+    :data:`MAP_NAMED` heads are named (at 30 x 9 heads every name would overlap): the
+    most accurate on the coreference items, or without them the farthest from the
+    map's centre (the most distinct)."""
     distance = sums.js_distance()
     if distance is None or distance.shape[0] < 3:
         return None
     xy = classical_mds(distance)
     heads = sums.heads
     count = distance.shape[0]
+    if accuracy is not None:
+        score = accuracy.ravel()
+    else:
+        score = np.round(np.linalg.norm(xy - xy.mean(0), axis=1), 12)  # no float-noise ties
+    named = np.lexsort((np.arange(count), -score))[:MAP_NAMED]  # ties: layer-major order
     return AtlasSimilarRecord(
         x=tuple(round(float(v), PAGE_DIGITS) for v in xy[:, 0]),
         y=tuple(round(float(v), PAGE_DIGITS) for v in xy[:, 1]),
         layer=tuple(i // heads for i in range(count)),
         head=tuple(i % heads for i in range(count)),
         label=tuple(labels[i // heads][i % heads] for i in range(count)),
+        labelled=tuple(int(i) for i in named),
     )
 
 
@@ -230,13 +301,13 @@ def render_atlas(doc: AtlasDocument) -> str:
     return render_page("atlas", {"doc": doc})
 
 
-def export_data(sums: AtlasSums, model_name: str) -> dict[str, Any]:
-    """The `--export-json` document, every grid [layer][head] at full precision."""
+def export_data(sums: AtlasSums, model_name: str, coref: CorefStats | None) -> dict[str, Any]:
+    """The `--export-json` document, every grid [layer][head] at full precision; the
+    coreference statistics are `coref`'s (the page's own), layers and heads 0-based."""
 
     def grid(values: np.ndarray | None) -> list[list[float]] | None:
         return None if values is None else [[float(v) for v in row] for row in values]
 
-    accuracy = sums.accuracy()
     return {
         "model": {"name": public_name(model_name), "layers": sums.layers, "heads": sums.heads},
         "sentences": sums.sentences,
@@ -245,7 +316,43 @@ def export_data(sums: AtlasSums, model_name: str) -> dict[str, Any]:
         "coreference": {
             "items": sums.coref_items,
             "skipped": sums.coref_skipped,
-            "accuracy": grid(accuracy),
+            "accuracy": grid(coref.accuracy if coref is not None else None),
             "baselines": sums.baselines(),
+            **_export_uncertainty(coref),
+        },
+    }
+
+
+def _export_uncertainty(coref: CorefStats | None) -> dict[str, Any]:
+    """The intervals and the chance level (null without scored items)."""
+    if coref is None:
+        return {"interval": None, "baseline_intervals": None, "chance": None}
+    level = coref.chance_level
+    layer, head = coref.best
+    return {
+        "interval": {
+            "method": "wilson",
+            "confidence": 0.95,
+            "low": [[float(v) for v in row] for row in coref.low],
+            "high": [[float(v) for v in row] for row in coref.high],
+        },
+        "baseline_intervals": {
+            name: [interval.low, interval.high] for name, _, interval in coref.baselines
+        },
+        "chance": {
+            "random_pick": coref.chance,
+            "best_head": {
+                "layer": layer,
+                "head": head,
+                "accuracy": coref.best_accuracy,
+                "interval": [coref.best_interval.low, coref.best_interval.high],
+            },
+            "rounds": level.rounds,
+            "seed": level.seed,
+            "percentile_95": level.percentile_95,
+            "at_or_above": level.at_or_above,
+            "p_value": level.p_value,
+            "distinguishable": level.distinguishable,
+            "items_needed": coref.items_needed,
         },
     }

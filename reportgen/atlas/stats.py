@@ -4,6 +4,11 @@ Every statistic is a token-weighted mean over the corpus's eligible query rows, 
 a float64 sum per [layer, head] and one row count per statistic, so memory stays flat
 however long the corpus is and partial totals (batches, Ray workers) merge by addition.
 The torch side that fills them, batch by batch, is :mod:`reportgen.atlas.engine`.
+
+The coreference accuracies also get their uncertainty here (issue 22): a Wilson interval
+for every accuracy, and a permutation test of the best head against the best of all
+heads with the gold answers shuffled (:func:`coref_stats`), which the page and the
+export both read.
 """
 
 from __future__ import annotations
@@ -55,6 +60,17 @@ MIXED_LABEL = "mixed"
 # The head-similarity map costs (layers*heads)^2 / 2 row comparisons per token, so it is
 # estimated on the corpus's first sentences (by corpus order, so any batching agrees).
 JS_SENTENCES = 200
+
+# Coreference uncertainty (issue 22). Quantiles of the standard normal, written out so
+# this module needs numpy alone: two-sided 95%, one-sided alpha 0.05, power 0.80.
+Z_95 = 1.959963984540054
+Z_ALPHA = 1.6448536269514722
+Z_POWER = 0.8416212335729143
+SIGNIFICANCE = 0.05
+PERMUTATION_ROUNDS = 1000
+# Fixed: the chance level is part of the page, which must be byte-identical on reruns.
+PERMUTATION_SEED = 22
+_ROUNDS_PER_CHUNK = 100  # bounds the [rounds, items] draws held at once
 
 
 def is_punct_token(token: str) -> bool:
@@ -141,6 +157,57 @@ class Examples:
 
 
 @dataclass
+class CorefItems:
+    """Per scored item, which candidate each head prefers: what the permutation test
+    needs, since a count of right heads cannot say what a shuffled answer would give.
+
+    One int8 per head and item (``layers * heads`` bytes an item: 270 KB per thousand
+    items at 30 x 9 heads), so unlike the sums this grows with the number of gold items.
+    Partial lists merge by concatenation; :meth:`arrays` orders them by corpus number,
+    so any batching or Ray merge order gives the same arrays and the same chance level.
+    """
+
+    seq: list[int] = field(default_factory=list)  # the item's sentence number
+    answer: list[int] = field(default_factory=list)  # index of the gold candidate
+    candidates: list[int] = field(default_factory=list)  # how many candidates it has
+    # Each [layer, head]: the candidate with the strictly highest score, -1 on a tie
+    # (a tie is wrong whichever candidate is gold).
+    prefer: list[NDArray[np.int8]] = field(default_factory=list)
+
+    def add(self, seq: int, answer: int, candidates: int, prefer: NDArray[np.int8]) -> None:
+        self.seq.append(seq)
+        self.answer.append(answer)
+        self.candidates.append(candidates)
+        self.prefer.append(prefer)
+
+    def merge(self, other: CorefItems) -> None:
+        self.seq += other.seq
+        self.answer += other.answer
+        self.candidates += other.candidates
+        self.prefer += other.prefer
+
+    def arrays(
+        self,
+    ) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.int64]]:
+        """(prefer [item, layer*heads], answer [item], candidates [item]) in corpus order."""
+        order = np.argsort(np.asarray(self.seq, dtype=np.int64), kind="stable")
+        prefer = np.stack([self.prefer[i].ravel() for i in order]) if self.prefer else None
+        answer = np.asarray(self.answer, dtype=np.int64)[order]
+        candidates = np.asarray(self.candidates, dtype=np.int64)[order]
+        if prefer is None:
+            prefer = np.zeros((0, 0), dtype=np.int8)
+        return prefer, answer, candidates
+
+
+def preferred_candidate(scores: NDArray[np.float64]) -> NDArray[np.int8]:
+    """[..., candidates] scores -> the index of the strictly highest, -1 where the top
+    is shared. A head is right on an item exactly when this equals the answer."""
+    top = scores.max(-1, keepdims=True)
+    unique = (scores == top).sum(-1) == 1
+    return np.where(unique, scores.argmax(-1), -1).astype(np.int8)
+
+
+@dataclass
 class AtlasSums:
     """Running totals over a corpus; merge with :meth:`merge` (addition, so exact up to
     float64 rounding)."""
@@ -158,6 +225,7 @@ class AtlasSums:
     coref_skipped: int = 0
     nearest_right: int = 0
     first_right: int = 0
+    coref: CorefItems = field(default_factory=CorefItems)
     examples: Examples | None = None
     # [layer*heads, layer*heads]: sum over the rows of the first JS_SENTENCES sentences of
     # the Jensen-Shannon divergence (nats) between two heads' rows; upper triangle only.
@@ -191,6 +259,7 @@ class AtlasSums:
         self.coref_skipped += other.coref_skipped
         self.nearest_right += other.nearest_right
         self.first_right += other.first_right
+        self.coref.merge(other.coref)
         self.js_sum += other.js_sum
         self.js_rows += other.js_rows
         if self.examples is not None and other.examples is not None:
@@ -285,3 +354,164 @@ def classical_mds(distance: NDArray[np.float64], dims: int = 2) -> NDArray[np.fl
         if coords[np.argmax(np.abs(coords[:, axis])), axis] < 0:
             coords[:, axis] *= -1
     return coords
+
+
+# ---------- coreference: intervals and a chance level (issue 22) ----------
+
+
+def wilson_interval(
+    right: NDArray[np.float64] | float, n: int, z: float = Z_95
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The Wilson score interval of `right` successes in `n` trials (elementwise):
+    (p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), with p = right / n.
+    Unlike p +/- z sqrt(p(1-p)/n) it stays inside [0, 1] and is not empty at 0 or n."""
+    if n <= 0:
+        raise ValueError("an interval needs at least one item")
+    p = np.asarray(right, dtype=np.float64) / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95% interval of an accuracy."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ChanceLevel:
+    """The best head against the best of all heads when the gold answers carry no
+    information: each round draws every item's gold answer uniformly among its
+    candidates (for two candidates: swapped with probability 1/2) and takes the best
+    head's accuracy over all heads, so the heads' correlation is kept."""
+
+    rounds: int
+    seed: int
+    observed: float  # the best head's accuracy with the real answers
+    percentile_95: float  # the 95th percentile of the best accuracy over the rounds
+    at_or_above: int  # rounds whose best head reached `observed` or more
+
+    @property
+    def p_value(self) -> float:
+        """(1 + rounds at or above the observed best) / (1 + rounds): never 0, as the
+        real answers count as one of the arrangements."""
+        return (1 + self.at_or_above) / (1 + self.rounds)
+
+    @property
+    def distinguishable(self) -> bool:
+        return self.p_value < SIGNIFICANCE
+
+
+def best_head_chance(
+    prefer: NDArray[np.int8],
+    answer: NDArray[np.int64],
+    candidates: NDArray[np.int64],
+    rounds: int = PERMUTATION_ROUNDS,
+    seed: int = PERMUTATION_SEED,
+) -> ChanceLevel:
+    """The permutation test of the best head. `prefer` is [item, head] (each head's
+    strictly preferred candidate, -1 on a tie), `answer` and `candidates` [item].
+
+    A head is right on an item when its preference is the gold answer, so per round the
+    right counts are sum over candidates c of [gold == c] @ [prefer == c]: one matrix
+    product per candidate slot instead of a loop over rounds."""
+    items, heads = prefer.shape
+    if items == 0 or heads == 0:
+        raise ValueError("a chance level needs items and heads")
+    observed = int((prefer == answer[:, None]).sum(0).max())
+    # float32 sums of 0/1 are exact below 2^24; beyond that, float64.
+    dtype = np.float32 if items < 2**24 else np.float64
+    slots = [(prefer == c).astype(dtype) for c in range(int(candidates.max()))]
+    rng = np.random.default_rng(seed)
+    best = np.empty(rounds, dtype=np.int64)
+    for start in range(0, rounds, _ROUNDS_PER_CHUNK):
+        size = min(_ROUNDS_PER_CHUNK, rounds - start)
+        gold = np.minimum((rng.random((size, items)) * candidates).astype(np.int64), candidates - 1)
+        right = np.zeros((size, heads), dtype=dtype)
+        for c, slot in enumerate(slots):
+            right += (gold == c).astype(dtype) @ slot
+        best[start : start + size] = np.rint(right.max(1)).astype(np.int64)
+    return ChanceLevel(
+        rounds=rounds,
+        seed=seed,
+        observed=observed / items,
+        percentile_95=float(np.quantile(best, 0.95, method="higher")) / items,
+        at_or_above=int((best >= observed).sum()),
+    )
+
+
+def items_needed(
+    accuracy: float, chance: float, z_alpha: float = Z_ALPHA, z_power: float = Z_POWER
+) -> int | None:
+    """Items a one-sided binomial test at alpha 0.05 needs to tell `accuracy` from
+    `chance` with 80% power, by the normal approximation:
+    n = ((z_a sqrt(p0 (1 - p0)) + z_b sqrt(p1 (1 - p1))) / (p1 - p0))^2, rounded up.
+    For one head named in advance; the best of many heads needs more. None when the
+    accuracy is not above chance (no number of items would show it is)."""
+    if accuracy <= chance:
+        return None
+    spread = z_alpha * np.sqrt(chance * (1 - chance)) + z_power * np.sqrt(accuracy * (1 - accuracy))
+    return int(np.ceil((spread / (accuracy - chance)) ** 2 - 1e-9))
+
+
+@dataclass(frozen=True)
+class CorefStats:
+    """Everything the page and the export say about the coreference accuracies."""
+
+    items: int
+    accuracy: NDArray[np.float64]  # [layer, head]
+    low: NDArray[np.float64]  # [layer, head]: Wilson 95% interval
+    high: NDArray[np.float64]
+    # A random pick's expected accuracy: the mean over items of 1 / candidates (0.5 when
+    # every item has two); the colour scale's midpoint and the power estimate's null.
+    chance: float
+    best: tuple[int, int]  # 0-based (layer, head); ties to the lower layer, then head
+    best_interval: Interval
+    chance_level: ChanceLevel
+    items_needed: int | None  # to tell the best head's accuracy from `chance`
+    baselines: tuple[tuple[str, float, Interval], ...]  # (name, accuracy, interval)
+
+    @property
+    def best_accuracy(self) -> float:
+        return float(self.accuracy[self.best])
+
+
+def coref_stats(
+    sums: AtlasSums, rounds: int = PERMUTATION_ROUNDS, seed: int = PERMUTATION_SEED
+) -> CorefStats | None:
+    """Intervals, the chance level and the power estimate of the corpus's coreference
+    accuracies; None without scored items."""
+    n = sums.coref_items
+    if n == 0:
+        return None
+    prefer, answer, candidates = sums.coref.arrays()
+    if prefer.shape[0] != n:
+        raise ValueError(f"{prefer.shape[0]} per-item records for {n} coreference items")
+    accuracy = sums.coref_right / n
+    low, high = wilson_interval(sums.coref_right.astype(np.float64), n)
+    flat = int(np.argmax(accuracy))  # the first maximum: rank_heads' tie order
+    best = (flat // sums.heads, flat % sums.heads)
+    baselines = []
+    for name, right in (
+        ("nearest_before", sums.nearest_right),
+        ("first_candidate", sums.first_right),
+    ):
+        lo, hi = wilson_interval(float(right), n)
+        baselines.append((name, right / n, Interval(float(lo), float(hi))))
+    chance = float(np.mean(1.0 / candidates))
+    return CorefStats(
+        items=n,
+        accuracy=accuracy,
+        low=low,
+        high=high,
+        chance=chance,
+        best=best,
+        best_interval=Interval(float(low[best]), float(high[best])),
+        chance_level=best_head_chance(prefer, answer, candidates, rounds, seed),
+        items_needed=items_needed(float(accuracy[best]), chance),
+        baselines=tuple(baselines),
+    )

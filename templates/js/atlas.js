@@ -1,6 +1,7 @@
 /* The head atlas page's views (reportgen --atlas): one layers x heads grid per statistic
- * and the coreference grid, the heads laid out by likeness, and the chosen head's values
- * and example sentences. They register like the report's (RG.registerView, keyed by
+ * and the coreference grid (a diverging scale about chance, each head's interval on
+ * hover), the heads laid out by likeness (a few named, the rest on hover), and the
+ * chosen head's values and example sentences. They register like the report's (RG.registerView, keyed by
  * data-view) and main.js draws them (its "atlas" entry), lazily as the report's. The
  * page's one data block is rg-data-rg-main, an AtlasRecord (format: reportgen/store.py);
  * text reaches the page only via textContent. */
@@ -19,19 +20,51 @@
   };
   const range = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
+  // Diverging (ColorBrewer RdBu, colour-blind safe): red below a random pick, white at
+  // it, blue above, so 0.45 and 0.60 differ in hue and the baseline is visible.
+  const DIVERGING = [
+    [0, "#b2182b"],
+    [0.25, "#ef8a62"],
+    [0.5, "#f7f7f7"],
+    [0.75, "#67a9cf"],
+    [1, "#2166ac"],
+  ];
+  const fixed3 = (v) => v.toFixed(3);
+
+  /** The coreference grid's trace settings: the colour range Python chose (symmetric
+   * about chance, so chance sits at the scale's white middle) and each head's interval. */
+  function corefScale(data) {
+    const sc = data.coref_scale;
+    return {
+      zmin: sc.zmin,
+      zmax: sc.zmax,
+      zmid: sc.chance,
+      colorscale: DIVERGING,
+      text: sc.low.map((row, l) => row.map((lo, h) => fixed3(lo) + "–" + fixed3(sc.high[l][h]))),
+      hovertemplate: "Layer %{y}, Head %{x}<br>accuracy = %{z:.3f} (95% interval %{text})<extra></extra>",
+      colorbar: {
+        tickvals: [sc.zmin, sc.chance, sc.zmax].filter((v) => v >= 0 && v <= 1),
+        ticktext: [sc.zmin, sc.chance, sc.zmax]
+          .filter((v) => v >= 0 && v <= 1)
+          .map((v) => (v === sc.chance ? "chance " : "") + v.toFixed(2)),
+      },
+    };
+  }
+
   function gridPlot(el, data, name, grid) {
     let zmax = 0;
     for (const row of grid) for (const v of row) zmax = Math.max(zmax, v);
-    const trace = {
+    let trace = {
       type: "heatmap",
       z: grid,
       x: range(data.heads),
       y: range(data.layers),
       zmin: 0,
-      zmax: name === "coref" ? 1 : Math.max(zmax, 1e-6),
+      zmax: Math.max(zmax, 1e-6),
       colorscale: "Viridis",
       hovertemplate: "Layer %{y}, Head %{x}<br>" + STAT_TITLES[name] + " = %{z:.3f}<extra></extra>",
     };
+    if (name === "coref" && data.coref_scale) trace = Object.assign(trace, corefScale(data));
     const layout = {
       title: { text: STAT_TITLES[name], font: { size: 14 } },
       height: 80 + 26 * data.layers,
@@ -47,24 +80,69 @@
     });
   }
 
-  function similarPlot(el, sim) {
+  const headName = (sim, i) => "L" + (sim.layer[i] + 1) + "H" + (sim.head[i] + 1);
+
+  /** Names on the map: the few heads Python chose, then the chosen head (boxed). Each
+   * name sits out from the map's centre along its point's direction (the axes share a
+   * scale), at alternating lengths, so names of nearby heads do not sit on each other. */
+  function mapAnnotations(sim, chosen) {
+    const n = sim.x.length;
+    const cx = sim.x.reduce((a, b) => a + b, 0) / n;
+    const cy = sim.y.reduce((a, b) => a + b, 0) / n;
+    const note = function (i, k, isChosen) {
+      const dx = sim.x[i] - cx;
+      const dy = sim.y[i] - cy;
+      const len = Math.hypot(dx, dy) || 1;
+      const reach = isChosen ? 64 : k % 2 ? 42 : 26;
+      return {
+        x: sim.x[i],
+        y: sim.y[i],
+        text: headName(sim, i) + (isChosen ? " (chosen)" : ""),
+        showarrow: true,
+        arrowhead: isChosen ? 2 : 0,
+        arrowwidth: 1,
+        ax: (dx / len) * reach,
+        ay: (-dy / len) * reach, // pixels grow downwards
+        font: { size: isChosen ? 12 : 11 },
+        bgcolor: isChosen ? "#fff" : "rgba(255,255,255,0.85)",
+        bordercolor: isChosen ? "#3b0f70" : "rgba(0,0,0,0)",
+      };
+    };
+    // The chosen head, if it is one of the named, is named once (as chosen).
+    const notes = sim.labelled.filter((i) => i !== chosen).map((i, k) => note(i, k, false));
+    if (chosen !== null && chosen >= 0 && chosen < n) notes.push(note(chosen, 0, true));
+    return notes;
+  }
+
+  /** The head shown under "One head up close", as an index into the map's lists. */
+  function chosenIndex(data) {
+    const view = document.querySelector('[data-view="atlas-head"]');
+    if (!view) return null;
+    return RG.controlValue(view, "layer", 0) * data.heads + RG.controlValue(view, "head", 0);
+  }
+
+  function similarPlot(el, data) {
+    const sim = data.similar;
     const groups = {};
     sim.label.forEach(function (label, i) {
       (groups[label] = groups[label] || []).push(i);
     });
+    // Markers only: at 30 x 9 heads every name on the map would overlap; hover names them.
     const traces = Object.keys(groups).sort().map(function (label) {
       const idx = groups[label];
       return {
         type: "scatter",
-        mode: "markers+text",
+        mode: "markers",
         name: label,
         x: idx.map((i) => sim.x[i]),
         y: idx.map((i) => sim.y[i]),
-        text: idx.map((i) => "L" + (sim.layer[i] + 1) + "H" + (sim.head[i] + 1)),
+        text: idx.map(function (i) {
+          const acc = data.coref ? " · accuracy " + fixed3(data.coref[sim.layer[i]][sim.head[i]]) : "";
+          return headName(sim, i) + ": " + label + acc;
+        }),
         customdata: idx.map((i) => [sim.layer[i], sim.head[i]]),
-        textposition: "top center",
-        textfont: { size: 9 },
-        hovertemplate: "%{text}: " + label + "<extra></extra>",
+        marker: { size: sim.x.length > 100 ? 7 : 9, opacity: 0.85, line: { width: 0.5, color: "#fff" } },
+        hovertemplate: "%{text}<extra></extra>",
       };
     });
     const layout = {
@@ -73,6 +151,8 @@
       xaxis: { zeroline: false, showticklabels: false },
       yaxis: { zeroline: false, showticklabels: false, scaleanchor: "x" },
       legend: { orientation: "h" },
+      hovermode: "closest",
+      annotations: mapAnnotations(sim, chosenIndex(data)),
     };
     return window.Plotly.newPlot(el, traces, layout, { displayModeBar: false, responsive: true }).then(function () {
       el.on("plotly_click", function (ev) {
@@ -80,6 +160,14 @@
         if (p && p.customdata) RG.chooseHead(p.customdata[0], p.customdata[1]);
       });
     });
+  }
+
+  /** Name the chosen head on the map of heads, if the map is drawn (it draws lazily and
+   * then reads the chosen head itself). */
+  function markChosen(data) {
+    const el = document.querySelector('[data-view="atlas-similar"]');
+    if (!el || !data.similar || !el.data) return Promise.resolve();
+    return window.Plotly.relayout(el, { annotations: mapAnnotations(data.similar, chosenIndex(data)) });
   }
 
   function valuesTable(root, data, l, h) {
@@ -100,7 +188,9 @@
       const th = document.createElement("th");
       th.textContent = "coreference accuracy";
       const td = document.createElement("td");
-      td.textContent = data.coref[l][h].toFixed(3);
+      const sc = data.coref_scale;
+      td.textContent =
+        fixed3(data.coref[l][h]) + (sc ? " (95% interval " + fixed3(sc.low[l][h]) + "–" + fixed3(sc.high[l][h]) + ")" : "");
       tr.append(th, td);
       body.appendChild(tr);
     }
@@ -157,7 +247,7 @@
   });
 
   RG.registerView("atlas-similar", function (entry, root) {
-    return entry.data.similar ? similarPlot(root, entry.data.similar) : Promise.resolve();
+    return entry.data.similar ? similarPlot(root, entry.data) : Promise.resolve();
   });
 
   /** The chosen head (the Layer and Head selects): its label, values and example maps;
@@ -172,7 +262,7 @@
     const cell = entry.section.querySelector('.rg-labels td[data-layer="' + layer + '"][data-head="' + head + '"]');
     if (cell) cell.classList.add("rg-chosen");
     valuesTable(root, data, layer, head);
-    return drawExamples(root, data, layer, head);
+    return Promise.all([markChosen(data), drawExamples(root, data, layer, head)]);
   });
 
   /** Choose a head from a grid or the label table: set the head view's selects and let
