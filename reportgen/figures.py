@@ -106,7 +106,7 @@ def grid_figure(
     if text is not None:
         text = [[plot_text(t) for t in row] for row in text]
     trace = go.Heatmap(
-        z=z,
+        z=z.tolist(),  # nested lists, not plotly's binary form: grid.js reads the numbers
         x=list(range(1, heads + 1)),
         y=list(range(1, layers + 1)),
         customdata=custom,
@@ -225,3 +225,20 @@ def heatmap_size(n: int, room: float | None = None) -> tuple[int, int, int]:
     side = n * cell
     font = int(min(s["max_font"], cell - 1))
     return round(side + extra_x), round(side + s["margin_y"]), font
+
+
+# Attention sinks on the long-input page: the overview's default colour scale leaves out
+# the key columns that take far more than their share of the attention. A column is a
+# sink when, averaged over every layer, head and query block, it receives more than
+# SINK_FACTOR times its even share (1 / columns; the shares add up to 1, as each pooled
+# row does). Attention spread evenly over what a causal model can see gives the first
+# column about 5.8 even shares at any length (128 blocks); a real sink (SmolLM2's first
+# token) tens to a hundred. With SINK_FACTOR columns or fewer, no column can be one.
+SINK_FACTOR = 10.0
+
+
+def sink_columns(overview: np.ndarray) -> tuple[int, ...]:
+    """The sink columns (0-based key blocks) of a pooled overview
+    ``[layers, heads, query_blocks, key_blocks]``, by the rule above."""
+    share = np.asarray(overview, dtype=np.float64).mean(axis=(0, 1, 2))
+    return tuple(int(j) for j in np.flatnonzero(share > SINK_FACTOR / max(share.size, 1)))

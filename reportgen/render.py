@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from reportgen.assets import csp_hash, libraries
 from reportgen.errors import InputError, ReportgenError
+from reportgen.figures import SINK_FACTOR
 
 if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only the annotations need it
     from importlib.resources.abc import Traversable
@@ -96,6 +97,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["script_json"] = script_json
+    env.globals["sink_factor"] = SINK_FACTOR  # the long page states its sink rule
     return env
 
 
@@ -117,25 +119,28 @@ PAGE_SCRIPTS = (
     "transforms.js",  # maths mirrored from analysis.py
     "heatmap.js",  # Plotly drawing
     "bertviz.js",  # bertviz's head view and its quirks
-    "views.js",  # a sentence's views
+    "views.js",  # a sentence's views and the maps they show (RG.shownMaps)
+    "grid.js",  # the grid of all heads (model view)
     "nexttoken.js",  # causal models' next-token view
     "pairs.js",  # minimal pairs and the submission block
     "handin.js",  # hand-in: heatmap sizes, printing the submission
     "long.js",  # the long-input view (over the page budget)
     "loader.js",  # inflating the inlined libraries
-    "lazy.js",  # lazy drawing and printing
+    "lazy.js",  # lazy drawing
+    "print.js",  # printing: draw everything, lay out for A4, restore after
     "main.js",  # the coordinator
 )
 
 
 # The head atlas page's scripts (reportgen.atlas.page), in load order: the shared
-# namespace, the gzip decoder, the library loader and lazy drawing, the atlas's views,
-# then the same coordinator.
+# namespace, the gzip decoder, the library loader, lazy drawing and printing, the
+# atlas's views, then the same coordinator.
 ATLAS_SCRIPTS = (
     "core.js",  # namespace, view registry, notices
     "store.js",  # RG.decodeText: gzip+base64 through DecompressionStream
     "loader.js",  # inflating the inlined plotly.js
-    "lazy.js",  # lazy drawing and printing
+    "lazy.js",  # lazy drawing
+    "print.js",  # printing, as the report's
     "atlas.js",  # the atlas's views
     "main.js",  # the coordinator
 )

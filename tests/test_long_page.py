@@ -193,12 +193,22 @@ def test_the_long_page_opens_offline_and_draws_the_overview(
         assert ticks[0].startswith("0–")  # block labels are token ranges
         assert sec.locator('[data-plot="long-row"] .main-svg').count() >= 1
         assert sec.locator('[data-figure="first_share"] .main-svg').count() >= 1
-        whole = overview.evaluate("el => el.data[0].zmax")
-        sec.locator('[data-control="scale"]').select_option("1")
-        page.wait_for_timeout(300)
-        note = sec.locator("[data-scale-note]").text_content() or ""
-        assert "outside the first key block" in note
-        assert overview.evaluate("el => el.data[0].zmax") <= whole
+        # The page opens with the sink columns left out of the colour scale (the one
+        # page-wide control); the button beside the scale brings them back.
+        assert page.locator("#rg-leave-out-sinks").is_checked()
+        view = sec.locator('[data-view="long"]')
+        left_out = overview.evaluate("el => el.data[0].zmax")
+        note = view.locator("[data-scale-note]").text_content() or ""
+        toggle = view.locator("[data-sink-toggle]")
+        if toggle.is_visible():
+            assert "leaves out the sink column" in note
+            toggle.click()
+            page.wait_for_timeout(300)
+            assert not page.locator("#rg-leave-out-sinks").is_checked()
+            assert "included" in (view.locator("[data-scale-note]").text_content() or "")
+            assert overview.evaluate("el => el.data[0].zmax") >= left_out
+        else:
+            assert "no column of this page is a sink" in note
         # A close-up labels every token of one block.
         sec.locator('[data-control="stretch"]').select_option("2")
         page.wait_for_timeout(300)
@@ -209,7 +219,7 @@ def test_the_long_page_opens_offline_and_draws_the_overview(
         page.wait_for_timeout(300)
         assert sec.locator('[data-control="stretch"]').input_value() == "7"
         views = page.locator("[data-view]").evaluate_all("els => els.map(e => e.dataset.view)")
-        assert set(views) == {"long"}
+        assert set(views) == {"long", "grid"}
         assert log.errors == []
     finally:
         page.context.close()
@@ -228,7 +238,7 @@ def test_short_causal_reports_can_leave_position_0_out_of_the_colour_range(
         plot = page.locator('#s1 [data-plot="head"]')
         z = plot.evaluate("el => el.data[0].z")
         assert plot.evaluate("el => el.data[0].zmax") == 1
-        page.locator("#rg-leave-out-first").check()
+        page.locator("#rg-leave-out-sinks").check()
         page.wait_for_selector("#s1[data-rg-rendered='1']", state="attached")
         rest = max(v for row in z for v in row[1:] if v is not None)
         assert plot.evaluate("el => el.data[0].zmax") == pytest.approx(rest, abs=1e-6)
@@ -287,7 +297,7 @@ def test_an_encoder_decoder_long_page_switches_between_its_three_maps(
         sec = page.locator("section.rg-long").first
         titles = []
         for value in ("1", "2", "0"):
-            sec.locator('[data-control="map"]').select_option(value)
+            sec.locator('[data-view="long"] [data-control="map"]').select_option(value)
             page.wait_for_timeout(300)
             titles.append(sec.locator('[data-plot="long-overview"] .gtitle').text_content() or "")
         assert [t.split(" · ")[-1] for t in titles] == [

@@ -17,26 +17,21 @@
   /** bertviz's parameters. Its `attention` list holds one self-attention map (with the
    * five sentence-pair filters when the input is a pair), or, for an encoder-decoder
    * model, bertviz's own encoder-decoder form: "Encoder", "Decoder" and "Cross". */
-  function params(entry, maps, layers, domId) {
-    const seqs = entry.data.seqs;
-    const one = function (name, decoded) {
-      const m = decoded.meta;
-      const t = RG.transform(RG.headMatrix(decoded, 0, 0), seqs[m.query_seq], seqs[m.key_seq]);
-      const attn = layers.map((l) =>
-        Array.from({ length: m.heads }, (_, h) =>
-          RG.transform(RG.headMatrix(decoded, l, h), seqs[m.query_seq], seqs[m.key_seq]).rows),
-      );
+  function params(shown, layers, domId, chosen) {
+    const one = function (name, s) {
+      const t = s.at(0, 0);
+      const attn = layers.map((l) => Array.from({ length: s.heads }, (_, h) => s.at(l, h).rows));
       return { view: t, item: { name: name, attn: attn, left_text: t.q.labels, right_text: t.k.labels } };
     };
     const names = { encoder_self: "Encoder", decoder_self: "Decoder", cross: "Cross" };
     const attention = [];
-    if (maps.length > 1) {
-      for (const d of maps) attention.push(one(names[d.meta.id] || d.meta.name, d).item);
+    if (shown.length > 1) {
+      for (const s of shown) attention.push(one(names[s.meta.id] || s.meta.name, s).item);
     } else {
-      const first = one(null, maps[0]);
+      const first = one(null, shown[0]);
       attention.push(first.item);
       const b = first.view.q.boundary;
-      if (maps[0].meta.query_seq === maps[0].meta.key_seq && b !== null) {
+      if (shown[0].meta.query_seq === shown[0].meta.key_seq && b !== null) {
         // bertviz's sentence-pair filters: All, A->A, B->B, A->B, B->A (on the drawn axis,
         // so they follow the word-level and hide-special toggles).
         const full = first.item.attn;
@@ -59,8 +54,8 @@
       attention: attention,
       default_filter: "0",
       root_div_id: domId,
-      layer: layers.includes(RG.page.start_layer) ? RG.page.start_layer : layers[0],
-      heads: null,
+      layer: layers.includes(chosen.layer) ? chosen.layer : layers[0],
+      heads: chosen.head === null ? null : [chosen.head], // one head, when the grid chose it
       include_layers: layers,
     };
   }
@@ -93,10 +88,13 @@
       );
       return;
     }
+    // The grid of all heads may have chosen a head (grid.js); else the page's first one.
+    const chosen = entry.headViewChoice || { layer: RG.page.start_layer, head: null };
     const layers = oneLayer
-      ? [Math.min(RG.page.start_layer, d.meta.layers - 1)]
+      ? [Math.min(chosen.layer, d.meta.layers - 1)]
       : Array.from({ length: d.meta.layers }, (_, l) => l);
-    const p = params(entry, maps, layers, domId);
+    const shown = await Promise.all(maps.map((_, i) => RG.shownMaps(entry, i))); // views.js
+    const p = params(shown, layers, domId, chosen);
     // bertviz's markup contract: #root > select#layer (+ select#filter) and div#vis.
     holder.textContent = "";
     const box = document.createElement("div");
@@ -111,12 +109,7 @@
       bar.append(" Attention: ");
       const filter = document.createElement("select");
       filter.id = "filter";
-      p.attention.forEach(function (a, i) {
-        const o = document.createElement("option");
-        o.value = String(i);
-        o.textContent = a.name;
-        filter.append(o);
-      });
+      RG.fillSelect(filter, p.attention.map((a) => a.name));
       bar.append(filter);
     }
     box.append(bar);

@@ -1,9 +1,9 @@
-/* The hand-in: heatmaps sized from their token count, the submission maps' colour range,
- * and "Print the submission" (one pair's submission block alone on one A4 page).
- * Hooks that heatmap.js and pairs.js call when present. */
+/* The hand-in: heatmaps sized from their token count (heatmap.js), the submission maps'
+ * colour range (pairs.js), and the layout of "Print the submission": one pair's
+ * submission block alone on one A4 page (print.js prints it). */
 "use strict";
 (function () {
-  const RG = (window.reportgen = window.reportgen || {});
+  const RG = window.reportgen;
 
   /** Width, height and tick font (px) of an n-token heatmap: figures.heatmap_size. */
   RG.heatmapSize = function (n, room) {
@@ -38,20 +38,12 @@
    * (analysis.submission_range), so the outlined cells can be told apart. */
   RG.submissionSpec = function (t, seqK) {
     const spec = RG.clone(RG.page.figures.attention);
-    let top = 0;
-    let any = false;
     const special = (j) => !!seqK.special[t.k.positions[j]];
     const allSpecial = t.k.positions.every((_, j) => special(j));
-    for (const row of t.rows) {
-      row.forEach(function (v, j) {
-        if (allSpecial || !special(j)) {
-          any = true;
-          top = Math.max(top, v);
-        }
-      });
-    }
+    const empty = !t.rows.length || !t.rows[0].length;
+    const top = empty ? 1 : RG.largest(t.rows, (i, j) => !allSpecial && special(j));
     spec.data[0].zmin = 0;
-    spec.data[0].zmax = Math.max(any ? top : 1, 0.01);
+    spec.data[0].zmax = Math.max(top, 0.01);
     return spec;
   };
 
@@ -67,7 +59,8 @@
   };
   let restore = [];
 
-  /** Draw everything, then show only `anchor`'s submission block, maps sized for A4. */
+  /** Draw everything, then show only `anchor`'s submission block, maps sized for A4;
+   * returns what gives the page back (print.js calls it after printing). */
   RG.prepareSubmissionPrint = async function (anchor) {
     await RG.drawEverything(); // lazy.js
     RG.endSubmissionPrint();
@@ -95,6 +88,7 @@
       }));
       await Plotly.restyle(div, { "colorbar.thickness": 8, "colorbar.title.side": "right" });
     }
+    return RG.endSubmissionPrint;
   };
 
   RG.endSubmissionPrint = function () {
@@ -107,61 +101,4 @@
       Plotly.restyle(div, { "colorbar.thickness": 14, "colorbar.title.side": "top" }).catch(RG.fail);
     }
   };
-
-  function wirePrintButton() {
-    const button = document.getElementById("rg-print-submission");
-    const choice = document.getElementById("rg-submission-pair");
-    if (!button || !choice) return;
-    button.addEventListener("click", async function () {
-      const status = document.getElementById("rg-print-status");
-      if (status) status.textContent = "Drawing the submission for printing…";
-      await RG.prepareSubmissionPrint(choice.value).catch(RG.fail);
-      if (status) status.textContent = "";
-      window.addEventListener("afterprint", RG.endSubmissionPrint, { once: true });
-      window.print();
-    });
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wirePrintButton);
-  else wirePrintButton();
-})();
-
-/* Printing the whole report: plots drawn wider than an A4 page are narrowed before the
- * browser lays out the pages, and given their width back afterwards. */
-(function () {
-  const RG = (window.reportgen = window.reportgen || {});
-  const A4_WIDTH_PX = 700; // 210 mm less 2 x 12 mm margins, at 96 px per inch
-  let widened = [];
-
-  RG.fitForPrint = function () {
-    for (const div of document.querySelectorAll(".js-plotly-plot")) {
-      const width = div._fullLayout ? div._fullLayout.width : 0;
-      if (width <= A4_WIDTH_PX) continue;
-      const x = div.layout.xaxis || {};
-      widened.push([div, { width: div.layout.width, "xaxis.tickmode": x.tickmode,
-        "yaxis.tickmode": (div.layout.yaxis || {}).tickmode }]);
-      const update = { width: A4_WIDTH_PX };
-      // Token labels that no longer fit their narrower cells give way to a few numbers.
-      const n = x.ticktext ? x.ticktext.length : 0;
-      const s = RG.page && RG.page.heatmap_size;
-      if (s && n && (A4_WIDTH_PX - s.margin_x - s.colorbar) / n < s.min_cell) {
-        update["xaxis.tickmode"] = "auto";
-        update["yaxis.tickmode"] = "auto";
-      }
-      // Plotly draws synchronously here, before the browser takes its print snapshot.
-      Plotly.relayout(div, update);
-    }
-  };
-
-  RG.unfitForPrint = function () {
-    const back = widened;
-    widened = [];
-    for (const [div, update] of back) {
-      if (update.width === undefined) update.width = null;
-      Plotly.relayout(div, update);
-    }
-  };
-
-  window.addEventListener("beforeprint", () => RG.fitForPrint());
-  window.addEventListener("afterprint", () => RG.unfitForPrint());
 })();

@@ -43,13 +43,10 @@
       });
     });
     const trace = fig.data[0];
-    const leaveOutFirst = RG.state.leaveOutFirst;
-    if (leaveOutFirst && trace.zmin === 0) {
-      // Attention sinks: the colour range leaves key position 0 out (the title says so).
-      let top = 0;
-      z.forEach((row) => row.forEach((v, j) => {
-        if (v !== null && t.k.positions[j] !== 0 && v > top) top = v;
-      }));
+    const leaveOutSinks = RG.state.leaveOutSinks; // the page's one sink control
+    if (leaveOutSinks && trace.zmin === 0) {
+      // The colour range leaves the sink columns out (RG.isSink; the title says so).
+      const top = RG.largest(z, (i, j) => RG.isSink(t, j));
       if (top > 0) {
         trace.zmax = top;
         title += " · colour range without position 0";

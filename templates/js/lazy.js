@@ -1,5 +1,5 @@
-/* Lazy drawing and printing: a section's views are drawn when it scrolls near the
- * screen, one section at a time; the Print button draws everything first. */
+/* Lazy drawing: a section's views are drawn when it scrolls near the screen, one section
+ * at a time; a toggle redraws what is drawn; printing (print.js) draws everything. */
 "use strict";
 (function () {
   const RG = window.reportgen;
@@ -17,6 +17,17 @@
     entry.rendered = true;
     entry.section.dataset.rgRendered = "1";
     if (drawnFor !== generation) stale(entry); // a toggle changed while it drew
+  };
+
+  /** Redraw one view of a drawn section: a selector of its own changed (main.js), or
+   * another view chose for it (grid.js); [data-rg-rendered] on it tells when it is done. */
+  RG.drawView = async function (entry, root) {
+    root.dataset.rgRendered = "0";
+    try {
+      await RG.views[root.dataset.view](entry, root);
+    } finally {
+      root.dataset.rgRendered = "1"; // also after a failure, which RG.fail reports
+    }
   };
 
   // A toggle bumps the generation: what was drawn under an older one is drawn again.
@@ -69,25 +80,10 @@
     for (const entry of RG.sections.values()) if (entry.rendered) stale(entry);
   };
 
-  // Printing needs every figure, but the browser snapshots the page right after
-  // "beforeprint" without waiting for async drawing: the Print button draws everything
-  // first, then prints. ("beforeprint" still starts the drawing for a second attempt.)
+  /** Draw every section not drawn yet; resolves when the queue is empty. */
   RG.drawEverything = async function () {
     for (const entry of RG.sections.values()) if (!entry.rendered) queue.push(entry);
     await drain();
     while (draining) await new Promise((resolve) => setTimeout(resolve, 50));
-  };
-
-  RG.setupPrinting = function () {
-    window.addEventListener("beforeprint", () => RG.drawEverything().catch(RG.fail));
-    const printButton = document.getElementById("rg-print");
-    if (!printButton) return;
-    printButton.addEventListener("click", async function () {
-      const status = document.getElementById("rg-print-status");
-      status.textContent = "Drawing every view for printing…";
-      await RG.drawEverything().catch(RG.fail);
-      status.textContent = "";
-      window.print();
-    });
   };
 })();

@@ -1,9 +1,10 @@
 /* The long-input view (format: LongSentenceRecord in reportgen/store.py): one head's
  * block-pooled overview, labelled with its blocks' token ranges, and its exact rows at
- * token resolution, with a close-up on any block of the text. A colour scale that
- * leaves position 0 out of its range shows what attention sinks hide. Only the shown
- * head is drawn; a section decodes its overview and rows once (blocks^2 and a few rows
- * of n values per head), never a full n x n map. */
+ * token resolution, with a close-up on any block of the text. The page's one sink
+ * control (RG.state.leaveOutSinks, on by default here) leaves the sink columns that
+ * Python found (figures.sink_columns) out of the colour range, so the page opens readable.
+ * Only the shown head is drawn; a section decodes its overview and rows once (blocks^2
+ * and a few rows of n values per head), never a full n x n map. */
 "use strict";
 (function () {
   const RG = window.reportgen;
@@ -22,21 +23,9 @@
     return entry.long;
   }
 
-  /** Refill a select with `labels` (values 0..n-1) when its list changed; keep the choice. */
-  function fillSelect(root, name, labels, key) {
+  function fill(root, name, labels) {
     const select = root.querySelector('[data-control="' + name + '"]');
-    if (!select || select.dataset.filledFor === key) return;
-    const keep = Math.min(Math.max(+select.value || 0, 0), labels.length - 1);
-    select.replaceChildren(
-      ...labels.map(function (text, i) {
-        const o = document.createElement("option");
-        o.value = String(i);
-        o.textContent = text;
-        return o;
-      }),
-    );
-    select.value = String(Math.max(keep, 0));
-    select.dataset.filledFor = key;
+    if (select) RG.fillSelect(select, labels);
   }
 
   function range(block) {
@@ -49,34 +38,63 @@
     return "tokens " + range(block) + " (" + (block[1] - block[0] > 1 ? first + " … " + last : first) + ")";
   }
 
-  function drawOverview(div, d, seqs, layer, head, leaveOutFirst) {
+  /** A block axis in RG.axis's shape: labels are token ranges; `positions` hold, for the
+   * causal mask, a query block's last token and a key block's first. */
+  function blockAxis(blocks, tokens, asQuery, sinks) {
+    return {
+      labels: blocks.map((b) => blockText(b, tokens)),
+      tags: blocks.map(range),
+      positions: blocks.map((b) => (asQuery ? b[1] - 1 : b[0])),
+      members: blocks.map((_, i) => [i]),
+      at: blocks.map((_, i) => i),
+      boundary: null,
+      sinks: sinks,
+    };
+  }
+
+  /** views.js's RG.shownMaps for a long page: the pooled overview of every head
+   * ([layers][heads] maps of blocks; the word-level and special-token toggles do not
+   * apply to blocks). */
+  RG.longShownMaps = async function (entry, mi) {
+    const maps = await decodedLong(entry);
+    const d = maps[Math.min(mi, maps.length - 1)];
     const m = d.meta;
-    const qb = m.query_blocks;
-    const kb = m.key_blocks;
-    const qTokens = seqs[m.query_seq].tokens.map(RG.plotText);
-    const kTokens = seqs[m.key_seq].tokens.map(RG.plotText);
-    const base = (layer * m.heads + head) * qb.length * kb.length;
-    const z = [];
-    let top = 0;
-    for (let i = 0; i < qb.length; i++) {
-      const row = [];
-      for (let j = 0; j < kb.length; j++) {
-        // Causal: a key block that starts after the query block's last token is unreachable.
-        const masked = m.causal && kb[j][0] > qb[i][1] - 1;
-        const v = d.overview[base + i * kb.length + j];
-        row.push(masked ? null : v);
-        if (!masked && !(leaveOutFirst && j === 0) && v > top) top = v;
-      }
-      z.push(row);
-    }
+    const seqs = entry.data.seqs;
+    const q = blockAxis(m.query_blocks, seqs[m.query_seq].tokens, true, null);
+    const k = blockAxis(m.key_blocks, seqs[m.key_seq].tokens, false, new Set(m.sinks));
+    const nq = m.query_blocks.length;
+    const nk = m.key_blocks.length;
+    return {
+      meta: m,
+      layers: m.layers,
+      heads: m.heads,
+      at: function (layer, head) {
+        const base = (layer * m.heads + head) * nq * nk;
+        const rows = [];
+        for (let i = 0; i < nq; i++) rows.push(Array.from(d.overview.subarray(base + i * nk, base + (i + 1) * nk)));
+        return { rows: rows, q: q, k: k };
+      },
+    };
+  };
+
+  function drawOverview(div, shown, layer, head) {
+    const m = shown.meta;
+    const t = shown.at(layer, head);
+    // Causal: a key block that starts after the query block's last token is unreachable.
+    const z = t.rows.map((row, i) => row.map((v, j) => (m.causal && t.k.positions[j] > t.q.positions[i] ? null : v)));
+    const top = RG.largest(z, RG.state.leaveOutSinks ? (i, j) => RG.isSink(t, j) : null);
     const fig = RG.clone(RG.page.figures.attention);
     const trace = fig.data[0];
+    const qb = m.query_blocks;
+    const kb = m.key_blocks;
     trace.z = z;
     trace.x = kb.map((_, j) => j);
     trace.y = qb.map((_, i) => i);
     trace.zmin = 0;
     trace.zmax = Math.max(top, 1e-6);
-    trace.customdata = qb.map((q) => kb.map((k) => [blockText(q, qTokens), blockText(k, kTokens)]));
+    const qLabels = t.q.labels.map(RG.plotText);
+    const kLabels = t.k.labels.map(RG.plotText);
+    trace.customdata = qb.map((_, i) => kb.map((_, j) => [qLabels[i], kLabels[j]]));
     trace.hovertemplate = "Query %{customdata[0]}<br>Key %{customdata[1]}<br>pooled weight %{z:.4f}<extra></extra>";
     const step = Math.max(1, Math.ceil(Math.max(qb.length, kb.length) / 24));
     const xt = kb.map((_, j) => j).filter((j) => j % step === 0);
@@ -90,12 +108,17 @@
     fig.layout.height = 640;
     fig.layout.title.text = RG.plotText(
       "Layer " + (layer + 1) + ", Head " + (head + 1) + " · pooled overview, " + qb.length + " × " + kb.length + " blocks" +
-        (d.meta.id !== "self" ? " · " + d.meta.name : ""),
+        (m.id !== "self" ? " · " + m.name : ""),
     );
     return Plotly.react(div, fig.data, fig.layout, RG.plotConfig("overview-L" + (layer + 1) + "-H" + (head + 1)));
   }
 
-  function drawRow(div, d, seqs, r, layer, head, stretch, leaveOutFirst) {
+  /** Whether token position `p` lies in a sink block of map `m`. */
+  function inSink(m, p) {
+    return m.sinks.some((j) => m.key_blocks[j][0] <= p && p < m.key_blocks[j][1]);
+  }
+
+  function drawRow(div, d, seqs, r, layer, head, stretch) {
     const m = d.meta;
     const row = m.rows[r];
     const n = m.n_key;
@@ -105,13 +128,13 @@
     const xs = [];
     const ys = [];
     const labels = [];
-    let top = 0;
     for (let p = block[0]; p < block[1]; p++) {
       xs.push(p);
       ys.push(values[p]);
       labels.push(RG.plotText(tokens[p]));
-      if (!(leaveOutFirst && p === 0) && values[p] > top) top = values[p];
     }
+    const leaveOut = RG.state.leaveOutSinks && m.sinks.length > 0;
+    const top = RG.largest([ys], leaveOut ? (_, j) => inSink(m, xs[j]) : null);
     const close = block[1] - block[0] <= 160;
     const trace = {
       type: close ? "bar" : "scatter",
@@ -141,8 +164,30 @@
       layout.xaxis.ticktext = labels;
       layout.xaxis.tickangle = -60;
     }
-    if (leaveOutFirst && block[0] === 0 && n > 1) layout.yaxis.range = [0, Math.max(top, 1e-6) * 1.05];
+    if (leaveOut && xs.some((p) => inSink(m, p)) && top > 0) layout.yaxis.range = [0, top * 1.05];
     return Plotly.react(div, [trace], layout, RG.plotConfig("row-" + row.position + "-L" + (layer + 1) + "-H" + (head + 1)));
+  }
+
+  /** What the colour scale shows, beside it, with the sink control's state. */
+  function scaleNote(root, m, kTokens, share) {
+    const sinks = m.sinks.map((j) => blockText(m.key_blocks[j], kTokens)).join(", ");
+    const plural = m.sinks.length > 1 ? "s" : "";
+    const first = " This head gives position 0 " + (100 * share).toFixed(1) + "% of its attention on average.";
+    const leaveOut = RG.state.leaveOutSinks; // the page's one sink control
+    let text;
+    if (!m.sinks.length) {
+      text = "Colour scale: linear from 0 to the largest pooled weight; no column of this page is a sink (rule below)." + first;
+    } else if (leaveOut) {
+      text = "Colour scale leaves out the sink column" + plural + " at " + sinks +
+        ": linear from 0 to the largest pooled weight elsewhere, so the sink" + plural + " show" + (plural ? "" : "s") +
+        " at the top colour." + first;
+    } else {
+      text = "Colour scale: linear from 0 to the largest pooled weight, the sink column" + plural + " at " + sinks + " included." + first;
+    }
+    root.querySelector("[data-scale-note]").textContent = text;
+    const button = root.querySelector("[data-sink-toggle]");
+    button.hidden = !m.sinks.length;
+    button.textContent = leaveOut ? "Show them" : "Leave them out";
   }
 
   RG.registerView("long", async function (entry, root) {
@@ -153,12 +198,11 @@
     const seqs = entry.data.seqs;
     const layer = Math.min(RG.controlValue(root, "layer", RG.page.start_layer), m.layers - 1);
     const head = Math.min(RG.controlValue(root, "head", RG.page.start_head), m.heads - 1);
-    const leaveOutFirst = RG.controlValue(root, "scale", 0) === 1;
-    fillSelect(root, "row", m.rows.map((r) => "position " + r.position + " (" + r.token + ")"), m.id);
+    fill(root, "row", m.rows.map((r) => "position " + r.position + " (" + r.token + ")"));
     const kTokens = seqs[m.key_seq].tokens;
-    fillSelect(root, "stretch", ["all " + m.n_key + " positions"].concat(m.key_blocks.map((b) => blockText(b, kTokens))), m.id);
+    fill(root, "stretch", ["all " + m.n_key + " positions"].concat(m.key_blocks.map((b) => blockText(b, kTokens))));
     const overviewDiv = root.querySelector('[data-plot="long-overview"]');
-    await drawOverview(overviewDiv, d, seqs, layer, head, leaveOutFirst);
+    await drawOverview(overviewDiv, await RG.shownMaps(entry, mi), layer, head);
     if (!overviewDiv.dataset.clickWired) {
       // Clicking a block opens the close-up of its key tokens in the exact row below.
       overviewDiv.on("plotly_click", function (ev) {
@@ -169,14 +213,7 @@
       });
       overviewDiv.dataset.clickWired = "1";
     }
-    const share = m.first_share[layer][head];
-    const first = blockText(m.key_blocks[0], kTokens);
-    root.querySelector("[data-scale-note]").textContent = leaveOutFirst
-      ? "Colour scale: linear from 0 to the largest pooled weight outside the first key block (" + first +
-        ", which holds position 0); that column is off the scale and shows at the top colour. This head gives position 0 " +
-        (100 * share).toFixed(1) + "% of its attention on average."
-      : "Colour scale: linear from 0 to the largest pooled weight, position 0's block included. This head gives position 0 " +
-        (100 * share).toFixed(1) + "% of its attention on average; choose 'position 0 left out' to see the rest.";
+    scaleNote(root, m, kTokens, m.first_share[layer][head]);
     if (root.dataset.figuresDrawn !== "1") {
       await RG.drawFigures(root, entry.data.figures); // layers x heads grids, built in Python
       root.dataset.figuresDrawn = "1";
@@ -189,11 +226,13 @@
       return;
     }
     const stretch = RG.controlValue(root, "stretch", 0);
-    await drawRow(rowDiv, d, seqs, r, layer, head, stretch, leaveOutFirst);
+    await drawRow(rowDiv, d, seqs, r, layer, head, stretch);
     const at0 = d.rows[r][(layer * m.heads + head) * m.n_key];
+    const leftOut = RG.state.leaveOutSinks && m.sinks.length > 0;
     note.textContent =
       "Exact weights of one query position over every key, stored to 1/65535. " +
       (stretch > 0 ? "Close-up on " + blockText(m.key_blocks[stretch - 1], kTokens) + ". " : "Choose a close-up to read token labels. ") +
-      (stretch > 1 ? "" : leaveOutFirst ? "The y-axis leaves position 0 out (its weight: " + at0.toFixed(3) + ")." : "Position 0 has weight " + at0.toFixed(3) + ".");
+      (leftOut ? "The y-axis leaves the sink column" + (m.sinks.length > 1 ? "s'" : "'s") + " tokens out of its range. " : "") +
+      "Position 0 has weight " + at0.toFixed(3) + ".";
   });
 })();

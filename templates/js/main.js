@@ -2,7 +2,7 @@
  * the entry below. Each entry states what it needs; then one path for all: load the
  * libraries, find the sections (every <section id> or <main id> with a
  * <script id="rg-data-ID"> data block), wire each view's selectors, draw lazily
- * (lazy.js) and wire printing. */
+ * (lazy.js) and wire printing (print.js). */
 "use strict";
 (function () {
   const RG = window.reportgen;
@@ -11,25 +11,31 @@
    * [data-rg-rendered] on the view tells when it is done. */
   function wireSelectors(entry) {
     for (const root of entry.section.querySelectorAll("[data-view]")) {
-      const draw = RG.views[root.dataset.view];
-      if (!draw) continue;
+      if (!RG.views[root.dataset.view]) continue;
       root.querySelectorAll("select[data-control]").forEach((el) =>
-        el.addEventListener("change", async function () {
-          root.dataset.rgRendered = "0";
-          await draw(entry, root).catch(RG.fail);
-          root.dataset.rgRendered = "1";
-        }),
+        el.addEventListener("change", () => RG.drawView(entry, root).catch(RG.fail)), // lazy.js
       );
     }
   }
 
-  function wireToggle(id, key) {
+  /** A page-wide toggle: its checkbox holds RG.state[key] (its default too: the long page
+   * leaves sinks out from the start); buttons marked `proxies` flip the same box, so a
+   * view can offer the control beside what it changes and it stays one control. */
+  function wireToggle(id, key, proxies) {
     const box = document.getElementById(id);
     if (!box) return;
+    RG.state[key] = box.checked;
     box.addEventListener("change", function () {
       RG.state[key] = box.checked;
       RG.redrawAll(); // lazy.js
     });
+    if (!proxies) return;
+    document.querySelectorAll(proxies).forEach((button) =>
+      button.addEventListener("click", function () {
+        box.checked = !box.checked;
+        box.dispatchEvent(new Event("change"));
+      }),
+    );
   }
 
   function setupSearch() {
@@ -53,7 +59,7 @@
       setup() {
         wireToggle("rg-word-level", "wordLevel");
         wireToggle("rg-hide-special", "hideSpecial");
-        wireToggle("rg-leave-out-first", "leaveOutFirst");
+        wireToggle("rg-leave-out-sinks", "leaveOutSinks", "[data-sink-toggle]"); // the one sink control
       },
     },
     // The head atlas (atlas.html.j2, render.ATLAS_SCRIPTS).
@@ -86,7 +92,7 @@
       entries.push(entry);
     });
     RG.watchSections(entries);
-    RG.setupPrinting();
+    RG.setupPrinting(); // print.js
     document.body.dataset.rgReady = "1";
   }
 

@@ -96,6 +96,7 @@
     const orig = [];
     for (let i = 0; i < n; i++) if (keep[i]) orig.push(i);
     const positions = groups.map((g) => orig[g[0]]);
+    const members = groups.map((g) => g.map((k) => orig[k])); // original positions of each
     const at = new Array(n).fill(-1); // original position -> index on the drawn axis
     groups.forEach((g, gi) => g.forEach((k) => (at[orig[k]] = gi)));
     // Sentence pairs: index on the drawn axis of segment B's first token (null: no pair).
@@ -104,7 +105,8 @@
       const b = positions.findIndex((p) => p >= seq.b_start);
       boundary = b > 0 ? b : null;
     }
-    return { keep: keep, groups: groups, labels: labels, positions: positions, at: at, boundary: boundary };
+    // `tags`: short labels for a strip of buttons (a long page's blocks name their range).
+    return { keep: keep, groups: groups, labels: labels, tags: labels, positions: positions, members: members, at: at, boundary: boundary };
   };
 
   /** Apply the toggles (default: the page's) to one map's rows; returns {rows, q, k}. */
@@ -116,6 +118,12 @@
     out = opts.wordLevel ? RG.mergeGroups(out, q.groups, k.groups) : out;
     return { rows: out, q: q, k: k };
   };
+
+  /** Whether drawn key column `j` of `t` is an attention sink, a column that the page's
+   * one sink control leaves out of colour ranges: on a long page the key blocks found in
+   * Python (figures.sink_columns, carried as the axis's `sinks`), on a short page key
+   * position 0, where causal models put theirs. */
+  RG.isSink = (t, j) => (t.k.sinks ? t.k.sinks.has(j) : t.k.positions[j] === 0);
 
   /** Minimal pair, same drawn shape: A - B cell by cell. */
   RG.subtract = function (rowsA, rowsB) {

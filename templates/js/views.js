@@ -7,20 +7,25 @@
   /** Encoder and decoder may differ in depth or width: fit a select to the drawn map. */
   function fitSelect(root, name, count) {
     const select = root.querySelector('[data-control="' + name + '"]');
-    if (!select) return;
-    const options = Array.from(select.options).filter((o) => +o.value >= 0);
-    if (options.length === count) return;
-    const keep = Math.min(+select.value, count - 1);
-    options.forEach((o) => o.remove());
-    const extra = select.querySelector('option[value="-1"]'); // "all layers" stays last
-    for (let i = 0; i < count; i++) {
-      const o = document.createElement("option");
-      o.value = String(i);
-      o.textContent = i + 1 + " [" + i + "]";
-      select.insertBefore(o, extra);
-    }
-    select.value = String(keep);
+    if (select) RG.fillSelect(select, RG.indexLabels(count));
   }
+
+  /** The maps being shown: `{meta, layers, heads, at(layer, head)}`, where at() gives
+   * one head's map after the page's toggles ({rows, q, k}, rows [n_query][n_key]), so
+   * every view that shows heads reads the same [layers][heads] maps. Today they are map
+   * `mi`'s attention weights (a long page's: its pooled overview, long.js); a Measure
+   * choice plugs in here, by handing its own decoded map (store.MeasureRecord) to at(). */
+  RG.shownMaps = async function (entry, mi) {
+    if (entry.data.long) return RG.longShownMaps(entry, mi); // long.js
+    const d = (await RG.decodedMaps(entry))[mi];
+    const [sq, sk] = seqsOf(entry, d);
+    return {
+      meta: d.meta,
+      layers: d.meta.layers,
+      heads: d.meta.heads,
+      at: (layer, head) => RG.transform(RG.headMatrix(d, layer, head), sq, sk),
+    };
+  };
 
   function seqsOf(entry, d) {
     return [entry.data.seqs[d.meta.query_seq], entry.data.seqs[d.meta.key_seq]];
@@ -28,16 +33,14 @@
 
   RG.registerView("head", async function (entry, root) {
     const maps = await RG.decodedMaps(entry);
-    const mi = RG.controlValue(root, "map", 0);
-    const d = maps[mi];
-    fitSelect(root, "layer", d.meta.layers);
-    fitSelect(root, "head", d.meta.heads);
+    const shown = await RG.shownMaps(entry, RG.controlValue(root, "map", 0));
+    const m = shown.meta;
+    fitSelect(root, "layer", shown.layers);
+    fitSelect(root, "head", shown.heads);
     const layer = RG.controlValue(root, "layer", RG.page.start_layer);
     const head = RG.controlValue(root, "head", RG.page.start_head);
-    const [sq, sk] = seqsOf(entry, d);
-    const t = RG.transform(RG.headMatrix(d, layer, head), sq, sk);
-    const title = "Layer " + (layer + 1) + ", Head " + (head + 1) + (maps.length > 1 ? " · " + d.meta.name : "");
-    await RG.heatmap(root.querySelector('[data-plot="head"]'), t, title, d.meta.causal);
+    const title = "Layer " + (layer + 1) + ", Head " + (head + 1) + (maps.length > 1 ? " · " + m.name : "");
+    await RG.heatmap(root.querySelector('[data-plot="head"]'), shown.at(layer, head), title, m.causal);
   });
 
   RG.registerView("average", async function (entry, root) {
