@@ -115,6 +115,16 @@ def _human_size(size: int) -> str:
     "whose focus word comes before the difference (it cannot see it): first-diff.",
 )
 @click.option(
+    "--measures",
+    "measures",
+    default=None,
+    metavar="LIST",
+    help="Context-mixing measures to show beside the weights, each in the page's Measure "
+    "choice: 'all' or a comma list of norm, norm_layer, alti (alti brings its rollout). "
+    "Computed in the same forward pass; withheld with one line where a model's blocks do "
+    "not decompose.",
+)
+@click.option(
     "--compare",
     is_flag=True,
     help="Treat consecutive sentences as minimal pairs (1 with 2, 3 with 4, ...).",
@@ -234,6 +244,7 @@ def main(
     focus: str | None,
     candidates: str | None,
     focus_at: str,
+    measures: str | None,
     compare: bool,
     text_pair: str | None,
     target: str | None,
@@ -284,6 +295,7 @@ def main(
         truncate=not no_truncate,
         max_tokens=max_tokens,
         focus_at=focus_at,
+        measures=_measures(measures),
     )
     if atlas:
         from reportgen.atlas import AtlasOptions
@@ -450,6 +462,7 @@ REPORT_ONLY = {
     "--focus": "focus",
     "--candidates": "candidates",
     "--focus-at": "focus_at",
+    "--measures": "measures",
     "--pair": "text_pair",
     "--target": "target",
     "--layer": "layer",
@@ -463,6 +476,24 @@ ATLAS_ONLY = {
     "--num-gpus": "num_gpus",
     "--examples": "examples",
 }
+
+
+def _measures(given: str | None) -> tuple[str, ...]:
+    """--measures: 'all' or a comma list of mixing.MEASURES, in their order."""
+    from reportgen.mixing import MEASURES
+
+    if given is None:
+        return ()
+    names = {n.strip() for n in given.split(",") if n.strip()}
+    if names == {"all"}:
+        return MEASURES
+    unknown = sorted(names - set(MEASURES))
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'} is not among all, {', '.join(MEASURES)}",
+            param_hint="--measures",
+        )
+    return tuple(m for m in MEASURES if m in names)
 
 
 def _given(options: dict[str, str]) -> list[str]:

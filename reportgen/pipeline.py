@@ -19,6 +19,7 @@ from reportgen.config import (
 )
 from reportgen.errors import InputError
 from reportgen.inputs import check_item, check_text, split_candidates
+from reportgen.mixing import MEASURES
 from reportgen.models import ModelSpec
 from reportgen.render import render_page, write_atomic
 from reportgen.report.document import ReportDocument, build_document, page_settings
@@ -153,6 +154,10 @@ def _check_config(cfg: ReportConfig) -> None:
             raise InputError(f"{name} must be a whole number from 1 (1-based), got {value!r}")
     if cfg.focus_at not in FOCUS_AT:
         raise InputError(f"focus_at '{cfg.focus_at}' is not one of {', '.join(FOCUS_AT)}")
+    if isinstance(cfg.measures, str) or not set(cfg.measures) <= set(MEASURES):
+        raise InputError(
+            f"measures must be a list among {', '.join(MEASURES)}, got {cfg.measures!r}"
+        )
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise InputError(f"batch_size must be a whole number from 1, got {cfg.batch_size!r}")
     for name in ("model", "title"):
@@ -218,6 +223,11 @@ def plan_run(
     if long and needs_full_maps is not None:
         raise InputError(
             f"{needs_full_maps} draws full heatmaps, which a long-input page does not keep; " + hint
+        )
+    if long and cfg.measures:
+        raise InputError(
+            "the context-mixing measures (--measures) are shown on full maps, which a "
+            "long-input page does not keep; " + hint
         )
     if long and batch.pairs:
         raise InputError(

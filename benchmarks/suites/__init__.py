@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 from ..context import Context
 from ..table import Row
-from . import atlas, e2e, gguf_cache, longinput, pages, sizes, throughput, tokens512
+from . import atlas, e2e, gguf_cache, longinput, measures, pages, sizes, throughput, tokens512
 
 Suite = Callable[[Context], list[Row]]
 
 SUITES: dict[str, Suite] = {
     "e2e": e2e.rows,
+    "measures": measures.rows,
     "sizes": sizes.rows,
     "throughput": throughput.rows,
     "tokens512": tokens512.rows,

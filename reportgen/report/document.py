@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 from reportgen import analysis, figures
 from reportgen.config import Extraction, ModelInfo, ReportConfig
 from reportgen.headview import LAYER_AT_A_TIME_TOKENS, PAIR_FILTERS
+from reportgen.report.contributions import CAVEAT, MeasureInfo, available
 from reportgen.report.heads import HeadChoice, choose_head, pair_start
 from reportgen.report.pairs import PairDoc, PairQuery, pair_doc
 from reportgen.report.sentence import SentenceDoc, sentence_doc
-from reportgen.store import PageSettings
+from reportgen.store import MeasureChoice, PageSettings
 
 if TYPE_CHECKING:  # long.py builds a ReportDocument; only the type is needed here
     from reportgen.report.long import LongSentenceDoc
@@ -32,6 +33,11 @@ class ReportDocument:
     pairs: tuple[PairDoc, ...] = ()
     # A long-input page (over the page budget) has these instead of `sentences`.
     long_sentences: tuple[LongSentenceDoc, ...] = ()
+    # The page's Measure choice (weights first), when context-mixing measures were asked
+    # for and pass their self-check; else why they are withheld, in one line.
+    measures: tuple[MeasureInfo, ...] = ()
+    measures_withheld: str | None = None
+    measures_caveat: str = CAVEAT
 
 
 def figure_specs() -> dict[str, Any]:
@@ -81,6 +87,12 @@ def build_document(
         figure_specs=figure_specs(),
         verdict_rule=analysis.VERDICT_RULE,
         pairs=pairs,
+        measures=(
+            available(extraction.results[0].maps[0])
+            if config.measures and extraction.results
+            else ()
+        ),
+        measures_withheld=extraction.measures_withheld,
     )
 
 
@@ -95,4 +107,8 @@ def page_settings(doc: ReportDocument) -> PageSettings:
         pair_filters=tuple(name for name, _ in PAIR_FILTERS),
         layer_at_a_time_tokens=LAYER_AT_A_TIME_TOKENS,
         heatmap_size=figures.HEATMAP_SIZE,
+        measures=tuple(
+            MeasureChoice(m.id, m.label, m.per_layer, m.about)
+            for m in (doc.measures if len(doc.measures) > 1 else ())
+        ),
     )

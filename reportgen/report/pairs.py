@@ -21,6 +21,7 @@ from reportgen import analysis, figures
 from reportgen.config import AttentionResult, ReportConfig, TokenSeq
 from reportgen.errors import InputError
 from reportgen.report.answer import AnswerWords, answer_words, second_words
+from reportgen.report.contributions import PairRow, pair_rows
 from reportgen.report.heads import HeadChoice
 from reportgen.report.headstats import FocusDoc
 from reportgen.report.sentence import SentenceDoc
@@ -134,6 +135,9 @@ class PairDoc:
     scores: tuple[np.ndarray, np.ndarray] | None = None
     counts: PairCounts | None = None
     second: SecondAnswer | None = None  # a decoder asked at its first difference: the last token
+    # The pair's answer under every measure both maps carry (report.contributions), at
+    # the same query; empty without context-mixing measures.
+    measure_rows: tuple[PairRow, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,6 +372,15 @@ def pair_doc(
                 second_counts,
                 second_words(other, fa.candidates, second_answer, second_counts),
             )
+    measure_rows: tuple[PairRow, ...] = ()
+    if answer is not None and query is not None and fa and fb and ra.maps[0].measures is not None:
+        measure_rows = pair_rows(
+            ra.maps[0],
+            rb.maps[0],
+            (query.positions[0], fa.candidate_positions),
+            (query.positions[1], fb.candidate_positions),
+            answer.expected,
+        )
     chosen = (start.layer, start.head)
     if config.layer is None and config.head is None and best is not None:
         chosen = best
@@ -404,4 +417,5 @@ def pair_doc(
         scores=scores,
         counts=counts,
         second=second,
+        measure_rows=measure_rows,
     )

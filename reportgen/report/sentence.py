@@ -10,8 +10,9 @@ from reportgen import analysis, store
 from reportgen.config import AttentionResult, TokenSeq
 from reportgen.headview import LAYER_AT_A_TIME_TOKENS
 from reportgen.nexttoken import NextDoc, next_doc
+from reportgen.report.contributions import QuestionRow, available, measure_maps, question_rows
 from reportgen.report.headstats import FocusDoc, HeadStats, focus_doc, head_stats
-from reportgen.store import CandidateRecord, FocusRecord, SentenceRecord, SeqRecord
+from reportgen.store import CandidateRecord, FocusRecord, MeasureRecord, SentenceRecord, SeqRecord
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class SentenceDoc:
     focus: FocusDoc | None = None
     next: NextDoc | None = None  # causal models: the next-token view
     readable_tokens: tuple[str, ...] = ()  # tokens without markers ("Ġthe" -> "the")
+    # The lab's question under every measure the first map has (weights first); empty
+    # without a focus word and candidates or without context-mixing measures.
+    questions: tuple[QuestionRow, ...] = ()
 
 
 def seq_record(seq: TokenSeq, b_start: int | None) -> SeqRecord:
@@ -85,6 +89,24 @@ def sentence_record(
     for mp in maps:
         if mp.b_start is not None:
             b_starts[mp.query_seq] = b_starts[mp.key_seq] = mp.b_start
+    # The first map's context-mixing measures, packed as its weights; the page swaps one in
+    # for the weights when the Measure choice names it (store.js RG.decodedMaps).
+    primary, first = result.maps[0], maps[0]
+    measures = tuple(
+        MeasureRecord(
+            info.id,
+            store.map_record(
+                primary.id,
+                f"{first.name} · {info.label}",
+                measure_maps(primary)[info.id],
+                causal=first.causal,
+                query_seq=first.query_seq,
+                key_seq=first.key_seq,
+                b_start=first.b_start,
+            ),
+        )
+        for info in available(primary)[1:]
+    )
     n = result.maps[0].attention.shape[-1]
     return SentenceRecord(
         seqs=tuple(seq_record(s, b_starts.get(i)) for i, s in enumerate(seqs)),
@@ -93,6 +115,7 @@ def sentence_record(
         figures=figs,
         focus=focus,
         next=nxt,
+        measures=measures,
     )
 
 
@@ -133,4 +156,9 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
         focus=focus,
         next=nxt,
         readable_tokens=primary.query.display,
+        questions=(
+            question_rows(primary, focus.positions, focus.candidate_positions)
+            if focus is not None and primary.measures is not None
+            else ()
+        ),
     )

@@ -10,7 +10,7 @@
   const RG = (window.reportgen = window.reportgen || {});
   RG.views = {};
   // The page's toggles (main.js reads each from its checkbox); every view reads them here.
-  RG.state = { wordLevel: false, hideSpecial: false, leaveOutSinks: false };
+  RG.state = { wordLevel: false, hideSpecial: false, leaveOutSinks: false, measure: "weights" };
   RG.sections = new Map(); // section id -> entry
 
   RG.registerView = function (name, draw) {

@@ -38,6 +38,18 @@
     );
   }
 
+  /** The page's Measure choice (report.contributions.MEASURES): RG.state.measure names the
+   * map every view of a sentence draws in place of the weights (store.js decodedMaps). */
+  function wireMeasure() {
+    const select = document.getElementById("rg-measure");
+    if (!select) return;
+    RG.state.measure = select.value;
+    select.addEventListener("change", function () {
+      RG.state.measure = select.value;
+      RG.redrawAll(); // lazy.js
+    });
+  }
+
   function setupSearch() {
     const search = document.getElementById("rg-search");
     if (!search) return;
@@ -60,6 +72,7 @@
         wireToggle("rg-word-level", "wordLevel");
         wireToggle("rg-hide-special", "hideSpecial");
         wireToggle("rg-leave-out-sinks", "leaveOutSinks", "[data-sink-toggle]"); // the one sink control
+        wireMeasure();
       },
     },
     // The head atlas (atlas.html.j2, render.ATLAS_SCRIPTS).

@@ -11,7 +11,7 @@
     const d = (await RG.decodedMaps(entry))[0];
     const seq = entry.data.seqs[d.meta.query_seq];
     const source = next.sources[RG.controlValue(root, "source", 0)];
-    const head = RG.controlValue(root, "head", -1);
+    const head = Math.min(RG.controlValue(root, "head", -1), d.meta.heads - 1); // a per-layer measure: one
     const layers = Array.from({ length: d.meta.layers }, (_, l) => l);
     const rows = layers.map((l) =>
       RG.meanRow(head < 0 ? RG.layerAverage(d, l) : RG.headMatrix(d, l, head), source.positions),

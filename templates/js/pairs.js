@@ -19,11 +19,13 @@
     return shapes;
   }
 
-  /** The two sentences of a pair, with their primary maps decoded. */
-  async function sides(pair) {
+  /** The two sentences of a pair, with their primary maps decoded: under the Measure
+   * choice, or as weights (`weights`: the hand-in answer, which states weights). */
+  async function sides(pair, weights) {
     const ea = RG.sections.get(pair.data.a);
     const eb = RG.sections.get(pair.data.b);
-    return [ea, (await RG.decodedMaps(ea))[0], eb, (await RG.decodedMaps(eb))[0]];
+    const maps = weights ? RG.weightMaps : RG.decodedMaps;
+    return [ea, (await maps(ea))[0], eb, (await maps(eb))[0]];
   }
 
   function sideTransform(entry, decoded, layer, head) {
@@ -62,8 +64,10 @@
   RG.registerView("pair", async function (pair, root) {
     const [ea, da, eb, db] = await sides(pair);
     const layer = RG.controlValue(root, "layer", RG.page.start_layer);
-    const head = RG.controlValue(root, "head", RG.page.start_head);
-    const name = "Layer " + (layer + 1) + ", Head " + (head + 1);
+    // A per-layer measure has one "head": the layer's map whatever head is chosen.
+    const head = Math.min(RG.controlValue(root, "head", RG.page.start_head), da.meta.heads - 1);
+    const measure = RG.measureTitle(ea, 0);
+    const name = (da.meta.heads > 1 ? "Layer " + (layer + 1) + ", Head " + (head + 1) : "Layer " + (layer + 1)) + measure;
     await RG.heatmap(root.querySelector('[data-plot="pair-a"]'), sideTransform(ea, da, layer, head), "A · " + name, da.meta.causal);
     await RG.heatmap(root.querySelector('[data-plot="pair-b"]'), sideTransform(eb, db, layer, head), "B · " + name, db.meta.causal);
     const diff = difference(pair, ea, eb, da, db, layer, head);
@@ -78,7 +82,7 @@
   });
 
   RG.registerView("submission", async function (pair, root) {
-    const [ea, da, eb, db] = await sides(pair);
+    const [ea, da, eb, db] = await sides(pair, true);
     if (!ea.data.focus || !eb.data.focus) return;
     const [layer, head] = pair.data.chosen;
     const [expectA, expectB] = pair.data.expected; // the answers' candidate indices

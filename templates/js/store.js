@@ -31,9 +31,31 @@
   };
 
   /** A sentence entry's maps, decoded once. */
-  RG.decodedMaps = async function (entry) {
+  /** The sentence's maps as weights, whatever the Measure choice (the hand-in answer). */
+  RG.weightMaps = async function (entry) {
     if (!entry.maps) entry.maps = await Promise.all(entry.data.maps.map(RG.decodeMap));
     return entry.maps;
+  };
+
+  RG.decodedMaps = async function (entry) {
+    await RG.weightMaps(entry);
+    const id = RG.state.measure;
+    const record = (entry.data.measures || []).find((m) => m.id === id);
+    if (!record) return entry.maps; // the weights
+    // The Measure choice swaps the first map's weights for the measure's map (the same
+    // tokens; a per-layer measure has one "head"); every other map stays weights.
+    entry.measured = entry.measured || {};
+    if (!entry.measured[id]) entry.measured[id] = [await RG.decodeMap(record.map), ...entry.maps.slice(1)];
+    return entry.measured[id];
+  };
+
+  /** What a view's title adds for map `mi` under the Measure choice: "" for weights, else
+   * the measure's label (per-layer measures say that they have no heads). */
+  RG.measureTitle = function (entry, mi) {
+    const record = mi === 0 && (entry.data.measures || []).find((m) => m.id === RG.state.measure);
+    if (!record) return "";
+    const choice = RG.page.measures.find((m) => m.id === record.id);
+    return " · " + choice.label + (choice.per_layer ? " (per layer: no heads)" : "");
   };
 
   /** One head's map as an array of rows (plain arrays). */

@@ -12,9 +12,9 @@
 
   /** The maps being shown: `{meta, layers, heads, at(layer, head)}`, where at() gives
    * one head's map after the page's toggles ({rows, q, k}, rows [n_query][n_key]), so
-   * every view that shows heads reads the same [layers][heads] maps. Today they are map
-   * `mi`'s attention weights (a long page's: its pooled overview, long.js); a Measure
-   * choice plugs in here, by handing its own decoded map (store.MeasureRecord) to at(). */
+   * every view that shows heads reads the same [layers][heads] maps: map `mi`'s attention
+   * weights, or the first map's measure under the Measure choice (store.js decodedMaps),
+   * or a long page's pooled overview (long.js). */
   RG.shownMaps = async function (entry, mi) {
     if (entry.data.long) return RG.longShownMaps(entry, mi); // long.js
     const d = (await RG.decodedMaps(entry))[mi];
@@ -39,7 +39,10 @@
     fitSelect(root, "head", shown.heads);
     const layer = RG.controlValue(root, "layer", RG.page.start_layer);
     const head = RG.controlValue(root, "head", RG.page.start_head);
-    const title = "Layer " + (layer + 1) + ", Head " + (head + 1) + (maps.length > 1 ? " · " + m.name : "");
+    const mi = RG.controlValue(root, "map", 0);
+    const measure = RG.measureTitle(entry, mi);
+    const where = measure.includes("per layer") ? "Layer " + (layer + 1) : "Layer " + (layer + 1) + ", Head " + (head + 1);
+    const title = where + (maps.length > 1 ? " · " + maps[mi].meta.name.split(" · ")[0] : "") + measure;
     await RG.heatmap(root.querySelector('[data-plot="head"]'), shown.at(layer, head), title, m.causal);
   });
 
@@ -55,15 +58,19 @@
     root.querySelector("[data-entropy]").textContent =
       "entropy of this averaged map " + entropy.toFixed(3) + " nats (" +
       (n > 1 ? entropy / Math.log(n) : 0).toFixed(3) + " of ln n); the verdicts use each head's own";
+    const mi = RG.controlValue(root, "map", 0);
     const what = layer < 0
-      ? "All " + d.meta.layers + " layers, average of " + d.meta.layers * d.meta.heads + " heads"
-      : "Layer " + (layer + 1) + ", average of " + d.meta.heads + " heads";
-    await RG.heatmap(root.querySelector('[data-plot="average"]'), t, what + (maps.length > 1 ? " · " + d.meta.name : ""), d.meta.causal);
+      ? "All " + d.meta.layers + " layers, average of " + d.meta.layers * d.meta.heads + (d.meta.heads > 1 ? " heads" : " layers")
+      : "Layer " + (layer + 1) + (d.meta.heads > 1 ? ", average of " + d.meta.heads + " heads" : "");
+    const title = what + (maps.length > 1 ? " · " + d.meta.name.split(" · ")[0] : "") + RG.measureTitle(entry, mi);
+    await RG.heatmap(root.querySelector('[data-plot="average"]'), t, title, d.meta.causal);
   });
 
-  /** Rollout through `layer` (0-based), computed up from layer 0 once per sentence. */
+  /** Rollout through `layer` (0-based), computed up from layer 0 once per sentence and
+   * measure. */
   function rolloutThrough(entry, decoded, layer) {
-    const cache = (entry.rollout = entry.rollout || []);
+    entry.rollout = entry.rollout || {};
+    const cache = (entry.rollout[RG.state.measure] = entry.rollout[RG.state.measure] || []);
     for (let l = cache.length; l <= layer; l++) {
       cache.push(RG.rolloutStep(l ? cache[l - 1] : null, RG.layerAverage(decoded, l)));
     }
@@ -76,7 +83,8 @@
     const layer = RG.controlValue(root, "layer", d.meta.layers - 1);
     const seq = entry.data.seqs[d.meta.query_seq];
     const t = RG.transform(rolloutThrough(entry, d, layer), seq, seq);
-    await RG.heatmap(root.querySelector('[data-plot="rollout"]'), t, "Rollout through layers 1-" + (layer + 1), d.meta.causal);
+    const title = "Rollout through layers 1-" + (layer + 1) + RG.measureTitle(entry, 0);
+    await RG.heatmap(root.querySelector('[data-plot="rollout"]'), t, title, d.meta.causal);
   });
 
   const pythonFigures = (entry, root) => RG.drawFigures(root, entry.data.figures);
