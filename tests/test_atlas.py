@@ -382,7 +382,9 @@ def test_cli_writes_page_and_export(tmp_path: Path, tiny_bert: Path, qa_corpus: 
     # Issue 22: every accuracy with its Wilson interval, and the best head's chance level.
     assert list(coref) == [
         "items", "skipped", "accuracy", "baselines", "interval", "baseline_intervals", "chance",
+        "by_measure", "measures_withheld",
     ]  # fmt: skip
+    assert coref["by_measure"] == {} and coref["measures_withheld"] is None  # none asked
     low, high = np.array(coref["interval"]["low"]), np.array(coref["interval"]["high"])
     assert np.all(low <= np.array(coref["accuracy"])) and np.all(
         np.array(coref["accuracy"]) <= high

@@ -119,6 +119,10 @@ class AtlasExtractor:
         self._punct = torch.from_numpy(punct)
         self._fast = bool(getattr(tok, "is_fast", False))
         self._causal = loaded.info.kind == "causal"
+        # Context-mixing measures (reportgen.mixing) from the same pass: coreference is
+        # also scored under each (issue 20).
+        self.measures = tuple(self.config.measures)
+        self._mixed: list[_PaddedSink] = []  # the last batch's sinks, with their measures
 
     def empty(self) -> AtlasSums:
         info = self.loaded.info
@@ -213,7 +217,8 @@ class AtlasExtractor:
             SentenceInput(text=e.texts[0], text_pair=e.texts[1], source=e.source) for e in batch
         ]
         # The core makes the sinks in item order: the b-th writes row b.
-        sinks = iter([_PaddedSink(out, b) for b in range(len(batch))])
+        self._mixed = [_PaddedSink(out, b, self.measures) for b in range(len(batch))]
+        sinks = iter(self._mixed)
         forward_batch(
             self.loaded,
             items,
@@ -295,6 +300,11 @@ class AtlasExtractor:
             prefer = preferred_candidate(scores)
             acc.coref_right += prefer == c.answer
             acc.coref.add(e.seq, c.answer, len(c.candidates), prefer)
+            for name, mapped in self._measure_maps(b, acc).items():
+                right = preferred_candidate(analysis.focus_scores(mapped, c.focus, c.candidates))
+                counted = acc.measure_right.get(name)
+                hit = (right == c.answer).astype(np.int64)
+                acc.measure_right[name] = hit if counted is None else counted + hit
             acc.coref_items += 1
             acc.nearest_right += c.nearest_right
             acc.first_right += c.first_right
@@ -313,6 +323,24 @@ class AtlasExtractor:
                 maps,
                 lambda s: self.describe(by_seq[s]),
             )
+
+    def _measure_maps(self, b: int, acc: AtlasSums) -> dict[str, np.ndarray]:
+        """Sentence `b`'s measures as ``[L, H or 1, n, n]`` maps (ALTI with its rollout);
+        none, and the reason kept in `acc`, where the self-check withheld them."""
+        if not self.measures:
+            return {}
+        sink = self._mixed[b]
+        if sink.withheld is not None or len(sink.mixing) != self.loaded.info.layers:
+            acc.measures_withheld = acc.measures_withheld or sink.withheld or "not captured"
+            return {}
+        layers = [sink.mixing[layer] for layer in range(self.loaded.info.layers)]
+        out: dict[str, np.ndarray] = {}
+        for name in self.measures:
+            stacked = np.stack([getattr(m, name) for m in layers])
+            out[name] = stacked if stacked.ndim == 4 else stacked[:, None]
+        if "alti" in out:
+            out["alti_rollout"] = analysis.alti_rollout(out["alti"][:, 0])[:, None]
+        return out
 
     def _js(self, att: Any, valid: Any, early: list[int], acc: AtlasSums) -> None:
         """Add the Jensen-Shannon divergence between every two heads' rows (real query
@@ -333,19 +361,24 @@ class AtlasExtractor:
 
 
 class _PaddedSink:
-    """Writes one sentence's self-attention into its row of the batch's padded array."""
+    """Writes one sentence's self-attention into its row of the batch's padded array, and
+    keeps the layers' context-mixing measures where named."""
 
-    names = frozenset({capture.WEIGHTS})
-
-    def __init__(self, out: np.ndarray, b: int) -> None:
+    def __init__(self, out: np.ndarray, b: int, measures: tuple[str, ...] = ()) -> None:
         self.out, self.b = out, b
+        self.names = frozenset({capture.WEIGHTS, *measures})
+        self.mixing: dict[int, Any] = {}  # layer -> mixing.LayerMeasures
+        self.withheld: str | None = None
 
     def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> np.ndarray:
         _, nq, nk = shape
         return self.out[layer, self.b, :, :nq, :nk]
 
     def take(self, stream: str, layer: int, captured: Captured) -> None:
-        pass
+        if captured.withheld is not None:
+            self.withheld = self.withheld or captured.withheld
+        if captured.mixing is not None:
+            self.mixing[layer] = captured.mixing
 
 
 class _LazyMaps(dict):

@@ -29,8 +29,10 @@ from reportgen.atlas.stats import (
     AtlasSums,
     CorefStats,
     Interval,
+    MeasureAccuracy,
     classical_mds,
     head_labels,
+    measure_accuracies,
 )
 from reportgen.render import render_page
 from reportgen.safety import public_name
@@ -98,6 +100,10 @@ class AtlasDocument:
     coref_best: tuple[CorefRow, ...]
     baselines: tuple[tuple[str, float, Interval], ...]  # (name, accuracy, interval)
     coref: CorefStats | None  # intervals, the chance level, the power estimate
+    # Coreference under weights and each context-mixing measure asked for (issue 20),
+    # and why the measures are withheld for this model, if they are.
+    by_measure: tuple[MeasureAccuracy, ...]
+    measures_withheld: str | None
     significance: float  # the level at which the best head counts as beyond chance
     examples_k: int
     js_sentences: int  # sentences the head-similarity map rests on
@@ -190,6 +196,8 @@ def atlas_document(
         coref_best=_coref_best(coref, labels),
         baselines=coref.baselines if coref is not None else (),
         coref=coref,
+        by_measure=measure_accuracies(sums),
+        measures_withheld=sums.measures_withheld,
         significance=SIGNIFICANCE,
         examples_k=sums.examples.k if sums.examples is not None else 0,
         js_sentences=min(sums.sentences, JS_SENTENCES),
@@ -319,6 +327,17 @@ def export_data(sums: AtlasSums, model_name: str, coref: CorefStats | None) -> d
             "accuracy": grid(coref.accuracy if coref is not None else None),
             "baselines": sums.baselines(),
             **_export_uncertainty(coref),
+            # Under each measure asked for: [layer][head], or [layer][1] per layer.
+            "by_measure": {
+                m.measure: {
+                    "per_layer": m.per_layer,
+                    "accuracy": grid(m.accuracy),
+                    "best": {"layer": m.best[0], "head": m.best[1]},
+                    "interval": [m.best_interval.low, m.best_interval.high],
+                }
+                for m in measure_accuracies(sums)
+            },
+            "measures_withheld": sums.measures_withheld,
         },
     }
 

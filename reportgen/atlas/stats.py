@@ -231,6 +231,11 @@ class AtlasSums:
     # the Jensen-Shannon divergence (nats) between two heads' rows; upper triangle only.
     js_sum: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
     js_rows: float = 0.0
+    # Coreference right counts under each context-mixing measure asked for (issue 20):
+    # name -> [layer, head] ("norm") or [layer, 1] (a per-layer measure); and why the
+    # measures are withheld for this model, if they are.
+    measure_right: dict[str, NDArray[np.int64]] = field(default_factory=dict)
+    measures_withheld: str | None = None
 
     @classmethod
     def empty(cls, layers: int, heads: int, k: int = 3) -> AtlasSums:
@@ -262,6 +267,10 @@ class AtlasSums:
         self.coref.merge(other.coref)
         self.js_sum += other.js_sum
         self.js_rows += other.js_rows
+        for name, right in other.measure_right.items():
+            mine = self.measure_right.get(name)
+            self.measure_right[name] = right.copy() if mine is None else mine + right
+        self.measures_withheld = self.measures_withheld or other.measures_withheld
         if self.examples is not None and other.examples is not None:
             self.examples.merge(other.examples)
 
@@ -515,3 +524,46 @@ def coref_stats(
         items_needed=items_needed(float(accuracy[best]), chance),
         baselines=tuple(baselines),
     )
+
+
+# ---------- coreference under each measure (issue 20) ----------
+
+
+@dataclass(frozen=True)
+class MeasureAccuracy:
+    """Coreference accuracy under one measure: per head (weights, norm) or per layer
+    (norm per layer, ALTI, its rollout), its best unit with a Wilson interval."""
+
+    measure: str
+    per_layer: bool
+    accuracy: NDArray[np.float64]  # [layer, head] or [layer, 1]
+    best: tuple[int, int]  # 0-based; head 0 for a per-layer measure
+    best_interval: Interval
+
+
+def measure_accuracies(sums: AtlasSums) -> tuple[MeasureAccuracy, ...]:
+    """Weights first, then every measure counted, in the order of mixing.MEASURES with
+    ALTI's rollout after ALTI; empty without scored items or measures."""
+    n = sums.coref_items
+    if n == 0 or not sums.measure_right:
+        return ()
+    order = ("norm", "norm_layer", "alti", "alti_rollout")
+    rows = [("weights", sums.coref_right)] + [
+        (m, sums.measure_right[m]) for m in order if m in sums.measure_right
+    ]
+    out = []
+    for name, right in rows:
+        accuracy = right / n
+        flat = int(np.argmax(accuracy))  # the first maximum, as coref_stats
+        best = (flat // accuracy.shape[1], flat % accuracy.shape[1])
+        low, high = wilson_interval(float(right[best]), n)
+        out.append(
+            MeasureAccuracy(
+                name,
+                accuracy.shape[1] == 1 and sums.heads > 1,
+                accuracy,
+                best,
+                Interval(float(low), float(high)),
+            )
+        )
+    return tuple(out)
