@@ -6,15 +6,26 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_report"]
+__all__ = ["__version__", "build_report", "from_attention"]
 
 if TYPE_CHECKING:
     from reportgen.pipeline import Report
 
 
-def build_report(sentences: Any, model: str | None = None, **options: Any) -> Report:
-    """Build a report in memory; see :func:`reportgen.pipeline.build_report`."""
+def build_report(sentences: Any, model: Any = None, **options: Any) -> Report:
+    """Build a report in memory; see :func:`reportgen.pipeline.build_report`.
+
+    `model` is a name or folder, or a loaded transformers model object (then pass its
+    ``tokenizer=`` too): that object runs as it is and comes back as it was."""
     # Imported here so that `import reportgen` (and `reportgen --help`) stays instant.
     from reportgen.pipeline import build_report as _build
 
     return _build(sentences, model=model, **options)
+
+
+def from_attention(attention: Any = None, tokens: Any = None, **options: Any) -> Report:
+    """A report of attention the caller already has (bertviz's ``head_view(attention,
+    tokens)`` shape); see :func:`reportgen.given.from_attention`."""
+    from reportgen.given import from_attention as _given
+
+    return _given(attention, tokens, **options)

@@ -174,6 +174,35 @@ def head_entropies(attn: ArrayLike) -> tuple[Float64Array, Float64Array]:
 # ---------------------------------------------------------------------------------------
 
 
+def weights_from_qk(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    scaling: Sequence[float],
+    bias: ArrayLike | None = None,
+    causal: bool = False,
+) -> Float64Array:
+    """Attention rebuilt from queries ``[layers, heads, n, d]`` and keys ``[layers,
+    kv_heads, n, d]`` in float64: ``softmax(q k^T * scaling[layer] + bias + mask)``, query
+    head h reading key head ``h // (heads / kv_heads)``, the mask causal or none (as
+    ``capture.rebuild_weights``; the page's panel does the same in JavaScript)."""
+    q, k = _as_f64(queries), _as_f64(keys)
+    _require_ndim(q, 4, "queries")
+    _require_ndim(k, 4, "keys")
+    k = np.repeat(k, q.shape[1] // k.shape[1], axis=1)
+    scores = (
+        np.einsum("lhid,lhjd->lhij", q, k) * np.asarray(scaling, np.float64)[:, None, None, None]
+    )
+    if bias is not None:
+        scores = scores + _as_f64(bias)
+    if causal:
+        n = scores.shape[-1]
+        scores = np.where(np.triu(np.ones((n, n), dtype=bool), 1), -np.inf, scores)
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores)
+    out: Float64Array = e / e.sum(axis=-1, keepdims=True)
+    return out
+
+
 def block_bounds(n: int, blocks: int) -> list[tuple[int, int]]:
     """Split positions ``0..n-1`` into at most `blocks` contiguous ``[start, end)`` ranges
     of near-equal size (the first ones one longer when `n` does not divide evenly)."""

@@ -125,6 +125,15 @@ def _human_size(size: int) -> str:
     "not decompose.",
 )
 @click.option(
+    "--qk/--no-qk",
+    "qk",
+    default=None,
+    help="The 'why this weight' panel's queries and keys on the page whatever its size "
+    "(default: only for inputs of at most 64 tokens and a small page), and in "
+    "--export-json at float32 (4 x layers x (heads + kv_heads) x n x head size bytes an "
+    "item). --no-qk: never.",
+)
+@click.option(
     "--compare",
     is_flag=True,
     help="Treat consecutive sentences as minimal pairs (1 with 2, 3 with 4, ...).",
@@ -245,6 +254,7 @@ def main(
     candidates: str | None,
     focus_at: str,
     measures: str | None,
+    qk: bool | None,
     compare: bool,
     text_pair: str | None,
     target: str | None,
@@ -296,6 +306,7 @@ def main(
         max_tokens=max_tokens,
         focus_at=focus_at,
         measures=_measures(measures),
+        qk=qk,
     )
     if atlas:
         from reportgen.atlas import AtlasOptions
@@ -462,7 +473,7 @@ REPORT_ONLY = {
     "--focus": "focus",
     "--candidates": "candidates",
     "--focus-at": "focus_at",
-    "--measures": "measures",
+    "--qk": "qk",
     "--pair": "text_pair",
     "--target": "target",
     "--layer": "layer",

@@ -57,6 +57,10 @@ class ReportConfig:
     focus_at: str = "auto"
     # Context-mixing measures to compute beside the weights (mixing.MEASURES).
     measures: tuple[str, ...] = ()
+    # Queries and keys of the first map for the page's "why this weight" panel (--qk):
+    # None decides by size (pipeline.QK_PAGE_TOKENS), True also puts them in the export
+    # at float32, False never captures them.
+    qk: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,25 @@ class Measures:
 
 
 @dataclass(frozen=True)
+class QueriesKeys:
+    """What one self-attention map's weights are rebuilt from (capture.rebuild_weights):
+    ``softmax(q k^T * scaling + bias + mask)``, query head h reading key head
+    ``h // (heads / kv_heads)``.
+
+    `queries` is float32 ``[layers, heads, n, d]``, `keys` ``[layers, kv_heads, n, d]``, as
+    the attention function received them (rotary models: after the rotary embedding).
+    `scaling` is each layer's; `bias` T5's relative position bias ``[layers, heads, n, n]``
+    (None for families without one). The mask is the map's own: causal or none.
+    """
+
+    queries: NDArray[np.float32]
+    keys: NDArray[np.float32]
+    scaling: tuple[float, ...]
+    bias: NDArray[np.float32] | None = None
+    rotary: bool = False  # positions are already inside q and k (rotary embedding)
+
+
+@dataclass(frozen=True)
 class AttentionMap:
     """One kind of attention of one sentence: self, decoder self or cross.
 
@@ -104,6 +127,8 @@ class AttentionMap:
     id: str = field(kw_only=True)
     # Context-mixing measures (mixing.py) of a self-attention map, where asked for.
     measures: Measures | None = field(default=None, kw_only=True)
+    # Its queries and keys (the first map only), where the page's panel needs them.
+    qk: QueriesKeys | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,8 @@ class Extraction:
     # Why the context-mixing measures asked for are not shown for this model, if they
     # are not (the decomposition's self-check, or an architecture it does not cover).
     measures_withheld: str | None = None
+    # Why no queries and keys can be captured for this model (it runs eager attention).
+    qk_withheld: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reportgen import analysis
-from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo
+from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo, QueriesKeys
 from reportgen.render import write_atomic
 
 if TYPE_CHECKING:
@@ -161,12 +161,16 @@ def _analysis(sdoc: SentenceDoc, attention: Any, rule: str) -> dict[str, Any]:
     return extra
 
 
-def export_data(extraction: Extraction, document: ReportDocument | None = None) -> dict[str, Any]:
+def export_data(
+    extraction: Extraction, document: ReportDocument | None = None, qk: bool = False
+) -> dict[str, Any]:
     """The export document: model facts, then one item per sentence in report order.
 
     `attention` is layers x heads x n x n (the primary map). With the report's
     `document`, each item adds its analysis numbers (entropy, focus, rollout, next-token
-    heads) and `pairs` the minimal-pair summaries.
+    heads) and `pairs` the minimal-pair summaries. With `qk` (``--qk``), each item whose
+    first map kept them adds ``qk``: its queries ``[L][H][n][d]`` and keys ``[L][KV][n][d]``
+    at float32 (:func:`qk_json`).
     """
     model = extraction.model
     items = []
@@ -180,6 +184,8 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
         }
         if result.item.text_pair is not None:
             item["text_pair"] = result.item.text_pair
+        if qk and primary.qk is not None:
+            item["qk"] = qk_json(primary.qk)
         if primary.measures is not None:
             # Context mixing (mixing.py), full precision: norm [L][H][n][n], the others
             # [L][n][n]; only the measures asked for.
@@ -221,6 +227,28 @@ def export_data(extraction: Extraction, document: ReportDocument | None = None) 
     out: dict[str, Any] = {"model": _model_json(model), "items": items, "pairs": pairs}
     if extraction.measures_withheld is not None:
         out["measures_withheld"] = extraction.measures_withheld
+    if qk and extraction.qk_withheld is not None:
+        out["qk_withheld"] = extraction.qk_withheld
+    return out
+
+
+def qk_json(qk: QueriesKeys) -> dict[str, Any]:
+    """A map's queries and keys as the export carries them (float32, so the weights
+    rebuild from them within 1e-5): weights = softmax(q k^T * scaling[layer] + bias +
+    mask), query head h reading key head h // (heads / kv_heads)."""
+    layers, heads, _, head_dim = qk.queries.shape
+    out: dict[str, Any] = {
+        "layers": layers,
+        "heads": heads,
+        "kv_heads": qk.keys.shape[1],
+        "head_dim": head_dim,
+        "scaling": list(qk.scaling),
+        "rotary": qk.rotary,
+        "q": qk.queries.tolist(),
+        "k": qk.keys.tolist(),
+    }
+    if qk.bias is not None:
+        out["position_bias"] = qk.bias.tolist()  # T5: [L][H][n][n]
     return out
 
 

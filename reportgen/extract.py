@@ -29,6 +29,7 @@ from reportgen.config import (
     LongResult,
     Measures,
     NextToken,
+    QueriesKeys,
     ReportConfig,
     SentenceInput,
     TokenSeq,
@@ -42,9 +43,8 @@ Progress = Callable[[int, int], None]
 
 ROW_SUM_TOLERANCE = 1e-3
 TOP_NEXT_TOKENS = 5
-# Query rows of a long input's layer rebuilt and reduced at a time: at 8,192 tokens and
-# 9 heads, 256 rows of scores are 75 MB where the whole layer would be 2.4 GB.
-LONG_ROW_CHUNK = 256
+# Query rows of a long input's layer rebuilt and reduced at a time (memory.py counts it).
+LONG_ROW_CHUNK = memory.LONG_ROW_CHUNK
 # The streams of attention a model can have: one for encoder-only and causal models,
 # three for encoder-decoder models.
 SELF, DECODER, CROSS = "self", "decoder", "cross"
@@ -75,6 +75,10 @@ class Captured:
     # The query rows `weights` covers, [start, stop), when the sink takes a layer a few
     # rows at a time (its `row_chunk`); None: the whole layer.
     rows: tuple[int, int] | None = None
+    # With `queries` named: the call's scaling, and T5's relative position bias
+    # ``[heads, q, k]`` float32 (None where the family has none), the score's other terms.
+    scaling: float | None = None
+    bias: NDArray[np.float32] | None = None
 
 
 class LayerSink(Protocol):
@@ -102,14 +106,20 @@ class LayerSink(Protocol):
 
 class StoreSink:
     """Keeps every layer: writes each into one preallocated ``[layers, heads, q, k]`` map,
-    and the self stream's named measures into ``[layers, (heads,) n, n]`` arrays."""
+    the self stream's named measures into ``[layers, (heads,) n, n]`` arrays and, with
+    `qk`, its queries and keys (the page's "why this weight" panel)."""
 
-    def __init__(self, layers: dict[str, int], measures: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, layers: dict[str, int], measures: tuple[str, ...] = (), qk: bool = False
+    ) -> None:
         self.layers = layers
-        self.names = frozenset({capture.WEIGHTS, *measures})
+        qk_names = (capture.QUERIES, capture.KEYS) if qk else ()
+        self.names = frozenset({capture.WEIGHTS, *measures, *qk_names})
         self.maps: dict[str, NDArray[np.float32]] = {}
         self.measures: dict[str, NDArray[np.float32]] = {}
         self.withheld: str | None = None
+        # The self stream's layers, by index: queries, keys, scaling, position bias.
+        self.qk: dict[int, tuple[Any, Any, float, Any]] = {}
 
     def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> NDArray[np.float32]:
         arr = self.maps.get(stream)
@@ -121,6 +131,9 @@ class StoreSink:
     def take(self, stream: str, layer: int, captured: Captured) -> None:
         if captured.withheld is not None and self.withheld is None:
             self.withheld = captured.withheld
+        if stream == SELF and captured.queries is not None and captured.keys is not None:
+            assert captured.scaling is not None  # delivered with the queries
+            self.qk[layer] = (captured.queries, captured.keys, captured.scaling, captured.bias)
         m = captured.mixing
         if m is None:
             return
@@ -131,6 +144,21 @@ class StoreSink:
                 arr = np.empty((self.layers[stream], *value.shape), dtype=np.float32)
                 self.measures[name] = arr
             arr[layer] = value
+
+    def queries_keys(self, rotary: bool) -> QueriesKeys | None:
+        """The self stream's queries and keys, every layer; None when not named."""
+        count = self.layers.get(SELF, 0)
+        if not count or len(self.qk) != count:
+            return None
+        layers = [self.qk[i] for i in range(count)]
+        biases = [b for *_, b in layers]
+        return QueriesKeys(
+            queries=np.stack([q for q, *_ in layers]),
+            keys=np.stack([k for _, k, *_ in layers]),
+            scaling=tuple(float(s) for _, _, s, _ in layers),
+            bias=None if any(b is None for b in biases) else np.stack(biases),
+            rotary=rotary,
+        )
 
     def result(self) -> Measures | None:
         """The measures kept, with ALTI's rollout; None when none were named or kept."""
@@ -270,9 +298,9 @@ def _store_sink(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> Laye
     return StoreSink(layers)
 
 
-def _store_sinks(measures: tuple[str, ...]) -> SinkFactory:
+def _store_sinks(measures: tuple[str, ...], qk: bool = False) -> SinkFactory:
     def make(_: SentenceInput, __: Sequences, layers: dict[str, int]) -> LayerSink:
-        return StoreSink(layers, measures)
+        return StoreSink(layers, measures, qk)
 
     return make
 
@@ -311,16 +339,22 @@ def extract(
     log: Log = _quiet_log,
     progress: Progress | None = None,
     encoded: Sequence[tuple[Any, int]] | None = None,
+    qk: bool = False,
 ) -> Extraction:
     """Run the model over every item and return per-sentence attention maps.
 
     `encoded` takes the output of :func:`encode` for every item when the caller has
-    already tokenised (to check sizes before the forward pass).
+    already tokenised (to check sizes before the forward pass). With `qk`, the first
+    map also keeps its queries and keys (``AttentionMap.qk``), except on a model that
+    runs eager attention (``Extraction.qk_withheld`` says why, asked or not).
     """
     loaded, encoded, warnings = _prepare(batch, config, loaded, log, encoded)
     results: list[AttentionResult | None] = [None] * len(batch.items)
     withheld: str | None = None
-    make = _store_sinks(config.measures)
+    # Eager attention never calls the capture seam: its queries and keys are never seen
+    # (said whether or not they were asked for: the page names the reason either way).
+    qk_withheld = loaded.eager_reason
+    make = _store_sinks(config.measures, qk and qk_withheld is None)
     for i, res in stream_attention(loaded, batch.items, encoded, config, make, progress):
         sink, seqs, next_tokens = res
         assert isinstance(sink, StoreSink)
@@ -340,6 +374,15 @@ def extract(
         results=kept,
         warnings=tuple(warnings),
         measures_withheld=withheld,
+        qk_withheld=qk_withheld,
+    )
+
+
+def is_rotary(config: Any) -> bool:
+    """Whether a model's positions enter through a rotary embedding of q and k."""
+    return any(
+        getattr(config, name, None) is not None
+        for name in ("rope_theta", "rope_parameters", "rope_scaling")
     )
 
 
@@ -386,6 +429,7 @@ def _maps(loaded: LoadedModel, sink: StoreSink, seqs: Sequences) -> tuple[Attent
             sentence_b_start=seqs.b_start if m.stream == SELF else None,
             id=m.id,
             measures=sink.result() if m.stream == SELF else None,
+            qk=sink.queries_keys(is_rotary(loaded.model.config)) if m.stream == SELF else None,
         )
         for m in map_layout(loaded.info.kind, seqs)
     )
@@ -571,6 +615,15 @@ def forward_batch(
                     return None
                 return tensor[b, :, :n, :].to(device="cpu", dtype=torch.float32).numpy().copy()
 
+            def bias_of(bias: Any, nq: int, nk: int, b: int = b) -> Any:
+                if bias is None:
+                    return None
+                # (1 or batch, heads, 1 or q, k): T5 computes one bias for the batch.
+                row = bias[b if bias.shape[0] > 1 else 0]
+                if row.shape[-2] == 1:
+                    row = row.expand(-1, nq, -1)
+                return row[:, :nq, :nk].to(device="cpu", dtype=torch.float32).numpy().copy()
+
             measured, withheld = None, None
             named = sink.names & measures
             if named and stream == SELF:
@@ -607,6 +660,12 @@ def forward_batch(
                     mixing=measured,
                     withheld=withheld,
                     rows=None if rows is None else (lo, hi),
+                    scaling=site.scaling if site and capture.QUERIES in sink.names else None,
+                    bias=(
+                        bias_of(site.position_bias, nq, nk)
+                        if site and capture.QUERIES in sink.names
+                        else None
+                    ),
                 ),
             )
 
@@ -635,7 +694,9 @@ def forward_batch(
             nq = int(site.query.shape[-2])
             for start in range(0, nq, row_chunk):
                 stop = min(nq, start + row_chunk)
-                deliver(stream, layer, site.weights(start, stop), site, rows=(start, stop))
+                # Cropped: a causal layer's keys after the chunk's last row carry nothing.
+                weights = site.weights(start, stop, crop=True)
+                deliver(stream, layer, weights, site, rows=(start, stop))
             return
         weights = site.weights() if wanted & (measures | {capture.WEIGHTS}) else None
         if stream == SELF and layer in blocks:
@@ -899,12 +960,17 @@ class LongSink:
             )
             self._seen[stream] = 0
         pooled, first, entropy = self._sums[stream]
-        pooled += analysis.block_row_sums(weights, lo, qb, kb)
+        # A causal chunk may come cropped to its keys 0..hi (capture.rebuild_weights):
+        # the key blocks past them hold zeros.
+        nk = weights.shape[-1]
+        cols = [(s, min(e, nk)) for s, e in kb if s < nk]
+        pooled[..., : len(cols)] += analysis.block_row_sums(weights, lo, qb, cols)
         first += weights[:, :, 0].sum(axis=-1, dtype=np.float64)
         entropy += analysis.row_entropy_sums(weights)
         for r, pos in enumerate(self.positions.get(stream, ())):
             if lo <= pos < hi:
-                self.rows[stream][r, layer] = weights[:, pos - lo, :]
+                self.rows[stream][r, layer, :, :nk] = weights[:, pos - lo, :]
+                self.rows[stream][r, layer, :, nk:] = 0.0
         self._seen[stream] += hi - lo
         if self._seen[stream] == nq:  # the layer's last rows: its means
             sizes = np.array([e - s for s, e in qb], dtype=np.float64)
@@ -957,7 +1023,9 @@ def extract_long(
     blocks: int = memory.OVERVIEW_BLOCKS,
 ) -> LongExtraction:
     """Like :func:`extract`, but every layer is reduced as it streams (see ``LongSink``):
-    memory beyond the model is one layer's eager attention plus the reduced records.
+    memory beyond the model is LONG_ROW_CHUNK query rows of one layer, rebuilt while the
+    model keeps its fast kernel (a whole layer for models that need eager), plus the
+    reduced records (memory.py counts both).
     """
     loaded, encoded, warnings = _prepare(batch, config, loaded, log, encoded)
 

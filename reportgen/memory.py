@@ -5,8 +5,9 @@ Two limits, both stated in one line with what to do when an input is over them:
   the report's packing, against what this machine (or its cgroup) has available;
 - the page: under PAGE_BUDGET_VALUES a report carries every value of every map. Over it
   the report is a long-input page (``extract.extract_long``): each layer is reduced as it
-  streams, so memory is one layer's eager attention plus the reduced records
-  (:func:`long_values`), and that is what is checked instead.
+  streams, LONG_ROW_CHUNK query rows at a time while the model keeps its fast kernel
+  (one layer's whole eager attention for the models that need eager), plus the reduced
+  records (:func:`long_values`), and that is what is checked instead.
 
 Nothing here imports torch: the model's shape comes in as a :class:`ModelShape`.
 """
@@ -48,9 +49,17 @@ PROC_MEMINFO = Path("/proc/meminfo")
 # few rows of n values, far inside HEADROOM_BYTES).
 OVERVIEW_BLOCKS = 128
 LONG_ROWS = 4
-# Reducing one layer as it streams: a head-averaged n x n float32 map and one head's
-# logs and masks for its entropy (bytes per n x n value).
+# Reducing one layer as it streams, where the model runs eager attention (the layer's
+# weights arrive whole): a head-averaged n x n float32 map and one head's logs and masks
+# for its entropy (bytes per n x n value).
 REDUCE_BYTES_PER_VALUE = 16
+# Elsewhere the model keeps its fast attention and the capture rebuilds a long input's
+# weights this many query rows at a time (extract.LongSink): at 8,192 tokens and 9 heads,
+# 256 rows of scores are 75 MB where the whole layer would be 2.4 GB.
+LONG_ROW_CHUNK = 256
+# One chunk's scores, its softmax in place, the causal mask and the reduction's float64
+# temporaries (pooled sums, entropy's logs), in bytes per value of heads x rows x n.
+CHUNK_BYTES_PER_VALUE = 24
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,9 @@ class ModelShape:
     vocab: int = 0
     last_logits_only: bool = True  # causal models: logits at the last position only
     on_gpu: bool = False  # the forward pass's memory is the GPU's, not this machine's
+    # The model runs eager attention (capture.needs_eager: softcapping, ALiBi, ...): every
+    # layer's scores exist whole. Else its fast kernel runs and weights are rebuilt.
+    eager: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,15 +145,21 @@ def estimate(
     return Estimate(maps, forward, report), 0
 
 
-def _forward_bytes(shape: ModelShape, lengths: Sequence[int], batch_size: int) -> int:
-    """Eager attention and activations of the largest batch's layer."""
+def _forward_bytes(
+    shape: ModelShape,
+    lengths: Sequence[int],
+    batch_size: int,
+    attention_copies: int = EAGER_COPIES,
+) -> int:
+    """Attention (its scores, `attention_copies` times) and activations of the largest
+    batch's layer."""
     ordered = sorted(lengths)
     forward = 0
     size = max(1, batch_size)
     for start in range(0, len(ordered), size):
         chunk = ordered[start : start + size]
         b, n = len(chunk), chunk[-1]
-        attention = EAGER_COPIES * 4 * b * shape.heads * n * n
+        attention = attention_copies * 4 * b * shape.heads * n * n
         activations = 4 * b * n * (4 * shape.hidden + shape.intermediate)
         logits = 4 * b * shape.vocab * (1 if shape.last_logits_only else n)
         forward = max(forward, attention + activations + logits)
@@ -153,11 +171,21 @@ def _long_estimate(
 ) -> tuple[Estimate, int]:
     values = [long_values(shape, n) for n in lengths]
     n = max(lengths)
-    # Each streamed layer is reduced on this machine: one item's layer copied here (from
-    # the GPU, or from half precision) and the reduction's temporaries.
-    reduce = 4 * shape.heads * n * n + REDUCE_BYTES_PER_VALUE * n * n
-    forward = _forward_bytes(shape, lengths, batch_size)
     report = PACK_BYTES_PER_VALUE * max(values)
+    if shape.eager:
+        # Each layer's eager weights arrive whole and are reduced on this machine: one
+        # item's layer copied here (from the GPU, or from half precision) and the
+        # reduction's temporaries.
+        reduce = 4 * shape.heads * n * n + REDUCE_BYTES_PER_VALUE * n * n
+        forward = _forward_bytes(shape, lengths, batch_size)
+    else:
+        # The fast kernel never holds a layer's scores (a causal one; an encoder's padding
+        # mask may take the math kernel: one n x n score copy a head); the capture rebuilds
+        # LONG_ROW_CHUNK query rows at a time and reduces them at once.
+        reduce = CHUNK_BYTES_PER_VALUE * shape.heads * min(n, LONG_ROW_CHUNK) * n
+        forward = _forward_bytes(shape, lengths, batch_size, attention_copies=0)
+        if shape.kind != "causal":
+            forward += 4 * shape.heads * n * n
     if shape.on_gpu:
         return Estimate(4 * sum(values), reduce, report), forward
     return Estimate(4 * sum(values), forward + reduce, report), 0
@@ -330,6 +358,7 @@ def _what_to_do(fit: int, longest: int) -> str:
 
 def model_shape(spec: Any) -> ModelShape:
     """A :class:`ModelShape` from an opened model (``reportgen.models.ModelSpec``)."""
+    from reportgen import capture
     from reportgen.models import count_field
 
     config = spec.config
@@ -353,6 +382,7 @@ def model_shape(spec: Any) -> ModelShape:
         vocab=count_field(text, "vocab_size") or 0,
         last_logits_only=spec.last_logits_only,
         on_gpu=str(spec.device).startswith("cuda"),
+        eager=capture.needs_eager(config) is not None,
     )
 
 

@@ -22,7 +22,13 @@ from reportgen.inputs import check_item, check_text, split_candidates
 from reportgen.mixing import MEASURES
 from reportgen.models import ModelSpec
 from reportgen.render import render_page, write_atomic
-from reportgen.report.document import ReportDocument, build_document, page_settings
+from reportgen.report.document import (
+    QK_PAGE_TOKENS,
+    QK_PAGE_VALUES,
+    ReportDocument,
+    build_document,
+    page_settings,
+)
 from reportgen.report.long import build_long_document
 from reportgen.report.pairs import FOCUS_AT, PairQuery, pair_queries
 
@@ -41,6 +47,8 @@ class Report:
     html: str
     document: ReportDocument = field(repr=False)
     extraction: Extraction | LongExtraction = field(repr=False)
+    # --qk: the export carries the queries and keys at float32 (export.export_data).
+    export_qk: bool = field(default=False, repr=False)
 
     def save(self, path: str | Path) -> int:
         """Write the report atomically; return its size in bytes."""
@@ -53,7 +61,9 @@ class Report:
 
         if isinstance(self.extraction, LongExtraction):
             return write_export(Path(path), long_export_data(self.extraction))
-        return write_export(Path(path), export_data(self.extraction, self.document))
+        return write_export(
+            Path(path), export_data(self.extraction, self.document, qk=self.export_qk)
+        )
 
     def _repr_html_(self) -> str:
         # A sandboxed iframe keeps the report's scripts and CSP away from the notebook;
@@ -158,6 +168,8 @@ def _check_config(cfg: ReportConfig) -> None:
         raise InputError(
             f"measures must be a list among {', '.join(MEASURES)}, got {cfg.measures!r}"
         )
+    if cfg.qk not in (None, True, False):
+        raise InputError(f"qk must be True, False or None (by size), got {cfg.qk!r}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise InputError(f"batch_size must be a whole number from 1, got {cfg.batch_size!r}")
     for name in ("model", "title"):
@@ -193,6 +205,7 @@ class Plan:
     # Per minimal pair, where its question is asked (report.pairs.pair_queries; the
     # query, then a second one if any), or None for a pair without the question.
     queries: tuple[tuple[PairQuery, ...] | None, ...] = ()
+    qk: bool = False  # capture the first map's queries and keys (the panel)
 
 
 def _token_seq(spec: ModelSpec, item: SentenceInput, encoding: Any) -> TokenSeq:
@@ -216,9 +229,20 @@ def plan_run(
     chosen page cannot show, and decide where each minimal pair's question is asked (a
     decoder's focus word cannot see a difference after it), before the weights load.
     `encoded` is :func:`extract.encode`'s output for every item."""
-    from reportgen.memory import check_input
+    from reportgen import memory
 
-    long = check_input(spec, [len(enc["input_ids"]) for enc, _ in encoded], cfg.batch_size)
+    sizes = [len(enc["input_ids"]) for enc, _ in encoded]
+    if spec.weights_loaded:
+        # The caller's loaded object: its weights already hold the memory they take.
+        long = memory.check_fits(
+            memory.model_shape(spec),
+            sizes,
+            cfg.batch_size,
+            available=memory.available_memory(),
+            gpu_free=memory.gpu_free_memory(spec),
+        )
+    else:
+        long = memory.check_input(spec, sizes, cfg.batch_size)
     hint = "use --max-tokens N to bring the input under the page budget"
     if long and needs_full_maps is not None:
         raise InputError(
@@ -227,6 +251,11 @@ def plan_run(
     if long and cfg.measures:
         raise InputError(
             "the context-mixing measures (--measures) are shown on full maps, which a "
+            "long-input page does not keep; " + hint
+        )
+    if long and cfg.qk:
+        raise InputError(
+            "the queries and keys (--qk) explain the weights of full maps, which a "
             "long-input page does not keep; " + hint
         )
     if long and batch.pairs:
@@ -249,13 +278,33 @@ def plan_run(
         else None
         for a, b in batch.pairs
     )
-    return Plan(long=long, queries=queries)
+    lengths = [len(enc["input_ids"]) for enc, _ in encoded]
+    return Plan(long=long, queries=queries, qk=not long and wants_qk(spec, lengths, cfg.qk))
+
+
+def wants_qk(spec: ModelSpec, lengths: Sequence[int], asked: bool | None) -> bool:
+    """Whether the page carries queries and keys: as asked, else by size
+    (:data:`QK_PAGE_TOKENS`, :data:`QK_PAGE_VALUES`)."""
+    from reportgen.models import count_field
+
+    if asked is not None:
+        return asked
+    if not lengths or max(lengths) > QK_PAGE_TOKENS:
+        return False
+    hidden = count_field(spec.config, "hidden_size", "n_embd", "d_model") or 0
+    if not hidden:
+        try:
+            hidden = count_field(spec.config.get_text_config(), "hidden_size", "d_model") or 0
+        except (AttributeError, ValueError):
+            return False
+    return spec.info.layers * 2 * hidden * sum(lengths) <= QK_PAGE_VALUES
 
 
 def build_report(
     sentences: InputBatch | Sequence[str | SentenceInput] | str,
-    model: str | None = None,
+    model: Any = None,
     *,
+    tokenizer: Any = None,
     focus: str | None = None,
     candidates: Sequence[str] | str = (),
     compare: bool = False,
@@ -276,6 +325,13 @@ def build_report(
     will read every map in full (the CLI's ``--submission``): an input that would take the
     long-input page is then refused before the weights load. Bad input raises the CLI's
     errors (:class:`~reportgen.errors.InputError`, :class:`~reportgen.errors.ModelError`).
+
+    `model` is a name (hub id), a folder, a .gguf file, None (the embedded model), or a
+    model already loaded (a transformers ``PreTrainedModel``) with its `tokenizer`: that
+    object runs as it is, on its device and in its dtype (no second copy is read), and
+    comes back as it was (attention implementation, training mode, hooks; the
+    tokenizer's padding), also when the run fails. The page names it by
+    ``config.name_or_path`` (a local folder by its last part only).
     """
     batch = _as_batch(
         sentences, focus=focus, candidates=candidates, compare=compare, pair=pair, target=target
@@ -284,14 +340,63 @@ def build_report(
     if unknown:
         raise TypeError(f"build_report() got unknown options: {', '.join(sorted(unknown))}")
     cfg = replace(config or ReportConfig(), **options)
-    if model is not None:
+    lent = model is not None and not isinstance(model, str)
+    if tokenizer is not None and not lent:
+        raise InputError(
+            "tokenizer goes with a loaded model object (model=<PreTrainedModel>); a model "
+            "name or folder brings its own tokenizer"
+        )
+    if model is not None and not lent:
         cfg = replace(cfg, model=model)
     _check_config(cfg)
     _check_focus_at(cfg, batch)
-    from reportgen.extract import encode, extract
-    from reportgen.models import load_weights, open_model
+    from reportgen import models
 
-    spec = open_model(cfg, log)
+    if lent:
+        # The caller's object runs as it is (no second copy from disk, its own device and
+        # dtype) and comes back as it was, also when the run fails (models.lent).
+        models.check_object(model, tokenizer)
+        default_dtype = ReportConfig().dtype
+        given_dtype = config.dtype if config is not None else default_dtype
+        asked_dtype = options.get("dtype", None if given_dtype == default_dtype else given_dtype)
+        with models.lent(model, tokenizer):
+            spec = models.open_object(model, tokenizer, cfg, log)
+            if asked_dtype is not None and asked_dtype != spec.dtype:
+                raise InputError(
+                    f"dtype '{asked_dtype}': the loaded model is in {spec.dtype} and runs so "
+                    "(reportgen never converts it); convert it first with model.to(...), "
+                    "or leave dtype out"
+                )
+            cfg = replace(cfg, dtype=spec.dtype)
+            return _run(
+                batch,
+                cfg,
+                spec,
+                lambda: models.adopt_weights(spec, model, log),
+                log,
+                progress,
+                needs_full_maps,
+            )
+    spec = models.open_model(cfg, log)
+    return _run(
+        batch, cfg, spec, lambda: models.load_weights(spec, log), log, progress, needs_full_maps
+    )
+
+
+def _run(
+    batch: InputBatch,
+    cfg: ReportConfig,
+    spec: ModelSpec,
+    load: Callable[[], Any],
+    log: Log,
+    progress: Progress | None,
+    needs_full_maps: str | None,
+) -> Report:
+    """From an opened model to the report: the checks that need no weights, then `load`
+    (:func:`models.load_weights`, or :func:`models.adopt_weights` for the caller's
+    object), the extraction and the page."""
+    from reportgen.extract import encode, extract
+
     # Validate --layer/--head before any weight is read, so a typo costs no time.
     from reportgen.report.heads import choose_head
 
@@ -306,17 +411,21 @@ def build_report(
     for number, queries in enumerate(plan.queries, start=1):
         if queries and queries[0].note:  # said before the weights load
             log(f"minimal pair {number}: {queries[0].note}")
-    loaded = load_weights(spec, log)
+    loaded = load()
     if plan.long:
         return _long_report(batch, cfg, loaded, encoded, log, progress)
     log(f"extracting attention for {len(batch.items)} sentence(s) ...")
-    extraction = extract(batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded)
+    extraction = extract(
+        batch, cfg, loaded=loaded, log=log, progress=progress, encoded=encoded, qk=plan.qk
+    )
     for warning in extraction.warnings:
         log(f"warning: {warning}")
+    if cfg.qk and extraction.qk_withheld is not None:
+        log(f"warning: no queries and keys (--qk): {extraction.qk_withheld}")
     document = build_document(extraction, cfg, __version__, batch.pairs, plan.queries)
     log("rendering the report ...")
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
-    return Report(html=text, document=document, extraction=extraction)
+    return Report(html=text, document=document, extraction=extraction, export_qk=bool(cfg.qk))
 
 
 def _long_report(
@@ -342,5 +451,18 @@ def _long_report(
         log(f"warning: {warning}")
     document = build_long_document(extraction, cfg, __version__)
     log("rendering the report ...")
+    text = render_page("report", {"doc": document, "settings": page_settings(document)})
+    return Report(html=text, document=document, extraction=extraction)
+
+
+def report_from_extraction(
+    extraction: Extraction,
+    cfg: ReportConfig,
+    pairs: tuple[tuple[int, int], ...] = (),
+    queries: tuple[tuple[PairQuery, ...] | None, ...] = (),
+) -> Report:
+    """Render an extraction made without a model run (``reportgen.given.from_attention``)
+    exactly as :func:`build_report` renders its own: one document, one renderer."""
+    document = build_document(extraction, cfg, __version__, pairs, queries)
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction)

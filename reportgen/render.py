@@ -120,6 +120,7 @@ PAGE_SCRIPTS = (
     "heatmap.js",  # Plotly drawing
     "bertviz.js",  # bertviz's head view and its quirks
     "views.js",  # a sentence's views and the maps they show (RG.shownMaps)
+    "qk.js",  # "why this weight": a heatmap cell explained from queries and keys
     "grid.js",  # the grid of all heads (model view)
     "nexttoken.js",  # causal models' next-token view
     "pairs.js",  # minimal pairs and the submission block

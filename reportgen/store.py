@@ -31,7 +31,16 @@ FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON array
     each a ``label`` and the ``positions`` whose rows the view averages); ``measures``:
     list of :class:`MeasureRecord` (``id``: "norm", "norm_layer", "alti" or
     "alti_rollout"; ``map``: a MapRecord of the first map's measure, ``heads`` 1 for the
-    per-layer ones), empty when the page shows weights only.
+    per-layer ones), empty when the page shows weights only; ``qk``: :class:`QKRecord`
+    or null, the first map's queries and keys for the "why this weight" panel
+    (``layers``, ``heads``, ``kv_heads``, ``head_dim``, ``n``; ``scaling``: one a layer;
+    ``rotary``: positions are inside q and k; ``q``: packed half
+    ``float[layers, heads, n, head_dim]``, ``k``: ``float[layers, kv_heads, n,
+    head_dim]``, see :func:`pack_half`; ``bias``: T5's position bias, packed half
+    ``float[layers, heads, n, n]``, or null; ``error``: the largest difference between
+    weights rebuilt from these half values and the extraction's, over the sentence).
+    Query head h reads key head ``h // (heads / kv_heads)``; the score is
+    ``q . k * scaling + bias``, masked above the diagonal where the map is causal.
 
 ``<script type="application/json" id="rg-data-p<N>">``: :class:`PairRecord`
     ``a``, ``b``: the anchors of the two sentences ("s1"); ``alignment``: pairs of
@@ -83,6 +92,9 @@ row by row to integers of ``1/scale`` (:func:`quantize_rows`, each row's integer
 summing exactly to ``scale``), as little-endian uint16 split into two byte planes
 (every low byte, then every high byte), gzip-compressed, base64-encoded. The page reads
 value ``i`` as ``(low[i] | high[i] << 8) / scale``.
+
+Packed half values (``QKRecord.q``, ``k``, ``bias``): IEEE float16 as little-endian
+uint16 in the same two byte planes, gzip-compressed, base64-encoded.
 """
 
 from __future__ import annotations
@@ -185,6 +197,24 @@ class MeasureRecord:
 
 
 @dataclass(frozen=True)
+class QKRecord:
+    """The first map's queries and keys (``config.QueriesKeys``), packed half, for the
+    "why this weight" panel; see the module docstring."""
+
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    n: int
+    scaling: tuple[float, ...]  # one a layer
+    rotary: bool
+    q: str  # packed half float[layers, heads, n, head_dim]
+    k: str  # packed half float[layers, kv_heads, n, head_dim]
+    bias: str | None  # packed half float[layers, heads, n, n] (T5), else None
+    error: float  # largest |weight from these halves - extraction's weight|
+
+
+@dataclass(frozen=True)
 class SentenceRecord:
     """What one sentence's views read."""
 
@@ -195,6 +225,7 @@ class SentenceRecord:
     focus: FocusRecord | None = None
     next: NextRecord | None = None
     measures: tuple[MeasureRecord, ...] = ()
+    qk: QKRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -463,6 +494,22 @@ def pack_attention(attention: np.ndarray, scale: int = QUANT_SCALE) -> tuple[str
     level = 9 if q.size <= PACK_LEVEL9_VALUES else 6
     data = gzip.compress(planes.tobytes(), compresslevel=level, mtime=0)
     return base64.b64encode(data).decode("ascii"), scale
+
+
+def pack_half(values: np.ndarray) -> str:
+    """Float16 values as two byte planes (low bytes, then high bytes), gzip, base64."""
+    u = np.ascontiguousarray(values, dtype="<f2").view("<u2").ravel()
+    planes = np.concatenate([(u & 0xFF).astype(np.uint8), (u >> 8).astype(np.uint8)])
+    data = gzip.compress(planes.tobytes(), compresslevel=9, mtime=0)
+    return base64.b64encode(data).decode("ascii")
+
+
+def unpack_half(data: str, shape: tuple[int, ...]) -> NDArray[np.float16]:
+    """The inverse of :func:`pack_half` (as the page decodes it)."""
+    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
+    count = planes.size // 2
+    u = planes[:count].astype(np.uint16) | (planes[count:].astype(np.uint16) << 8)
+    return u.view("<f2").reshape(shape)
 
 
 def map_record(

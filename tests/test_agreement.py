@@ -22,8 +22,8 @@ from .conftest import random_attention
 pytestmark = pytest.mark.browser
 
 TOLERANCE = 1e-6
-# The maths modules only: main.js would start the page.
-MATHS = ("core.js", "store.js", "transforms.js")
+# The maths modules only: main.js would start the page (qk.js only registers its view).
+MATHS = ("core.js", "store.js", "transforms.js", "qk.js")
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,61 @@ def test_word_labels(page: Any, parts: list[str]) -> None:
     )
     expected = _word_text(seq, list(range(len(parts))))
     assert page.evaluate("(p) => window.reportgen.wordLabel(p)", parts) == expected
+
+
+# The "why this weight" panel (qk.js): its row and its two-key contrast against numpy, and
+# the half-precision values it reads (store.pack_half) decoded bit for bit.
+
+
+@pytest.mark.parametrize(("causal", "with_bias"), [(False, False), (True, False), (False, True)])
+def test_why_this_weight_row(page: Any, causal: bool, with_bias: bool) -> None:
+    rng = np.random.default_rng(21)
+    n, d, i, scaling = 9, 16, 5, 0.25
+    q = rng.normal(size=d).astype(np.float16).astype(np.float64)
+    keys = rng.normal(size=(n, d)).astype(np.float16).astype(np.float64)
+    bias = rng.normal(size=n) if with_bias else None
+    visible = i + 1 if causal else n
+    got = page.evaluate(
+        "([q, k, s, b, v]) => window.reportgen.qkRow(q, k, s, b, v)",
+        [q.tolist(), keys.tolist(), scaling, None if bias is None else bias.tolist(), visible],
+    )
+    dots = keys @ q
+    scores = dots * scaling + (0 if bias is None else bias)
+    scores[visible:] = -np.inf
+    weights = np.exp(scores - scores.max())
+    weights /= weights.sum()
+    _close(got["dots"], dots)
+    assert got["scores"][visible:] == [None] * (n - visible)
+    _close(got["scores"][:visible], scores[:visible])
+    np.testing.assert_allclose(got["weights"], weights, rtol=0, atol=1e-12)  # float64
+    # The weight the panel shows is analysis.weights_from_qk's, one head's row.
+    full = analysis.weights_from_qk(
+        np.broadcast_to(q, (1, 1, n, d)), keys[None, None], [scaling],
+        None if bias is None else np.broadcast_to(bias, (1, 1, n, n)), causal,
+    )  # fmt: skip
+    _close(got["weights"], full[0, 0, i] if causal else full[0, 0, 0])
+
+
+def test_why_this_weight_two_keys(page: Any) -> None:
+    rng = np.random.default_rng(22)
+    q, ka, kb = (rng.normal(size=12) for _ in range(3))
+    got = page.evaluate(
+        "([q, a, b]) => window.reportgen.qkContrast(q, a, b, 4)",
+        [q.tolist(), ka.tolist(), kb.tolist()],
+    )
+    terms = q * (ka - kb)
+    top = np.argsort(-np.abs(terms), kind="stable")[:4]
+    assert [t["dim"] for t in got["terms"]] == top.tolist()
+    _close([t["value"] for t in got["terms"]], terms[top])
+    _close(got["total"], np.array(q @ ka - q @ kb))
+
+
+def test_half_precision_decoding(page: Any) -> None:
+    from reportgen.store import pack_half
+
+    values = np.array(
+        [0.0, -0.0, 1.0, -2.5, 65504.0, 6.1e-5, 5.96e-8, -3.0e-6, 0.1, 1 / 3], dtype=np.float16
+    )
+    values = np.concatenate([values, np.random.default_rng(23).normal(size=200).astype(np.float16)])
+    got = page.evaluate("(b) => window.reportgen.decodeHalf(b).then(Array.from)", pack_half(values))
+    assert got == values.astype(np.float64).tolist()  # every half value exactly

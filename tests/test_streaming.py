@@ -229,18 +229,20 @@ def test_long_extraction_rows_overview_and_sinks_at_2k_tokens(
     text = _long_text(loaded.tokenizer, LONG)
     item = SentenceInput(text, focus="street", source="long")
     batch = InputBatch(items=(item,))
-    spans: list[int] = []
+    spans: list[tuple[int, int]] = []
     rebuild = capture.rebuild_weights
 
-    def spy(site: capture.Site, start: int = 0, stop: int | None = None) -> Any:
-        out = rebuild(site, start, stop)
-        spans.append(int(out.shape[-2]))
+    def spy(site: capture.Site, start: int = 0, stop: int | None = None, **kw: Any) -> Any:
+        out = rebuild(site, start, stop, **kw)
+        spans.append((int(out.shape[-2]), int(out.shape[-1])))
         return out
 
     monkeypatch.setattr(capture, "rebuild_weights", spy)
     monkeypatch.setattr(extract, "LONG_ROW_CHUNK", chunk)
     long = extract_long(batch, config, loaded, blocks=64)
-    assert spans and max(spans) == chunk
+    assert spans and max(rows for rows, _ in spans) == chunk
+    # Causal: each chunk's keys stop at its last row (capture.rebuild_weights' crop).
+    assert min(keys for _, keys in spans) <= chunk < max(keys for _, keys in spans)
     amap = long.results[0].maps[0]
     n = len(amap.query.tokens)
     assert n >= LONG

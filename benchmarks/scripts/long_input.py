@@ -2,6 +2,8 @@
 
 Usage: long_input.py MODE MODEL TEXT_FILE OUT_HTML
   bare: reportgen loads the model; one eager forward pass over the text, nothing kept.
+  sdpa: the same with the model's fast attention (torch's scaled_dot_product_attention),
+        what the long path keeps running while it rebuilds the weights it needs.
   ours: the real CLI on the whole text as one JSONL input, writing the HTML report and
         --export-json beside it.
 Prints one JSON line: work (s, the forward pass or the CLI), total (s, from the start of
@@ -16,13 +18,14 @@ from pathlib import Path
 START = time.perf_counter()
 
 
-def bare(model_path: str, text: str) -> float:
+def bare(model_path: str, text: str, attention: str = "eager") -> float:
     import torch
 
     from reportgen.config import ReportConfig
     from reportgen.models import load_model
 
     loaded = load_model(ReportConfig(model=model_path, device="cpu"))
+    loaded.model.set_attn_implementation(attention)
     enc = loaded.tokenizer(text, return_tensors="pt")
     begin = time.perf_counter()
     with torch.inference_mode():
@@ -49,8 +52,8 @@ def ours(model_path: str, text: str, out: Path) -> float:
 mode, model_path, text_path, out_path = sys.argv[1:5]
 text = Path(text_path).read_text(encoding="utf-8")
 out = Path(out_path)
-if mode == "bare":
-    work, size, export = bare(model_path, text), 0, 0
+if mode in ("bare", "sdpa"):
+    work, size, export = bare(model_path, text, "eager" if mode == "bare" else "sdpa"), 0, 0
 else:
     work = ours(model_path, text, out)
     size, export = out.stat().st_size, out.with_suffix(".json").stat().st_size

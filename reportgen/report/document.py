@@ -18,6 +18,21 @@ if TYPE_CHECKING:  # long.py builds a ReportDocument; only the type is needed he
     from reportgen.report.long import LongSentenceDoc
 
 
+# The "why this weight" panel's queries and keys come with a report by default when every
+# sentence has at most QK_PAGE_TOKENS tokens and all of them together at most
+# QK_PAGE_VALUES values (layers x (heads + kv_heads) x tokens x head size, estimated as
+# layers x 2 x hidden x tokens before the model loads). 64 tokens: beyond that a row of
+# scores no longer reads as bars, and a sentence's queries and keys outweigh its weights
+# (at 64 tokens and MiniLM's 32-wide heads there are as many of them as weights, at about
+# 2.3 bytes each on the page against about 1 for a weight). The budget: half precision
+# has about 13.5 bits of entropy a value, so with base64 a value costs 2.3 bytes whatever
+# the packing; 450,000 of them add at most about 1.05 MB, under half of the 2.2 MB of
+# inlined libraries every page carries, so a page that gets them by default grows by
+# at most 1.5x (the issue's size target). `--qk` puts them on any page of full maps.
+QK_PAGE_TOKENS = 64
+QK_PAGE_VALUES = 450_000
+
+
 @dataclass(frozen=True)
 class ReportDocument:
     """Everything the templates need, already decided."""
@@ -38,6 +53,9 @@ class ReportDocument:
     measures: tuple[MeasureInfo, ...] = ()
     measures_withheld: str | None = None
     measures_caveat: str = CAVEAT
+    # Why the "why this weight" panel has no queries and keys on this model (eager).
+    qk_withheld: str | None = None
+    qk_page_tokens: int = QK_PAGE_TOKENS  # said where the panel is left out
 
 
 def figure_specs() -> dict[str, Any]:
@@ -93,6 +111,7 @@ def build_document(
             else ()
         ),
         measures_withheld=extraction.measures_withheld,
+        qk_withheld=extraction.qk_withheld,
     )
 
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from reportgen import analysis, store
-from reportgen.config import AttentionResult, TokenSeq
+from reportgen.config import AttentionMap, AttentionResult, TokenSeq
 from reportgen.headview import LAYER_AT_A_TIME_TOKENS
 from reportgen.nexttoken import NextDoc, next_doc
 from reportgen.report.contributions import QuestionRow, available, measure_maps, question_rows
 from reportgen.report.headstats import FocusDoc, HeadStats, focus_doc, head_stats
-from reportgen.store import CandidateRecord, FocusRecord, MeasureRecord, SentenceRecord, SeqRecord
+from reportgen.store import (
+    CandidateRecord,
+    FocusRecord,
+    MeasureRecord,
+    QKRecord,
+    SentenceRecord,
+    SeqRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,41 @@ def seq_indexer(seqs: list[TokenSeq]) -> Callable[[TokenSeq], int]:
         return len(seqs) - 1
 
     return seq_index
+
+
+def qk_record(amap: AttentionMap) -> QKRecord | None:
+    """The first map's queries and keys for the page's "why this weight" panel, packed
+    half, with the largest error of weights rebuilt from those half values (float64, as
+    the page rebuilds them) against the extraction's weights; None where not captured."""
+    qk = amap.qk
+    if qk is None:
+        return None
+    half = [None if a is None else a.astype(np.float16) for a in (qk.queries, qk.keys, qk.bias)]
+    q, k, bias = half
+    assert q is not None and k is not None
+    rebuilt = analysis.weights_from_qk(q, k, qk.scaling, bias, amap.causal)
+    layers, heads, n, d = q.shape
+    return QKRecord(
+        layers=layers,
+        heads=heads,
+        kv_heads=k.shape[1],
+        head_dim=d,
+        n=n,
+        scaling=qk.scaling,
+        rotary=qk.rotary,
+        q=store.pack_half(q),
+        k=store.pack_half(k),
+        bias=None if bias is None else store.pack_half(bias),
+        error=_round_up(float(np.abs(rebuilt - amap.attention).max(initial=0.0))),
+    )
+
+
+def _round_up(x: float) -> float:
+    """Two significant digits, rounded up: the page states the error as a bound."""
+    if x <= 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return float(f"{math.ceil(x / step) * step:.2g}")
 
 
 def sentence_record(
@@ -116,6 +161,7 @@ def sentence_record(
         focus=focus,
         next=nxt,
         measures=measures,
+        qk=qk_record(primary),
     )
 
 

@@ -30,6 +30,26 @@
     return { meta: m, values: values };
   };
 
+  /** IEEE half precision (one uint16) as a number. */
+  function halfValue(h) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) return sign * frac * Math.pow(2, -24); // subnormal
+    if (exp === 31) return frac ? NaN : sign * Infinity;
+    return sign * (1 + frac / 1024) * Math.pow(2, exp - 15);
+  }
+
+  /** Packed half values (store.pack_half): the two byte planes of little-endian float16,
+   * as a Float32Array (which holds every half value exactly). */
+  RG.decodeHalf = async function (b64) {
+    const planes = await gunzip(base64Bytes(b64));
+    const count = planes.length / 2;
+    const values = new Float32Array(count);
+    for (let i = 0; i < count; i++) values[i] = halfValue(planes[i] | (planes[count + i] << 8));
+    return values;
+  };
+
   /** A sentence entry's maps, decoded once. */
   /** The sentence's maps as weights, whatever the Measure choice (the hand-in answer). */
   RG.weightMaps = async function (entry) {

@@ -1,0 +1,307 @@
+"""The "why this weight" panel (issue 21): the queries and keys a page carries rebuild its
+weights on every family, the export's float32 ones within 1e-5, the options that ask for
+them, and the panel in Chromium."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import REPORT_ONLY, main
+from reportgen.errors import InputError
+from reportgen.pipeline import build_report
+from reportgen.report.document import QK_PAGE_TOKENS
+
+from .conftest import WINOGRAD, open_report
+
+# The most a weight rebuilt from the page's half-precision queries and keys may differ from
+# the extraction's on the tiny models (each page states its own, at most this).
+HALF_ERROR = 2e-3
+FLOAT32_ERROR = 1e-5
+
+
+def page_data(html: str) -> dict[str, Any]:
+    """The page's sentence data blocks, by id (script-safe JSON: only "<" is escaped)."""
+    blocks = re.findall(
+        r'<script type="application/json" id="(rg-data-s\d+)">(.*?)</script>', html, re.S
+    )
+    return {k: json.loads(v) for k, v in blocks}
+
+
+def unpack_half(data: str, shape: tuple[int, ...]) -> np.ndarray:
+    """store.py's format, read here without reportgen: two byte planes of float16."""
+    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
+    half = planes.size // 2
+    u = planes[:half].astype(np.uint16) | (planes[half:].astype(np.uint16) << 8)
+    return u.view(np.float16).reshape(shape).astype(np.float64)
+
+
+def rebuild(
+    q: np.ndarray, k: np.ndarray, scaling: list[float], bias: np.ndarray | None, causal: bool
+) -> np.ndarray:
+    """softmax(q k^T * scaling + bias + mask), query head h reading key head h // groups;
+    written apart from reportgen.analysis.weights_from_qk, on purpose."""
+    layers, heads, n, _ = q.shape
+    out = np.empty((layers, heads, n, n))
+    groups = heads // k.shape[1]
+    for layer in range(layers):
+        for h in range(heads):
+            s = q[layer, h] @ k[layer, h // groups].T * scaling[layer]
+            if bias is not None:
+                s = s + bias[layer, h]
+            if causal:
+                s[np.triu_indices(n, 1)] = -np.inf
+            e = np.exp(s - s.max(axis=1, keepdims=True))
+            out[layer, h] = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+FAMILIES = ("bert", "gpt2", "llama", "bart", "t5")
+
+
+@pytest.fixture(scope="module")
+def family_reports(
+    tiny_model: Callable[..., Path], tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Each family's report of the lab's pair (queries and keys by default: short), and
+    its --qk export."""
+    out = {}
+    folder = tmp_path_factory.mktemp("qk-exports")
+    for family in FAMILIES:
+        model = tiny_bert if family == "bert" else tiny_model(family)
+        report = build_report(list(WINOGRAD), model=str(model))
+        plain = build_report(list(WINOGRAD), model=str(model), qk=True)
+        path = folder / f"{family}.json"
+        plain.export_json(path)
+        out[family] = (report, json.loads(path.read_text()))
+    return out
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_pages_queries_and_keys_rebuild_its_weights(
+    family: str, family_reports: dict[str, tuple[Any, dict[str, Any]]]
+) -> None:
+    report, _ = family_reports[family]
+    data = page_data(report.html)
+    assert len(data) == len(WINOGRAD)
+    for i, result in enumerate(report.extraction.results):
+        amap = result.maps[0]
+        rec = data[f"rg-data-s{i + 1}"]["qk"]
+        L, H, KV, d, n = rec["layers"], rec["heads"], rec["kv_heads"], rec["head_dim"], rec["n"]
+        assert (L, H, n) == amap.attention.shape[:3]
+        q = unpack_half(rec["q"], (L, H, n, d))
+        k = unpack_half(rec["k"], (L, KV, n, d))
+        bias = None if rec["bias"] is None else unpack_half(rec["bias"], (L, H, n, n))
+        weights = rebuild(q, k, rec["scaling"], bias, amap.causal)
+        err = np.abs(weights - amap.attention).max()
+        assert err <= rec["error"] <= HALF_ERROR  # the error the page states is a bound
+        if family == "llama":  # grouped-query attention and rotary positions
+            assert KV < H and rec["rotary"]
+        else:
+            assert KV == H and not rec["rotary"]
+        if family == "t5":  # the position bias is a term of the score: leave it out, and
+            assert bias is not None  # the weights are not rebuilt
+            no_bias = rebuild(q, k, rec["scaling"], None, amap.causal)
+            assert np.abs(no_bias - amap.attention).max() > 10 * HALF_ERROR
+        else:
+            assert bias is None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_exports_float32_queries_and_keys_rebuild_its_weights(
+    family: str, family_reports: dict[str, tuple[Any, dict[str, Any]]]
+) -> None:
+    report, export = family_reports[family]
+    for item, result in zip(export["items"], report.extraction.results, strict=True):
+        qk = item["qk"]
+        q, k = np.asarray(qk["q"], np.float64), np.asarray(qk["k"], np.float64)
+        L, H, KV, d = qk["layers"], qk["heads"], qk["kv_heads"], qk["head_dim"]
+        n = len(item["tokens"])
+        assert q.shape == (L, H, n, d) and k.shape == (L, KV, n, d)
+        bias = qk.get("position_bias")
+        weights = rebuild(
+            q, k, qk["scaling"], None if bias is None else np.asarray(bias), result.maps[0].causal
+        )
+        np.testing.assert_allclose(weights, result.maps[0].attention, rtol=0, atol=FLOAT32_ERROR)
+        # The README's size: 4 bytes a value.
+        assert 4 * L * (H + KV) * n * d == 4 * (q.size + k.size)
+
+
+def test_queries_and_keys_only_where_asked_or_short(tiny_bert: Path) -> None:
+    """By default only for inputs of at most QK_PAGE_TOKENS tokens; --qk on any page of
+    full maps, and in the export; --no-qk never."""
+    long_text = " ".join(["word"] * (QK_PAGE_TOKENS + 5))
+    default = build_report([long_text], model=str(tiny_bert))
+    assert page_data(default.html)["rg-data-s1"]["qk"] is None
+    assert "data-qk-none" in default.html and "--qk" in default.html
+    forced = build_report([long_text], model=str(tiny_bert), qk=True)
+    assert page_data(forced.html)["rg-data-s1"]["qk"] is not None
+    off = build_report([WINOGRAD[0]], model=str(tiny_bert), qk=False)
+    assert page_data(off.html)["rg-data-s1"]["qk"] is None
+    short = build_report([WINOGRAD[0]], model=str(tiny_bert))
+    assert 'data-view="qk"' in short.html
+    with pytest.raises(InputError, match="qk must be"):
+        build_report([WINOGRAD[0]], model=str(tiny_bert), qk="yes")
+
+
+def test_the_export_has_no_queries_and_keys_without_qk(tiny_bert: Path, tmp_path: Path) -> None:
+    report = build_report([WINOGRAD[0]], model=str(tiny_bert))  # on the page by default
+    assert page_data(report.html)["rg-data-s1"]["qk"] is not None
+    report.export_json(tmp_path / "x.json")
+    assert "qk" not in json.loads((tmp_path / "x.json").read_text())["items"][0]
+
+
+def test_the_cli_flag_and_its_refusals(tiny_bert: Path, tmp_path: Path) -> None:
+    assert REPORT_ONLY["--qk"] == "qk"
+    runner = CliRunner()
+    out = runner.invoke(
+        main,
+        ["--atlas", "-i", str(tmp_path / "c.jsonl"), "--qk", "-m", str(tiny_bert)],
+    )
+    assert out.exit_code == 2 and "--qk" in out.output and "--atlas" in out.output
+    export = tmp_path / "e.json"
+    done = runner.invoke(
+        main,
+        [WINOGRAD[0], "-m", str(tiny_bert), "-o", str(tmp_path / "r.html"), "--qk",
+         "--export-json", str(export), "-q"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "qk" in json.loads(export.read_text())["items"][0]
+
+
+def test_a_model_on_eager_attention_says_why_in_one_line(
+    tmp_path: Path, tiny_model: Callable[..., Path]
+) -> None:
+    """Gemma 2 soft-caps its scores: it runs eager attention, whose queries and keys the
+    capture seam never sees, so its page has no panel and says so."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    llama = tiny_model("llama")
+    folder = tmp_path / "gemma2"
+    folder.mkdir()
+    for f in llama.iterdir():
+        if "token" in f.name or f.name == "special_tokens_map.json":
+            shutil.copy(f, folder / f.name)
+    cfg = Gemma2Config(
+        vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+        attn_logit_softcapping=5.0, query_pre_attn_scalar=8,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Gemma2ForCausalLM(cfg).save_pretrained(folder)
+    report = build_report([WINOGRAD[0]], model=str(folder))
+    assert page_data(report.html)["rg-data-s1"]["qk"] is None
+    lines = re.findall(r"<p [^>]*data-qk-none>(.*?)</p>", report.html, re.S)
+    assert len(lines) == 1 and "soft-caps" in lines[0] and "eager" in lines[0]
+
+
+# ---------------------------------------------------------------------------------------
+# In Chromium
+
+CELL = """([sel, i, j]) => {
+  const gd = document.querySelector(sel);
+  const r = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  return [r.left + xa._offset + xa.l2p(j), r.top + ya._offset + ya.l2p(i)];
+}"""
+
+
+def _click_cell(page: Any, anchor: str, i: int, j: int, shift: bool = False) -> None:
+    sel = f'#{anchor} [data-plot="head"]'
+    page.locator(sel).scroll_into_view_if_needed()
+    x, y = page.evaluate(CELL, [sel, i, j])
+    panel = page.locator(f'#{anchor} [data-view="qk"]')
+    panel.evaluate("el => delete el.dataset.rgRendered")
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.click(x, y)
+    if shift:
+        page.keyboard.up("Shift")
+    page.wait_for_selector(f'#{anchor} [data-view="qk"][data-rg-rendered="1"]', state="attached")
+
+
+def cells_header(panel: Any) -> list[str]:
+    headers: list[str] = panel.locator("[data-qk-table] tr").first.locator("th").all_text_contents()
+    return headers
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("family", ["bert", "llama", "t5"])
+def test_clicking_a_cell_explains_its_weight(
+    browser: Any,
+    family: str,
+    family_reports: dict[str, tuple[Any, dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    report, _ = family_reports[family]
+    path = tmp_path / "r.html"
+    report.save(path)
+    page, log = open_report(browser, path)
+    rec = page_data(report.html)["rg-data-s1"]
+    qk, scale = rec["qk"], rec["maps"][0]["scale"]
+    i, j, j2 = 7, 2, 5  # "it"-like row of the pair: any cell a causal row can see
+    _click_cell(page, "s1", i, j)
+    panel = page.locator('#s1 [data-view="qk"]')
+    assert panel.locator("[data-qk-body]").is_visible()
+    cells = panel.locator("[data-qk-table] tr").nth(1).locator("th, td").all_text_contents()
+    recomputed, stored, diff = (float(c) for c in cells[-3:])
+    z = page.evaluate(
+        "([sel, i, j]) => document.querySelector(sel).data[0].z[i][j]",
+        ['#s1 [data-plot="head"]', i, j],
+    )
+    assert abs(stored - z) < 1e-6  # the heatmap's own value at that cell
+    assert abs(recomputed - z) <= 1 / scale + qk["error"]
+    assert abs(diff - (recomputed - stored)) < 1e-3
+    amap = report.extraction.results[0].maps[0]
+    layer, head = report.document.start.layer, report.document.start.head
+    assert abs(recomputed - float(amap.attention[layer, head, i, j])) <= qk["error"] + 1e-6
+    formula = panel.locator("[data-qk-formula]").inner_text()
+    assert "q·k × scaling" in formula
+    stated = re.search(r"by at most ([0-9.e+-]+) in this sentence", formula)
+    assert stated is not None and float(stated.group(1)) == qk["error"]
+    if family == "t5":  # the bias is a term of its own, in the formula and the table
+        assert "position bias" in formula and "+ bias" in cells_header(panel)
+    if family == "llama":
+        assert "Rotary positions" in formula and "causal mask" in formula
+        assert "key head" in panel.locator("[data-qk-note]").inner_text()
+    vectors = page.evaluate(
+        "sel => document.querySelector(sel).data.map(t => t.y.length)",
+        '#s1 [data-plot="qk-vectors"]',
+    )
+    assert vectors == [qk["head_dim"]] * 3  # q_i, k_j, their product
+    # A second key of the same row: both scores, and the dimensions of the difference.
+    _click_cell(page, "s1", i, j2, shift=True)
+    rows = panel.locator("[data-qk-table] tr").count()
+    assert rows == 3
+    contrast = panel.locator("[data-qk-contrast]").inner_text()
+    assert contrast.startswith("Scores:") and contrast.count("dimension ") == 5
+    assert page.locator('#s1 [data-control="compare"]').input_value() == str(j2)
+    # Another head: the panel follows it, same cell.
+    page.select_option('#s1 [data-view="head"] [data-control="head"]', "0")
+    page.wait_for_selector("#s1 [data-qk-note] >> text=/Head 1 ·/")
+    assert log.errors == []
+
+
+@pytest.mark.browser
+def test_the_panel_explains_weights_only(browser: Any, tiny_bert: Path, tmp_path: Path) -> None:
+    report = build_report([WINOGRAD[0]], model=str(tiny_bert), measures=("norm",))
+    path = tmp_path / "m.html"
+    report.save(path)
+    page, log = open_report(browser, path)
+    _click_cell(page, "s1", 3, 1)
+    assert page.locator("#s1 [data-qk-body]").is_visible()
+    page.select_option("#rg-measure", "norm")
+    page.wait_for_selector("#s1 [data-qk-note] >> text=/explains attention weights only/")
+    assert page.locator("#s1 [data-qk-body]").is_hidden()
+    assert log.errors == []
