@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_report", "from_attention"]
+__all__ = ["__version__", "build_report", "from_attention", "from_export"]
 
 if TYPE_CHECKING:
     from reportgen.pipeline import Report
@@ -29,3 +29,12 @@ def from_attention(attention: Any = None, tokens: Any = None, **options: Any) ->
     from reportgen.given import from_attention as _given
 
     return _given(attention, tokens, **options)
+
+
+def from_export(path: Any, **options: Any) -> Report:
+    """The page an ``--export-json`` file was written from, rebuilt with no model (the
+    same page byte for byte; `title`, `layer`, `head` may change it); see
+    :func:`reportgen.rerender.from_export`."""
+    from reportgen.rerender import from_export as _rerender
+
+    return _rerender(path, **options)

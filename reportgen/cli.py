@@ -240,6 +240,15 @@ def _human_size(size: int) -> str:
     show_default=True,
     help="Atlas only: example sentences shown per head.",
 )
+@click.option(
+    "--from-export",
+    "from_export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE.json",
+    help="Re-render the page of an --export-json file, with no model: the same page as "
+    "the run that wrote it (--title, --layer, --head may change it).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.version_option(__version__, "--version", prog_name="reportgen")
 def main(
@@ -271,6 +280,7 @@ def main(
     ray_address: str | None,
     num_gpus: float,
     examples: int,
+    from_export: Path | None,
     quiet: bool,
 ) -> None:
     """Write one self-contained HTML report of a transformer's attention over SENTENCES.
@@ -283,6 +293,14 @@ def main(
     from reportgen.safety import sigterm_as_interrupt
 
     sigterm_as_interrupt()  # as Ctrl-C: one line, no file
+    if from_export is not None:
+        refused = (["SENTENCE"] if sentences else []) + _given(MODEL_ONLY)
+        if refused:
+            raise click.UsageError(
+                f"{', '.join(refused)} {'does' if len(refused) == 1 else 'do'} not go with "
+                "--from-export: it re-renders the export's sentences with no model (it takes "
+                "-o, --title, --layer, --head, --export-json, --submission and -q)"
+            )
     refused = _given(REPORT_ONLY if atlas else ATLAS_ONLY)
     if refused and atlas:
         raise click.UsageError(
@@ -326,6 +344,12 @@ def main(
             assert input_path is not None
             return _write_atlas(input_path, output, export_json, config, options, log, quiet)
 
+    elif from_export is not None:
+        source = from_export
+
+        def run() -> int:
+            return _write_from_export(source, output, export_json, submission_dir, config, log)
+
     else:
 
         def run() -> int:
@@ -343,7 +367,12 @@ def main(
 
     what = "atlas" if atlas else "report"
     try:
-        _check_outputs(output, export_json, input_path, config)
+        _check_outputs(
+            output,
+            export_json,
+            str(from_export) if from_export is not None else input_path,
+            config,
+        )
         size = run()
     except KeyboardInterrupt:
         _say(f"reportgen: interrupted; no {what} written")
@@ -441,6 +470,35 @@ def _write_report(
     return report.save(output)
 
 
+def _write_from_export(
+    source: Path,
+    output: Path,
+    export_json: Path | None,
+    submission_dir: Path | None,
+    config: ReportConfig,
+    log: Callable[[str], None],
+) -> int:
+    """`--from-export`: the page of an export file again, with no model; its size."""
+    from reportgen.rerender import from_export
+
+    if submission_dir is not None:
+        from reportgen.submission import check_folder
+
+        check_folder(submission_dir)
+    report = from_export(source, title=config.title, layer=config.layer, head=config.head)
+    if export_json is not None:
+        size = report.export_json(export_json)
+        log(f"wrote {export_json} ({_human_size(size)})")
+    if submission_dir is not None:
+        from reportgen.config import Extraction
+        from reportgen.submission import write_submission
+
+        assert isinstance(report.extraction, Extraction)  # long exports are refused
+        files = write_submission(report.document, report.extraction, submission_dir)
+        log(f"wrote {len(files)} submission files into {submission_dir}")
+    return report.save(output)
+
+
 def _write_atlas(
     input_path: str,
     output: Path,
@@ -486,6 +544,29 @@ ATLAS_ONLY = {
     "--ray-address": "ray_address",
     "--num-gpus": "num_gpus",
     "--examples": "examples",
+}
+
+
+# What --from-export refuses: it runs no model and reads its sentences from the export.
+MODEL_ONLY = {
+    "-m/--model": "model",
+    "-i/--input": "input_path",
+    "--focus": "focus",
+    "--candidates": "candidates",
+    "--focus-at": "focus_at",
+    "--measures": "measures",
+    "--qk": "qk",
+    "--compare": "compare",
+    "--pair": "text_pair",
+    "--target": "target",
+    "--batch-size": "batch_size",
+    "--device": "device",
+    "--dtype": "dtype",
+    "--no-truncate": "no_truncate",
+    "--max-tokens": "max_tokens",
+    "--max-sentences": "max_sentences",
+    "--atlas": "atlas",
+    **ATLAS_ONLY,
 }
 
 

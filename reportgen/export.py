@@ -13,6 +13,10 @@ the extraction lays out its streams, ``extract.map_layout``): the primary map is
 
 Over the page budget the export is :func:`long_export_data`'s: what the long-input page
 holds (the overview per head and the exact rows), with no full ``attention`` array.
+
+A report's export also carries ``reportgen_export`` (:func:`render_record`, versioned):
+what ``--from-export`` (:mod:`reportgen.rerender`) needs beyond the numbers to build the
+same page again with no model.
 """
 
 from __future__ import annotations
@@ -25,7 +29,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reportgen import analysis
-from reportgen.config import Extraction, LongAttention, LongExtraction, ModelInfo, QueriesKeys
+from reportgen.config import (
+    Extraction,
+    LongAttention,
+    LongExtraction,
+    ModelInfo,
+    QueriesKeys,
+    ReportConfig,
+    SentenceInput,
+    TokenSeq,
+)
 from reportgen.render import write_atomic
 
 if TYPE_CHECKING:
@@ -39,6 +52,11 @@ MAP_KEYS = {"decoder_self": "decoder_attention", "cross": "cross_attention"}
 
 # Decimals the long-input export keeps (see _rounded).
 LONG_DECIMALS = 6
+
+# The record `--from-export` re-renders a page from (reportgen.rerender): its key and the
+# version of its layout. A reader refuses any other version in one line.
+RECORD_KEY = "reportgen_export"
+RECORD_VERSION = 1
 
 
 def head_json(layer: int, head: int) -> dict[str, Any]:
@@ -162,7 +180,10 @@ def _analysis(sdoc: SentenceDoc, attention: Any, rule: str) -> dict[str, Any]:
 
 
 def export_data(
-    extraction: Extraction, document: ReportDocument | None = None, qk: bool = False
+    extraction: Extraction,
+    document: ReportDocument | None = None,
+    qk: bool = False,
+    config: ReportConfig | None = None,
 ) -> dict[str, Any]:
     """The export document: model facts, then one item per sentence in report order.
 
@@ -170,7 +191,8 @@ def export_data(
     `document`, each item adds its analysis numbers (entropy, focus, rollout, next-token
     heads) and `pairs` the minimal-pair summaries. With `qk` (``--qk``), each item whose
     first map kept them adds ``qk``: its queries ``[L][H][n][d]`` and keys ``[L][KV][n][d]``
-    at float32 (:func:`qk_json`).
+    at float32 (:func:`qk_json`). With the `document`, ``reportgen_export`` records what
+    re-rendering the page needs beyond those numbers (:func:`render_record`).
     """
     model = extraction.model
     items = []
@@ -229,7 +251,97 @@ def export_data(
         out["measures_withheld"] = extraction.measures_withheld
     if qk and extraction.qk_withheld is not None:
         out["qk_withheld"] = extraction.qk_withheld
+    if document is not None:
+        out[RECORD_KEY] = render_record(extraction, document, config, qk)
     return out
+
+
+def token_seq_json(seq: TokenSeq) -> dict[str, Any]:
+    """Tokens exactly as the page labels them (the engine's :class:`TokenSeq`)."""
+    return {
+        "tokens": list(seq.tokens),
+        "display": list(seq.display),
+        "word_ids": list(seq.word_ids),
+        "offsets": [list(o) for o in seq.offsets],
+        "special": list(seq.special),
+        "text": seq.text,
+    }
+
+
+def _item_json(item: SentenceInput) -> dict[str, Any]:
+    return {
+        "text": item.text,
+        "focus": item.focus,
+        "candidates": list(item.candidates),
+        "answer": item.answer,
+        "text_pair": item.text_pair,
+        "target": item.target,
+    }
+
+
+def render_record(
+    extraction: Extraction,
+    document: ReportDocument,
+    config: ReportConfig | None = None,
+    qk: bool = False,
+) -> dict[str, Any]:
+    """What ``--from-export`` needs beyond the numbers the export already holds: the
+    options that shape the page, the model record, the warnings, each sentence's input
+    and its maps' tokens as the page labels them, the minimal pairs and where each asks
+    its question, and the queries and keys the page carries (where the item's ``qk`` does
+    not hold them already). The weights themselves stay in the items' ``attention``."""
+    cfg = config or ReportConfig(title=document.title)
+    model = extraction.model
+    items = []
+    for result in extraction.results:
+        maps = []
+        for amap in result.maps:
+            maps.append(
+                {
+                    "id": amap.id,
+                    "name": amap.name,
+                    "causal": amap.causal,
+                    "sentence_b_start": amap.sentence_b_start,
+                    "query": token_seq_json(amap.query),
+                    # None: the same tokens as the query's (self-attention).
+                    "key": None if amap.key == amap.query else token_seq_json(amap.key),
+                }
+            )
+        record: dict[str, Any] = {
+            "input": _item_json(result.item),
+            "truncated": result.truncated,
+            "maps": maps,
+        }
+        primary = result.maps[0]
+        if primary.qk is not None and not qk:  # with --qk the item's "qk" holds them
+            record["qk"] = qk_json(primary.qk)
+        items.append(record)
+    queries: list[list[dict[str, Any]] | None] = []
+    for p in document.pairs:
+        if p.query is None:
+            queries.append(None)
+        else:
+            asked = [p.query] + ([p.second.query] if p.second is not None else [])
+            queries.append([_query_json(q) for q in asked])
+    return {
+        "version": RECORD_VERSION,
+        "options": {
+            "title": cfg.title,
+            "layer": cfg.layer,
+            "head": cfg.head,
+            "focus_at": cfg.focus_at,
+            "measures": list(cfg.measures),
+            # The precision the model ran in: its rows sum to 1 within what it rounds.
+            "dtype": cfg.dtype,
+        },
+        "model": {**_model_json(model), "max_length": model.max_length},
+        "warnings": list(extraction.warnings),
+        "measures_withheld": extraction.measures_withheld,
+        "qk_withheld": extraction.qk_withheld,
+        "pairs": [[p.a, p.b] for p in document.pairs],
+        "queries": queries,
+        "items": items,
+    }
 
 
 def qk_json(qk: QueriesKeys) -> dict[str, Any]:
@@ -321,4 +433,6 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
         "model": _model_json(model),
         "items": items,
         "pairs": [],
+        # Marks a long-input export, which --from-export does not re-render yet.
+        RECORD_KEY: {"version": RECORD_VERSION, "long": True},
     }

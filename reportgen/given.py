@@ -442,15 +442,20 @@ def _shape_of(
 
 
 def _check_weights(
-    layers: list[Any], field: str, labels: Sequence[str], causal: bool | None
+    layers: list[Any],
+    field: str,
+    labels: Sequence[str],
+    causal: bool | None,
+    tolerance: float | None = None,
 ) -> tuple[NDArray[np.float32], bool]:
     """Every weight finite and not negative, every row summing to 1 within the dtype's
-    tolerance; the map as float32 and whether its upper triangle is all zero."""
+    tolerance (or `tolerance`); the map as float32 and whether its upper triangle is all
+    zero."""
     heads, nq, nk = (int(d) for d in layers[0].shape)
     out = np.empty((len(layers), heads, nq, nk), dtype=np.float32)
     upper_zero = True
     for li, layer in enumerate(layers):
-        tol = _tolerance(layer)
+        tol = _tolerance(layer) if tolerance is None else tolerance
         a = _as_float64(layer)
 
         def where(h: int, r: int, li: int = li) -> str:
@@ -887,4 +892,10 @@ def from_attention(
         for a, b in pairs
     )
     extraction = Extraction(model=info, results=tuple(results), warnings=(NO_MODEL_LINE,))
-    return report_from_extraction(extraction, replace(cfg), pairs, queries)
+    # The export records the loosest precision given: its rows sum to 1 only within that
+    # (reportgen.rerender checks them so again).
+    given_dtypes = {
+        _dtype_name(layer) for c in checked for ls in c.streams.values() for layer in ls
+    }
+    dtype = next((d for d in ("bfloat16", "float16") if d in given_dtypes), cfg.dtype)
+    return report_from_extraction(extraction, replace(cfg, dtype=dtype), pairs, queries)

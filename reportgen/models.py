@@ -634,16 +634,7 @@ def adopt_weights(spec: ModelSpec, model: Any, log: Log = _quiet_log) -> LoadedM
             "cannot read its attention"
         )
     model.eval()
-    info = replace(spec.info, architecture=type(model).__name__)
-    return LoadedModel(
-        info,
-        spec.tokenizer,
-        model,
-        spec.device,
-        spec.max_length,
-        spec.last_logits_only,
-        eager_reason,
-    )
+    return _loaded(spec, model, eager_reason)
 
 
 def load_weights(spec: ModelSpec, log: Log = _quiet_log) -> LoadedModel:
@@ -668,6 +659,11 @@ def load_weights(spec: ModelSpec, log: Log = _quiet_log) -> LoadedModel:
         ) from None
     model.eval()
     model.to(spec.device)
+    return _loaded(spec, model, eager_reason)
+
+
+def _loaded(spec: ModelSpec, model: Any, eager_reason: str | None) -> LoadedModel:
+    """The model ready for the engine, named by its class."""
     info = replace(spec.info, architecture=type(model).__name__)
     return LoadedModel(
         info,

@@ -49,6 +49,8 @@ class Report:
     extraction: Extraction | LongExtraction = field(repr=False)
     # --qk: the export carries the queries and keys at float32 (export.export_data).
     export_qk: bool = field(default=False, repr=False)
+    # The options the page was built with, recorded in the export for `--from-export`.
+    config: ReportConfig | None = field(default=None, repr=False)
 
     def save(self, path: str | Path) -> int:
         """Write the report atomically; return its size in bytes."""
@@ -62,7 +64,8 @@ class Report:
         if isinstance(self.extraction, LongExtraction):
             return write_export(Path(path), long_export_data(self.extraction))
         return write_export(
-            Path(path), export_data(self.extraction, self.document, qk=self.export_qk)
+            Path(path),
+            export_data(self.extraction, self.document, qk=self.export_qk, config=self.config),
         )
 
     def _repr_html_(self) -> str:
@@ -425,7 +428,13 @@ def _run(
     document = build_document(extraction, cfg, __version__, batch.pairs, plan.queries)
     log("rendering the report ...")
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
-    return Report(html=text, document=document, extraction=extraction, export_qk=bool(cfg.qk))
+    return Report(
+        html=text,
+        document=document,
+        extraction=extraction,
+        export_qk=bool(cfg.qk),
+        config=cfg,
+    )
 
 
 def _long_report(
@@ -452,7 +461,7 @@ def _long_report(
     document = build_long_document(extraction, cfg, __version__)
     log("rendering the report ...")
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
-    return Report(html=text, document=document, extraction=extraction)
+    return Report(html=text, document=document, extraction=extraction, config=cfg)
 
 
 def report_from_extraction(
@@ -461,8 +470,11 @@ def report_from_extraction(
     pairs: tuple[tuple[int, int], ...] = (),
     queries: tuple[tuple[PairQuery, ...] | None, ...] = (),
 ) -> Report:
-    """Render an extraction made without a model run (``reportgen.given.from_attention``)
-    exactly as :func:`build_report` renders its own: one document, one renderer."""
+    """Render an extraction made without a model run (``reportgen.given.from_attention``,
+    ``reportgen.rerender.from_export``) exactly as :func:`build_report` renders its own:
+    one document, one renderer."""
     document = build_document(extraction, cfg, __version__, pairs, queries)
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
-    return Report(html=text, document=document, extraction=extraction)
+    return Report(
+        html=text, document=document, extraction=extraction, export_qk=bool(cfg.qk), config=cfg
+    )

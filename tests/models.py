@@ -228,3 +228,20 @@ def save_tiny_llama(folder: Path) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def save_tiny_gemma2(folder: Path) -> Path:
+    """A 2-layer Gemma 2 (soft-capped scores: it must run eager attention) with the tiny
+    Llama's tokenizer."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    save_tiny_llama(folder)  # its tokenizer files; the weights are replaced below
+    cfg = Gemma2Config(
+        vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+        attn_logit_softcapping=5.0, query_pre_attn_scalar=8,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Gemma2ForCausalLM(cfg).save_pretrained(folder)
+    return folder

@@ -368,7 +368,10 @@ def test_cli_writes_page_and_export(tmp_path: Path, tiny_bert: Path, qa_corpus: 
     code, err = run(*args, "--export-json", str(exp), "--batch-size", "2")
     assert code == 0, err
     data = json.loads(exp.read_text())
-    assert list(data) == ["model", "sentences", "tokens", "statistics", "coreference"]
+    assert list(data) == [
+        "model", "sentences", "tokens", "statistics", "statistics_by_measure", "coreference",
+    ]  # fmt: skip
+    assert data["statistics_by_measure"] == {}  # no --measures
     assert data["model"] == {"name": tiny_bert.name, "layers": 2, "heads": 4}
     assert data["sentences"] == 4
     assert list(data["statistics"]) == list(STATS)

@@ -124,3 +124,37 @@ def test_totals_under_measures_merge_exactly() -> None:
     c.merge(a)  # into an empty total: a copy, not a shared array
     c.measure_right["norm"] += 1
     assert int(a.measure_right["norm"][0, 0]) == 3
+
+
+def test_the_statistics_under_norm_equal_an_independent_mean(
+    tiny_bert: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """to_first, to_self and to_prev under norm: the token-weighted means over every
+    eligible row, recomputed from the report engine's norm maps."""
+    atlas = build_atlas(str(corpus), ReportConfig(model=str(tiny_bert), measures=("norm",)))
+    under = atlas.sums.means_under("norm")
+    first = self_ = prev = 0.0
+    rows = prev_rows = 0
+    for text, _, _ in ITEMS:
+        norm = build_report([text], str(tiny_bert), measures=("norm",))
+        m = norm.extraction.results[0].maps[0].measures
+        assert m is not None and m.norm is not None
+        n = m.norm.shape[-1]
+        first = first + m.norm[..., :, 0].sum(-1)
+        self_ = self_ + np.trace(m.norm, axis1=-2, axis2=-1)
+        prev = prev + sum(m.norm[..., i, i - 1] for i in range(1, n))
+        rows, prev_rows = rows + n, prev_rows + n - 1
+    np.testing.assert_allclose(under["to_first"], first / rows, atol=1e-6)
+    np.testing.assert_allclose(under["to_self"], self_ / rows, atol=1e-6)
+    np.testing.assert_allclose(under["to_prev"], prev / prev_rows, atol=1e-6)
+    # The weights' own statistics are unchanged by asking for norm.
+    plain = build_atlas(str(corpus), ReportConfig(model=str(tiny_bert)))
+    for name, values in plain.sums.means().items():
+        np.testing.assert_allclose(atlas.sums.means()[name], values, atol=1e-9, err_msg=name)
+    atlas.export_json(tmp_path / "a.json")
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["statistics_by_measure"]["norm"]["to_first"] == [
+        [float(v) for v in row] for row in under["to_first"]
+    ]
+    assert atlas.html().count('<tr data-stat="') == 7
+    assert plain.export_data()["statistics_by_measure"] == {}

@@ -151,23 +151,7 @@ def test_a_soft_capped_model_runs_eager_and_says_so(
 ) -> None:
     """Gemma 2 caps its scores inside the attention: rebuilt weights would be guesses, so
     it runs eager attention, its hooks read eager's own weights, and the page says why."""
-    import shutil
-
-    from transformers import Gemma2Config, Gemma2ForCausalLM
-
-    llama = tiny_model("llama")
-    folder = tmp_path / "gemma2"
-    folder.mkdir()
-    for f in llama.iterdir():
-        if "token" in f.name or f.name == "special_tokens_map.json":
-            shutil.copy(f, folder / f.name)
-    cfg = Gemma2Config(
-        vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
-        attn_logit_softcapping=5.0, query_pre_attn_scalar=8,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    Gemma2ForCausalLM(cfg).save_pretrained(folder)
+    folder = tiny_model("gemma2")
     config = ReportConfig(model=str(folder))
     loaded = load_model(config)
     assert loaded.eager_reason is not None and loaded.model.config._attn_implementation == "eager"

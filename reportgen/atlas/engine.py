@@ -239,7 +239,6 @@ class AtlasExtractor:
 
     def _reduce(self, att: Any, batch: Sequence[Encoded], acc: AtlasSums) -> None:
         import torch
-        import torch.nn.functional as F
 
         L, B, H, n, _ = att.shape
         device = att.device
@@ -253,24 +252,18 @@ class AtlasExtractor:
         special[:, 0] = False
         punct = self._punct[ids].to(device) & valid
         keys = torch.stack([special, punct], dim=-1).to(att.dtype)  # [B, n(key), 2]
-        to_keys = torch.einsum("lbhqk,bkc->clbhq", att, keys)
-        rows = torch.stack(
-            [
-                att[..., 0],
-                to_keys[0],
-                to_keys[1],
-                att.diagonal(0, -2, -1),
-                F.pad(att.diagonal(-1, -2, -1), (1, 0)),  # row i: a[i-1]; row 0 unused
-                F.pad(att.diagonal(1, -2, -1), (0, 1)),  # row i: a[i+1]; last row unused
-                -torch.special.xlogy(att, att).sum(-1),
-            ]
-        )  # [stat, L, B, H, n]
         has_next = pos[None, :] + 1 < lengths[:, None]
         masks = torch.stack(
             [valid, valid, valid, valid, valid & (pos >= 1)[None, :], has_next, valid]
         ).to(att.dtype)  # [stat, B, n]
-        # Sum in float64 from here: a corpus has millions of rows.
-        per_sentence = (rows * masks[:, None, :, None, :]).sum(-1, dtype=torch.float64)
+        per_sentence = _row_sums(att, keys, masks)
+        # The same statistics under norm (issue 20: does the [CLS] sink survive when the
+        # values are counted?), over the same rows.
+        norm = self._norm_maps(batch)
+        if norm is not None:
+            under = _row_sums(torch.from_numpy(norm), keys, masks).sum(2).cpu().numpy()
+            kept = acc.measure_sums.get("norm")
+            acc.measure_sums["norm"] = under if kept is None else kept + under
         if not torch.isfinite(per_sentence).all():
             raise ModelError(f"{batch[0].source}: the model returned non-finite attention")
         counts = masks.sum(-1, dtype=torch.float64)  # [stat, B]
@@ -324,6 +317,22 @@ class AtlasExtractor:
                 lambda s: self.describe(by_seq[s]),
             )
 
+    def _norm_maps(self, batch: Sequence[Encoded]) -> np.ndarray | None:
+        """The batch's norm maps padded as its weights, ``[L, B, H, n, n]``; None unless
+        norm was asked for and every sentence has it in every layer."""
+        if "norm" not in self.measures:
+            return None
+        layers = self.loaded.info.layers
+        if any(s.withheld is not None or len(s.mixing) != layers for s in self._mixed):
+            return None
+        n = max(len(e.ids) for e in batch)
+        out = np.zeros((layers, len(batch), self.loaded.info.heads, n, n), dtype=np.float32)
+        for b, (sink, e) in enumerate(zip(self._mixed, batch, strict=True)):
+            k = len(e.ids)
+            for layer in range(layers):
+                out[layer, b, :, :k, :k] = sink.mixing[layer].norm
+        return out
+
     def _measure_maps(self, b: int, acc: AtlasSums) -> dict[str, np.ndarray]:
         """Sentence `b`'s measures as ``[L, H or 1, n, n]`` maps (ALTI with its rollout);
         none, and the reason kept in `acc`, where the self-check withheld them."""
@@ -358,6 +367,27 @@ class AtlasExtractor:
             )
             acc.js_sum[i, i + 1 :] += js.sum(-1, dtype=torch.float64).cpu().numpy()
         acc.js_rows += float(rows.shape[1])
+
+
+def _row_sums(att: Any, keys: Any, masks: Any) -> Any:
+    """Each statistic's row values of ``[L, B, H, n, n]`` maps, summed over each
+    sentence's eligible rows in float64 (a corpus has millions of rows): [stat, L, B, H]."""
+    import torch
+    import torch.nn.functional as F
+
+    to_keys = torch.einsum("lbhqk,bkc->clbhq", att, keys)
+    rows = torch.stack(
+        [
+            att[..., 0],
+            to_keys[0],
+            to_keys[1],
+            att.diagonal(0, -2, -1),
+            F.pad(att.diagonal(-1, -2, -1), (1, 0)),  # row i: a[i-1]; row 0 unused
+            F.pad(att.diagonal(1, -2, -1), (0, 1)),  # row i: a[i+1]; last row unused
+            -torch.special.xlogy(att, att).sum(-1),
+        ]
+    )  # [stat, L, B, H, n]
+    return (rows * masks[:, None, :, None, :]).sum(-1, dtype=torch.float64)
 
 
 class _PaddedSink:

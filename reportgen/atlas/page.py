@@ -80,6 +80,42 @@ class StatSection:
 
 
 @dataclass(frozen=True)
+class UnderMeasure:
+    """One statistic under weights and under norm, averaged over every head, with the
+    head whose value falls the most when the values are counted."""
+
+    name: str
+    weights: float
+    norm: float
+    head: tuple[int, int]  # 1-based layer and head
+    head_weights: float
+    head_norm: float
+
+
+def _under_norm(sums: AtlasSums) -> tuple[UnderMeasure, ...]:
+    under = sums.means_under("norm")
+    out = []
+    for name, weights in sums.means().items():
+        norm = under.get(name)
+        if weights is None or norm is None:
+            continue
+        drop = weights - norm
+        flat = int(np.argmax(drop))  # the first maximum
+        layer, head = divmod(flat, sums.heads)
+        out.append(
+            UnderMeasure(
+                name,
+                float(weights.mean()),
+                float(norm.mean()),
+                (layer + 1, head + 1),
+                float(weights[layer, head]),
+                float(norm[layer, head]),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class AtlasDocument:
     """Everything the atlas page shows, decided here; the template only lays it out."""
 
@@ -103,6 +139,7 @@ class AtlasDocument:
     # Coreference under weights and each context-mixing measure asked for (issue 20),
     # and why the measures are withheld for this model, if they are.
     by_measure: tuple[MeasureAccuracy, ...]
+    under_norm: tuple[UnderMeasure, ...]  # the statistics under norm (--measures norm)
     measures_withheld: str | None
     significance: float  # the level at which the best head counts as beyond chance
     examples_k: int
@@ -197,6 +234,7 @@ def atlas_document(
         baselines=coref.baselines if coref is not None else (),
         coref=coref,
         by_measure=measure_accuracies(sums),
+        under_norm=_under_norm(sums),
         measures_withheld=sums.measures_withheld,
         significance=SIGNIFICANCE,
         examples_k=sums.examples.k if sums.examples is not None else 0,
@@ -321,6 +359,11 @@ def export_data(sums: AtlasSums, model_name: str, coref: CorefStats | None) -> d
         "sentences": sums.sentences,
         "tokens": sums.tokens,
         "statistics": {name: grid(values) for name, values in sums.means().items()},
+        # The same statistics under norm (--measures norm), keyed the same way.
+        "statistics_by_measure": {
+            measure: {name: grid(values) for name, values in sums.means_under(measure).items()}
+            for measure in sums.measure_sums
+        },
         "coreference": {
             "items": sums.coref_items,
             "skipped": sums.coref_skipped,

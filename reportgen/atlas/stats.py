@@ -235,6 +235,9 @@ class AtlasSums:
     # name -> [layer, head] ("norm") or [layer, 1] (a per-layer measure); and why the
     # measures are withheld for this model, if they are.
     measure_right: dict[str, NDArray[np.int64]] = field(default_factory=dict)
+    # The statistics' sums under a per-head measure ("norm"), [stat, layer, head], over
+    # the same rows as `sums`.
+    measure_sums: dict[str, NDArray[np.float64]] = field(default_factory=dict)
     measures_withheld: str | None = None
 
     @classmethod
@@ -270,6 +273,9 @@ class AtlasSums:
         for name, right in other.measure_right.items():
             mine = self.measure_right.get(name)
             self.measure_right[name] = right.copy() if mine is None else mine + right
+        for name, sums in other.measure_sums.items():
+            kept = self.measure_sums.get(name)
+            self.measure_sums[name] = sums.copy() if kept is None else kept + sums
         self.measures_withheld = self.measures_withheld or other.measures_withheld
         if self.examples is not None and other.examples is not None:
             self.examples.merge(other.examples)
@@ -280,6 +286,16 @@ class AtlasSums:
         for i, name in enumerate(STATS):
             out[name] = self.sums[i] / self.rows[i] if self.rows[i] > 0 else None
         return out
+
+    def means_under(self, measure: str) -> dict[str, NDArray[np.float64] | None]:
+        """:meth:`means` under a per-head measure; empty where it was not counted."""
+        sums = self.measure_sums.get(measure)
+        if sums is None:
+            return {}
+        return {
+            name: sums[i] / self.rows[i] if self.rows[i] > 0 else None
+            for i, name in enumerate(STATS)
+        }
 
     def js_distance(self) -> NDArray[np.float64] | None:
         """Mean Jensen-Shannon divergence per token between every two heads,
