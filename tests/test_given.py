@@ -431,7 +431,9 @@ def test_encoder_attention_is_not_causal(lab_report: Report) -> None:
     assert not lab_report.extraction.results[0].maps[0].causal
 
 
-def test_encoder_decoder_maps(tiny_model: Any, tmp_path: Path) -> None:
+def _t5_given(tiny_model: Any) -> tuple[Any, Any]:
+    """The tiny T5's three maps of one input, from its own eager run, through
+    from_attention: the report and the model's outputs."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -449,6 +451,11 @@ def test_encoder_decoder_maps(tiny_model: Any, tmp_path: Path) -> None:
         encoder_tokens=tok.convert_ids_to_tokens(enc["input_ids"][0].tolist()),
         decoder_tokens=tok.convert_ids_to_tokens(dec[0].tolist()),
     )
+    return report, out
+
+
+def test_encoder_decoder_maps(tiny_model: Any, tmp_path: Path) -> None:
+    report, out = _t5_given(tiny_model)
     assert report.document.model.kind == "encoder-decoder"
     maps = report.extraction.results[0].maps
     assert [m.id for m in maps] == ["encoder_self", "decoder_self", "cross"]
@@ -540,23 +547,7 @@ def test_pair_causal_and_encoder_decoder_pages_draw(
     browser: Any, tiny_model: Any, tmp_path: Path
 ) -> None:
     """Every page kind from given attention draws offline with no console error."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    folder = tiny_model("t5")
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder, attn_implementation="eager")
-    enc = tok("the cat sat", return_tensors="pt")
-    dec = torch.tensor([[0, *tok("the cat")["input_ids"]]])
-    with torch.no_grad():
-        out = model(**enc, decoder_input_ids=dec, output_attentions=True)
-    t5 = reportgen.from_attention(
-        encoder_attention=out.encoder_attentions,
-        decoder_attention=out.decoder_attentions,
-        cross_attention=out.cross_attentions,
-        encoder_tokens=tok.convert_ids_to_tokens(enc["input_ids"][0].tolist()),
-        decoder_tokens=tok.convert_ids_to_tokens(dec[0].tolist()),
-    )
+    t5, _ = _t5_given(tiny_model)
     pair = reportgen.from_attention(
         [_lab(s) for s in WINOGRAD], compare=True, focus="it", candidates=["animal", "street"]
     )
