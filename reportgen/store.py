@@ -6,7 +6,8 @@ are snake_case everywhere. Indices are 0-based (the page adds 1 where it shows t
 
 FORMAT (each record below is serialised by :func:`as_json`, tuples as JSON arrays)
 
-``<script type="application/json" id="rg-config">``: :class:`PageSettings`
+``<script type="application/json" id="rg-config">``: :class:`PageSettings` (on the atlas
+    page :class:`AtlasSettings`: ``heatmap_size`` only)
     ``start_layer``, ``start_head``: the head the views show first (0-based);
     ``layers``, ``heads``: the model's primary map; ``figures``: Plotly specs without
     data (``attention``, ``difference``); ``pair_filters``: bertviz's sentence-pair
@@ -252,6 +253,14 @@ class MeasureChoice:
     label: str
     per_layer: bool
     about: str
+
+
+@dataclass(frozen=True)
+class AtlasSettings:
+    """The atlas page's ``rg-config``: what the shared scripts read on every page kind
+    (print.js narrows token heatmaps by the same sizes as the report's)."""
+
+    heatmap_size: Mapping[str, float]  # figures.HEATMAP_SIZE
 
 
 @dataclass(frozen=True)

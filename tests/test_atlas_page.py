@@ -125,6 +125,11 @@ def test_page_data_is_an_atlas_record(page_html: str, tiny_bert: Path) -> None:
             n = len(data["sentences"][row["sentence"]]["tokens"])
             assert len(row["map"]) == n and all(len(r) == n for r in row["map"])
     assert "</" not in text  # script-safe JSON
+    # The shared scripts' settings (print.js sizes token heatmaps as on the report).
+    (config,) = [t for a, t in parsed.scripts if a.get("id") == "rg-config"]
+    from reportgen.figures import HEATMAP_SIZE
+
+    assert json.loads(config) == {"heatmap_size": HEATMAP_SIZE}
 
 
 def test_no_local_folder_in_page_or_export(

@@ -47,3 +47,22 @@ def test_no_third_party_javascript_in_the_repo() -> None:
     for path in js:
         text = (REPO / path).read_text(encoding="utf-8")
         assert len(text) < 60_000 and "Copyright" not in text, path
+
+
+def test_page_scripts_state_their_dependencies() -> None:
+    """No optional hooks on the namespace (`if (RG.x)`, `RG.page && ...`): a module's
+    dependencies are loaded before it (render.PAGE_SCRIPTS) or passed in, so what runs
+    does not depend on load order."""
+    import re
+
+    # `if (RG.x)`, `if (!RG.page || ...)`; `= RG.page && ...`, `= RG.spec ? ...`. The
+    # page-wide toggles (RG.state, main.js) are values, not hooks.
+    name = r"RG\.(?!state\b)[\w.]+\s*"
+    hooks = re.compile(rf"if \(!?{name}(\)|&&|\|\|)|=\s*{name}(&&|\?)")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted((REPO / "templates" / "js").glob("*.js"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if hooks.search(line)
+    ]
+    assert found == []

@@ -41,6 +41,7 @@ from reportgen.store import (
     AtlasExampleRecord,
     AtlasRecord,
     AtlasSentenceRecord,
+    AtlasSettings,
     AtlasSimilarRecord,
     AtlasStatRecord,
     Grid,
@@ -344,7 +345,9 @@ def _similar(
 
 def render_atlas(doc: AtlasDocument) -> str:
     """The atlas page (render.render_page, kind "atlas")."""
-    return render_page("atlas", {"doc": doc})
+    from reportgen.figures import HEATMAP_SIZE
+
+    return render_page("atlas", {"doc": doc, "settings": AtlasSettings(HEATMAP_SIZE)})
 
 
 def export_data(sums: AtlasSums, model_name: str, coref: CorefStats | None) -> dict[str, Any]:

@@ -20,7 +20,6 @@
 
   /** Size a heatmap from its token count so the colour bar sits right beside the map. */
   RG.fitHeatmap = function (fig, nq, nk, div) {
-    if (!RG.page || !RG.page.heatmap_size) return;
     const room = div && div.clientWidth ? div.clientWidth : null;
     const size = RG.heatmapSize(Math.max(nq, nk), room);
     fig.layout.width = size.width;

@@ -22,8 +22,8 @@
       const update = { width: A4_WIDTH_PX };
       // Token labels that no longer fit their narrower cells give way to a few numbers.
       const n = x.ticktext ? x.ticktext.length : 0;
-      const s = RG.page && RG.page.heatmap_size;
-      if (s && n && (A4_WIDTH_PX - s.margin_x - s.colorbar) / n < s.min_cell) {
+      const s = RG.page.heatmap_size; // every page kind's rg-config carries it
+      if (n && (A4_WIDTH_PX - s.margin_x - s.colorbar) / n < s.min_cell) {
         update["xaxis.tickmode"] = "auto";
         update["yaxis.tickmode"] = "auto";
       }

@@ -112,13 +112,15 @@
 
   /** Why the panel cannot explain what the heatmap shows, or "". */
   function unexplained(entry, mi) {
-    if (RG.state.measure !== "weights") {
-      const choice = RG.page.measures.find((m) => m.id === RG.state.measure);
+    const { measure, wordLevel } = RG.state; // main.js's page-wide choices
+    if (measure !== "weights") {
+      // The Measure select offers only the page's measures (store.PageSettings.measures).
+      const choice = RG.page.measures.find((m) => m.id === measure);
       return "This panel explains attention weights only; the heatmap above shows " +
-        (choice ? choice.label : RG.state.measure) + " (the Measure choice). Choose weights to use it.";
+        choice.label + " (the Measure choice). Choose weights to use it.";
     }
     if (mi !== 0) return "Queries and keys are kept for the first map (" + entry.data.maps[0].name + ") only.";
-    if (RG.state.wordLevel) return "This panel explains the weights of tokens: turn off 'word level' to click one.";
+    if (wordLevel) return "This panel explains the weights of tokens: turn off 'word level' to click one.";
     return "";
   }
 
