@@ -281,8 +281,7 @@ def plan_run(
         else None
         for a, b in batch.pairs
     )
-    lengths = [len(enc["input_ids"]) for enc, _ in encoded]
-    return Plan(long=long, queries=queries, qk=not long and wants_qk(spec, lengths, cfg.qk))
+    return Plan(long=long, queries=queries, qk=not long and wants_qk(spec, sizes, cfg.qk))
 
 
 def wants_qk(spec: ModelSpec, lengths: Sequence[int], asked: bool | None) -> bool:

@@ -106,8 +106,9 @@ def question_rows(
 ) -> tuple[QuestionRow, ...]:
     """The focus word's favourite candidate counted under every measure the map has."""
     rows = []
+    maps = measure_maps(amap)
     for info in available(amap):
-        scores = analysis.focus_scores(measure_maps(amap)[info.id], focus, candidates)
+        scores = analysis.focus_scores(maps[info.id], focus, candidates)
         winners = analysis.winner_grid(scores)
         wins = tuple(int((winners == c).sum()) for c in range(len(candidates)))
         unit = "layers" if info.per_layer else "heads"

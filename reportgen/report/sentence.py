@@ -137,13 +137,14 @@ def sentence_record(
     # The first map's context-mixing measures, packed as its weights; the page swaps one in
     # for the weights when the Measure choice names it (store.js RG.decodedMaps).
     primary, first = result.maps[0], maps[0]
+    measured = measure_maps(primary)
     measures = tuple(
         MeasureRecord(
             info.id,
             store.map_record(
                 primary.id,
                 f"{first.name} · {info.label}",
-                measure_maps(primary)[info.id],
+                measured[info.id],
                 causal=first.causal,
                 query_seq=first.query_seq,
                 key_seq=first.key_seq,
