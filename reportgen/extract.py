@@ -586,6 +586,25 @@ def forward_batch(
                 "be captured"
             )
         q_lens, k_lens = sizes[stream]
+        # The measures, for the whole batch in one set of kernels (mixing.layer_measures).
+        by_item: list[mixing.LayerMeasures] | None = None
+        tol = 0.0
+        named = set().union(*(sink.names for sink in sinks)) & measures
+        if named and stream == SELF and mix is not None and site is not None:
+            width = max(q_lens)
+            by_item = mixing.layer_measures(
+                mixing.LayerInputs(
+                    alpha=weights[:, :, :width, :width],
+                    value=site.value[:, :, :width],
+                    x=mix.x[:, :width],
+                    attn_out=mix.attn_out[:, :width],
+                    y=mix.y[:, :width] if mix.y is not None else None,
+                    block=mix.block,
+                    lengths=tuple(q_lens),
+                ),
+                frozenset(named),
+            )
+            tol = mixing.tolerance(site.value.dtype)
         for b, sink in enumerate(sinks):
             nq, nk = q_lens[b], k_lens[b]
             lo, hi = (0, nq) if rows is None else (rows[0], min(rows[1], nq))
@@ -625,23 +644,11 @@ def forward_batch(
                 return row[:, :nq, :nk].to(device="cpu", dtype=torch.float32).numpy().copy()
 
             measured, withheld = None, None
-            named = sink.names & measures
-            if named and stream == SELF:
-                if mix is None or site is None:
+            if sink.names & measures and stream == SELF:
+                if by_item is None:
                     withheld = mix_note or "its attention is not computed through the interface"
                 else:
-                    measured = mixing.layer_measures(
-                        mixing.LayerInputs(
-                            alpha=weights[b, :, :nq, :nq],
-                            value=site.value[b, :, :nq],
-                            x=mix.x[b, :nq],
-                            attn_out=mix.attn_out[b, :nq],
-                            y=mix.y[b, :nq] if mix.y is not None else None,
-                            block=mix.block,
-                        ),
-                        frozenset(named),
-                    )
-                    tol = mixing.tolerance(site.value.dtype)
+                    measured = by_item[b]
                     if not measured.error <= tol:
                         withheld = (
                             f"in layer {layer + 1} the decomposition rebuilds the block's "

@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 NORM, NORM_LAYER, ALTI = "norm", "norm_layer", "alti"
 MEASURES = (NORM, NORM_LAYER, ALTI)
-# Query rows per step of the per-layer measures: each step holds rows x n x d floats.
-ROW_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -124,11 +124,12 @@ def tolerance(dtype: Any) -> float:
 
 @dataclass(frozen=True)
 class LayerInputs:
-    """One item's layer, unpadded: what the measures are computed from.
+    """One layer of a padded batch (right padding): what the measures are computed from.
 
-    `alpha` ``(heads, n, n)``; `value` ``(kv_heads, n, d_head)``; `x` the residual
-    entering the block ``(n, d)``; `attn_out` the output projection's output ``(n, d)``;
-    `y` the block's LayerNorm output (post-norm only) ``(n, d)``.
+    `alpha` ``(batch, heads, n, n)``, zero on padded keys; `value` ``(batch, kv_heads, n,
+    d_head)``; `x` the residual entering the block ``(batch, n, d)``; `attn_out` the output
+    projection's output ``(batch, n, d)``; `y` the block's LayerNorm output (post-norm
+    only) ``(batch, n, d)``; `lengths` each item's real tokens.
     """
 
     alpha: Any
@@ -137,12 +138,13 @@ class LayerInputs:
     attn_out: Any
     y: Any
     block: Block
+    lengths: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class LayerMeasures:
-    """What the measures give for one layer (float32 numpy, None when not named), and how
-    far the decomposition is from the block's own output (relative)."""
+    """What the measures give for one item's layer (float32 numpy, None when not named),
+    and how far the decomposition is from the block's own output (relative)."""
 
     norm: Any
     norm_layer: Any
@@ -156,24 +158,37 @@ def _rows(m: Any) -> Any:
     return m / s.clamp_min(1e-30)
 
 
-def layer_measures(inp: LayerInputs, names: frozenset[str]) -> LayerMeasures:
-    """The named measures of one layer, in float32 on the layer's device."""
+# Floats per step of the per-layer measures (rows x n x d for each item of the batch):
+# 64 MB, so a 512-token sentence takes ~85 query rows a step and a batch of short
+# sentences one step for all.
+STEP_VALUES = 1 << 24
+
+
+def layer_measures(inp: LayerInputs, names: frozenset[str]) -> list[LayerMeasures]:
+    """The named measures of one layer for every item of the batch at once (one set of
+    kernels per layer, not per sentence), in float32 on the layer's device.
+
+    Padded keys carry zero weight, so they add nothing to any item's rows; padded query
+    rows are computed and dropped."""
     import torch
 
     alpha = inp.alpha.float()
-    heads, n, _ = alpha.shape
+    batch, heads, n, _ = alpha.shape
     value = inp.value.float()
-    if value.shape[0] != heads:  # grouped-query attention: head h reads kv head h // g
-        value = value.repeat_interleave(heads // value.shape[0], dim=0)
+    if value.shape[1] != heads:  # grouped-query attention: head h reads kv head h // g
+        value = value.repeat_interleave(heads // value.shape[1], dim=1)
     weight, bias = out_matrix(inp.block.out)
     d_model = weight.shape[0]
     w = weight.float().reshape(d_model, heads, -1)
-    # f[h, j] = W_O[:, h] v^h_j: every token's value through every head, (heads, n, d).
-    f = torch.einsum("hjk,dhk->hjd", value, w)
     x = inp.x.float()
     b = bias.float() if bias is not None else torch.zeros(d_model, device=x.device)
     # The self-check: sum_j of the pieces plus the bias must be the block's own output.
-    mixed = torch.einsum("hij,hjd->id", alpha, f)
+    # By linearity sum_j alpha_ij f_h(x_j) = W_O[:, h] (sum_j alpha_ij v^h_j): the heads'
+    # mixed values through the projection, as the model computes it (fewer operations
+    # than through every f at sentence lengths).
+    mixed = torch.nn.functional.linear(
+        (alpha @ value).transpose(1, 2).reshape(batch, n, -1), weight.float()
+    )
     if inp.block.post:
         norm = inp.block.norm
         z = mixed + b + x
@@ -184,30 +199,48 @@ def layer_measures(inp: LayerInputs, names: frozenset[str]) -> LayerMeasures:
         rebuilt, observed = gamma * (z - mean) / sigma + beta, inp.y.float()
     else:
         rebuilt, observed = mixed + b, inp.attn_out.float()
-    error = float((rebuilt - observed).abs().max()) / max(1.0, float(observed.abs().max()))
+    lengths = torch.tensor(inp.lengths, device=x.device)
+    real = torch.arange(n, device=x.device)[None, :] < lengths[:, None]  # (batch, n)
+    off = ((rebuilt - observed).abs().amax(-1) * real).amax(-1)
+    scale = (observed.abs().amax(-1) * real).amax(-1).clamp_min(1.0)
+    errors = (off / scale).tolist()
     out_norm = out_layer = out_alti = None
     if NORM in names:
-        out_norm = _rows(alpha * f.norm(dim=-1)[:, None, :]).cpu().numpy()
+        # ||f_h(x_j)||^2 = v^T (W_h^T W_h) v: through each head's d_head x d_head Gram
+        # matrix, without forming every f (Kobayashi et al. 2020 take the same norm).
+        gram = torch.einsum("dhk,dhl->hkl", w, w)
+        sq = ((value @ gram) * value).sum(dim=-1).clamp_min(0)
+        out_norm = _rows(alpha * sq.sqrt()[:, :, None, :]).cpu().numpy()
     if NORM_LAYER in names or ALTI in names:
-        layer_rows = torch.empty(n, n) if NORM_LAYER in names else None
-        alti_rows = torch.empty(n, n) if ALTI in names else None
+        # f[b, h, j] = W_O[:, h] v^h_j: every token's value through every head.
+        f = torch.einsum("bhjk,dhk->bhjd", value, w)
+        layer_rows = torch.empty(batch, n, n) if NORM_LAYER in names else None
+        alti_rows = torch.empty(batch, n, n) if ALTI in names else None
         y = inp.y.float() if inp.block.post else x + inp.attn_out.float()
-        for start in range(0, n, ROW_CHUNK):
-            stop = min(n, start + ROW_CHUNK)
-            # T[i, j] = sum_h alpha_ij f_h(x_j) for the chunk's query rows: (rows, n, d).
-            t = torch.einsum("hij,hjd->ijd", alpha[:, start:stop], f)
+        step = max(1, STEP_VALUES // (batch * n * d_model))
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            # T[b, i, j] = sum_h alpha_ij f_h(x_j) for the step's query rows.
+            t = torch.einsum("bhij,bhjd->bijd", alpha[:, :, start:stop], f)
             if layer_rows is not None:
-                layer_rows[start:stop] = t.norm(dim=-1).cpu()
+                layer_rows[:, start:stop] = t.norm(dim=-1).cpu()
             if alti_rows is not None:
                 rows = torch.arange(start, stop, device=t.device)
-                t[rows - start, rows] += x[start:stop]
+                t[:, rows - start, rows] += x[:, start:stop]
                 if inp.block.post:
-                    t = gamma * (t - t.mean(dim=-1, keepdim=True)) / sigma[start:stop, None]
-                yi = y[start:stop, None, :]
+                    t = gamma * (t - t.mean(dim=-1, keepdim=True)) / sigma[:, start:stop, None]
+                yi = y[:, start:stop, None, :]
                 c = yi.abs().sum(dim=-1) - (yi - t).abs().sum(dim=-1)
-                alti_rows[start:stop] = c.clamp_min(0).cpu()
+                alti_rows[:, start:stop] = c.clamp_min(0).cpu()
         if layer_rows is not None:
             out_layer = _rows(layer_rows).numpy()
         if alti_rows is not None:
             out_alti = _rows(alti_rows).numpy()
-    return LayerMeasures(out_norm, out_layer, out_alti, error)
+
+    def item(m: Any, b: int, k: int) -> Any:
+        return None if m is None else np.ascontiguousarray(m[b, ..., :k, :k])
+
+    return [
+        LayerMeasures(item(out_norm, b, k), item(out_layer, b, k), item(out_alti, b, k), e)
+        for b, (k, e) in enumerate(zip(inp.lengths, errors, strict=True))
+    ]

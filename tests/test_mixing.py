@@ -39,8 +39,11 @@ def test_a_hand_computed_pre_norm_layer() -> None:
     value = torch.tensor([[[1.0], [2.0]], [[3.0], [0.0]]])
     x = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     attn_out = torch.tensor([[1.0, 3.0], [1.5, 0.75]])
-    got = mixing.layer_measures(
-        mixing.LayerInputs(alpha, value, x, attn_out, None, _block(post=False)), frozenset(ALL)
+    (got,) = mixing.layer_measures(
+        mixing.LayerInputs(
+            alpha[None], value[None], x[None], attn_out[None], None, _block(post=False), (2,)
+        ),
+        frozenset(ALL),
     )
     np.testing.assert_allclose(got.norm[0], [[1, 0], [1 / 3, 2 / 3]], atol=1e-7)
     np.testing.assert_allclose(got.norm[1], [[1, 0], [1, 0]], atol=1e-7)
@@ -185,16 +188,19 @@ def test_each_family_matches_the_definitions(
     batch = InputBatch(items=(SentenceInput(TEXT, source="a"), SentenceInput("A cat.", source="b")))
     ex = extract.extract(batch, config, loaded=loaded)
     assert ex.measures_withheld is None
-    got = ex.results[0].maps[0].measures
-    assert got is not None and got.norm is not None and got.alti is not None
-    for layer, want in enumerate(_reference(family, loaded, TEXT)):
-        msg = f"{family} layer {layer + 1}"
-        np.testing.assert_allclose(got.norm[layer], want["norm"], atol=1e-5, err_msg=msg)
-        np.testing.assert_allclose(
-            got.norm_layer[layer], want["norm_layer"], atol=1e-5, err_msg=msg
-        )
-        np.testing.assert_allclose(got.alti[layer], want["alti"], atol=1e-4, err_msg=msg)
-    np.testing.assert_allclose(got.alti_rollout, analysis.alti_rollout(got.alti), atol=1e-6)
+    # One padded batch: the short sentence's measures come from the same kernels as the
+    # long one's, and must equal its own unpadded reference.
+    for result, text in zip(ex.results, (TEXT, "A cat."), strict=True):
+        got = result.maps[0].measures
+        assert got is not None and got.norm is not None and got.alti is not None
+        for layer, want in enumerate(_reference(family, loaded, text)):
+            msg = f"{family} {text!r} layer {layer + 1}"
+            np.testing.assert_allclose(got.norm[layer], want["norm"], atol=1e-5, err_msg=msg)
+            np.testing.assert_allclose(
+                got.norm_layer[layer], want["norm_layer"], atol=1e-5, err_msg=msg
+            )
+            np.testing.assert_allclose(got.alti[layer], want["alti"], atol=1e-4, err_msg=msg)
+        np.testing.assert_allclose(got.alti_rollout, analysis.alti_rollout(got.alti), atol=1e-6)
 
 
 def test_the_embedded_model_matches_the_definitions() -> None:
