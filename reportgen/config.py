@@ -185,6 +185,21 @@ class ExactRow:
 
 
 @dataclass(frozen=True)
+class LongMeasures:
+    """The context-mixing measures of a long input's self-attention (mixing.py).
+
+    The norm measure per head has a pooled overview like the weights' (each chunk of
+    query rows is reduced as it streams). Every named measure has the exact rows, at the
+    weights' positions: norm ``[rows, layers, heads, n]``, norm (layer) and ALTI ``[rows,
+    layers, 1, n]``. The per-layer measures have no overview (every row's ``n x d``
+    contributions, ``n^2 d`` a layer) and ALTI no rollout (it needs every layer's full map).
+    """
+
+    norm_overview: NDArray[np.float32] | None  # [layers, heads, query blocks, key blocks]
+    rows: tuple[tuple[str, NDArray[np.float32]], ...]  # (measure, [rows, layers, h, n])
+
+
+@dataclass(frozen=True)
 class LongAttention:
     """One kind of attention of a long input, reduced as the forward pass streams it.
 
@@ -205,6 +220,7 @@ class LongAttention:
     first_share: NDArray[np.float32]  # [layers, heads]: mean attention to position 0
     entropy: NDArray[np.float64]  # [layers, heads]: mean row entropy, nats
     causal: bool = False
+    measures: LongMeasures | None = None  # self-attention only, where named and kept
 
 
 @dataclass(frozen=True)
@@ -224,3 +240,4 @@ class LongExtraction:
     model: ModelInfo
     results: tuple[LongResult, ...]
     warnings: tuple[str, ...] = ()
+    measures_withheld: str | None = None  # as Extraction's

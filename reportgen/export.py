@@ -378,7 +378,7 @@ def _rounded(values: Any) -> Any:
 
 
 def _long_map(amap: LongAttention) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "map": amap.id,
         "query_tokens": list(amap.query.tokens),
         "key_tokens": list(amap.key.tokens),
@@ -396,6 +396,18 @@ def _long_map(amap: LongAttention) -> dict[str, Any]:
         "first_position_share": _rounded(amap.first_share),
         "entropy": amap.entropy.tolist(),
     }
+    if amap.measures is not None:
+        # The self map's context-mixing measures (config.LongMeasures): norm's overview
+        # and every measure's exact rows at the rows' positions, [L][H or 1][n] each.
+        m = amap.measures
+        out["measures"] = {
+            name: {
+                **({"overview": _rounded(m.norm_overview)} if name == "norm" else {}),
+                "rows": [_rounded(r) for r in rows],
+            }
+            for name, rows in m.rows
+        }
+    return out
 
 
 def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
@@ -429,10 +441,13 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
         if result.truncated:
             item["truncated"] = True
         items.append(item)
-    return {
+    out: dict[str, Any] = {
         "model": _model_json(model),
         "items": items,
         "pairs": [],
         # Marks a long-input export, which --from-export does not re-render yet.
         RECORD_KEY: {"version": RECORD_VERSION, "long": True},
     }
+    if extraction.measures_withheld is not None:
+        out["measures_withheld"] = extraction.measures_withheld
+    return out

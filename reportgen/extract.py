@@ -26,6 +26,7 @@ from reportgen.config import (
     InputBatch,
     LongAttention,
     LongExtraction,
+    LongMeasures,
     LongResult,
     Measures,
     NextToken,
@@ -75,6 +76,9 @@ class Captured:
     # The query rows `weights` covers, [start, stop), when the sink takes a layer a few
     # rows at a time (its `row_chunk`); None: the whole layer.
     rows: tuple[int, int] | None = None
+    # The query positions `mixing` holds, when it holds only some rows of the layer (a
+    # long input's exact rows, after the chunks of its weights); None: every row.
+    positions: tuple[int, ...] | None = None
     # With `queries` named: the call's scaling, and T5's relative position bias
     # ``[heads, q, k]`` float32 (None where the family has none), the score's other terms.
     scaling: float | None = None
@@ -86,8 +90,11 @@ class LayerSink(Protocol):
 
     `names` says what it reads from the pass (a subset of capture.NAMES); only that is
     computed and copied, as TransformerLens's ``run_with_cache(names_filter=...)``. A
-    sink with a `row_chunk` attribute (an int) that names only weights takes each layer
-    that many query rows at a time (``Captured.rows``), so no layer's full weights exist.
+    sink with a `row_chunk` attribute (an int) that names only weights and measures takes
+    each layer that many query rows at a time (``Captured.rows``), so no layer's full
+    weights exist: the norm measure comes with each chunk, and every named measure once
+    more, after the layer, at the query rows its `positions` attribute names (``{stream:
+    positions}``), with the self-check's verdict.
     """
 
     names: frozenset[str]
@@ -567,10 +574,11 @@ def forward_batch(
         site: capture.Site | None,
         mix: _Mix | None = None,
         rows: tuple[int, int] | None = None,
+        norms: Any = None,
     ) -> None:
-        """Hand each item its unpadded slice of one layer (or of its query `rows`): the
-        weights (copied into the sink's buffer and checked), the states and the measures
-        it names."""
+        """Hand each item its unpadded slice of one layer (or of its query `rows`, with
+        the keys' value `norms` where norm is named): the weights (copied into the sink's
+        buffer and checked), the states and the measures it names."""
         if weights is not None and getattr(weights, "ndim", 0) != 4:
             weights = None
         if weights is None and capture.WEIGHTS in wanted:
@@ -644,17 +652,19 @@ def forward_batch(
                 return row[:, :nq, :nk].to(device="cpu", dtype=torch.float32).numpy().copy()
 
             measured, withheld = None, None
-            if sink.names & measures and stream == SELF:
+            if rows is not None:
+                if sink.names & measures and stream == SELF and layer not in blocks:
+                    withheld = mix_note or "its attention is not computed through the interface"
+                elif norms is not None and mixing.NORM in sink.names:
+                    chunk = mixing.norm_chunk(weights[b, :, : hi - lo, :nk], norms[b])
+                    measured = mixing.LayerMeasures(chunk.cpu().numpy(), None, None, 0.0, (lo, hi))
+            elif sink.names & measures and stream == SELF:
                 if by_item is None:
                     withheld = mix_note or "its attention is not computed through the interface"
                 else:
                     measured = by_item[b]
-                    if not measured.error <= tol:
-                        withheld = (
-                            f"in layer {layer + 1} the decomposition rebuilds the block's "
-                            f"output only to {measured.error:.1e} (tolerance {tol:.0e}): an "
-                            "architecture variant it does not cover"
-                        )
+                    withheld = _not_rebuilt(layer, measured.error, tol)
+                    if withheld is not None:
                         measured = None
             sink.take(
                 stream,
@@ -699,11 +709,17 @@ def forward_batch(
             # Rebuilt and handed on a few query rows at a time: a long input's layer never
             # exists whole (sdpa computed the output without materialising it either).
             nq = int(site.query.shape[-2])
+            mixed = stream == SELF and layer in blocks
+            norms = None
+            if mixed and mixing.NORM in wanted:
+                norms = mixing.value_norms(site.value, blocks[layer], int(site.query.shape[1]))
             for start in range(0, nq, row_chunk):
                 stop = min(nq, start + row_chunk)
                 # Cropped: a causal layer's keys after the chunk's last row carry nothing.
                 weights = site.weights(start, stop, crop=True)
-                deliver(stream, layer, weights, site, rows=(start, stop))
+                deliver(stream, layer, weights, site, rows=(start, stop), norms=norms)
+            if mixed:  # the exact rows' measures wait for the block's output
+                pending[layer] = (None, site)
             return
         weights = site.weights() if wanted & (measures | {capture.WEIGHTS}) else None
         if stream == SELF and layer in blocks:
@@ -716,7 +732,55 @@ def forward_batch(
             return
         weights, site = pending.pop(layer)
         mix = _Mix(residual.pop(layer), attn_out.pop(layer), y, blocks[layer])
-        deliver(SELF, layer, weights, site, mix)
+        if row_chunk is not None:
+            deliver_positions(layer, site, mix)
+        else:
+            deliver(SELF, layer, weights, site, mix)
+
+    def deliver_positions(layer: int, site: capture.Site, mix: _Mix) -> None:
+        """Every named measure at the query rows the sinks' `positions` name, from those
+        rows' weights rebuilt once more (a few rows of n), with the self-check there."""
+        lengths = sizes[SELF][0]
+        wanted_at = [getattr(sink, "positions", {}).get(SELF, ()) for sink in sinks]
+        union = tuple(sorted({p for ps in wanted_at for p in ps}))
+        if not union:
+            return
+        alpha = torch.cat([site.weights(p, p + 1) for p in union], dim=2)
+        by_item = mixing.layer_measures(
+            mixing.LayerInputs(
+                alpha=alpha,
+                value=site.value,
+                x=mix.x,
+                attn_out=mix.attn_out,
+                y=mix.y,
+                block=mix.block,
+                lengths=tuple(lengths),
+                positions=union,
+            ),
+            frozenset(wanted & measures),
+        )
+        tol = mixing.tolerance(site.value.dtype)
+        for sink, at, measured in zip(sinks, wanted_at, by_item, strict=True):
+            if not at:
+                continue
+            pick = [union.index(p) for p in at]
+            withheld = _not_rebuilt(layer, measured.error, tol)
+            mine = mixing.LayerMeasures(
+                norm=None if measured.norm is None else measured.norm[:, pick],
+                norm_layer=None if measured.norm_layer is None else measured.norm_layer[pick],
+                alti=None if measured.alti is None else measured.alti[pick],
+                error=measured.error,
+            )
+            sink.take(
+                SELF,
+                layer,
+                Captured(
+                    None,
+                    mixing=None if withheld else mine,
+                    withheld=withheld,
+                    positions=at,
+                ),
+            )
 
     def mixing_hooks() -> None:
         """Hooks that read each self-attention block's residual input, its output
@@ -756,7 +820,12 @@ def forward_batch(
                 )
                 wanted.update(_names(sinks))
                 chunks = [getattr(sink, "row_chunk", None) for sink in sinks]
-                if wanted == {capture.WEIGHTS} and all(isinstance(c, int) for c in chunks):
+                chunkable = {capture.WEIGHTS} | measures
+                if (
+                    capture.WEIGHTS in wanted
+                    and wanted <= chunkable
+                    and all(isinstance(c, int) for c in chunks)
+                ):
                     row_chunk = min(c for c in chunks if isinstance(c, int))
                 if wanted & measures:
                     found = mixing.find_blocks(
@@ -827,6 +896,17 @@ def forward_batch(
             next_tokens = _top_tokens(tok, row)
         results.append((sink, item_seqs, next_tokens))
     return results
+
+
+def _not_rebuilt(layer: int, error: float, tol: float) -> str | None:
+    """Why a layer's measures are withheld, when its decomposition misses the block's own
+    output (the self-check); None when it rebuilds it."""
+    if error <= tol:
+        return None
+    return (
+        f"in layer {layer + 1} the decomposition rebuilds the block's output only to "
+        f"{error:.1e} (tolerance {tol:.0e}): an architecture variant it does not cover"
+    )
 
 
 def _names(sinks: Sequence[LayerSink]) -> set[str]:
@@ -911,10 +991,10 @@ class LongSink:
     Each layer arrives :data:`LONG_ROW_CHUNK` query rows at a time (rebuilt inside the
     capture, so no layer's full weights exist) and is reduced as it streams: the pooled
     overview's row sums, its exact rows, the attention to the first position and the
-    heads' row entropies are summed per layer, and nothing else of it is kept.
+    heads' row entropies are summed per layer, and nothing else of it is kept. Named
+    `measures` (mixing.py) are kept as ``LongMeasures``: norm's chunks pooled like the
+    weights', and every measure's exact rows.
     """
-
-    names = frozenset({capture.WEIGHTS})
 
     def __init__(
         self,
@@ -922,11 +1002,19 @@ class LongSink:
         rows: dict[str, tuple[int, ...]],
         blocks: int,
         row_chunk: int | None = None,
+        measures: tuple[str, ...] = (),
     ) -> None:
         self.layers = layers
         self.positions = rows
         self.blocks = blocks
         self.row_chunk = LONG_ROW_CHUNK if row_chunk is None else row_chunk
+        self.names = frozenset({capture.WEIGHTS, *measures})
+        self.measures = measures
+        self.withheld: str | None = None
+        self.norm_overview: NDArray[np.float32] | None = None
+        self._norm_sums: NDArray[np.float64] | None = None
+        # measure -> [rows, layers, heads or 1, n], filled as each layer's rows arrive.
+        self.measure_rows: dict[str, NDArray[np.float32]] = {}
         self.overview: dict[str, NDArray[np.float32]] = {}
         self.rows: dict[str, NDArray[np.float32]] = {}
         self.first_share: dict[str, NDArray[np.float32]] = {}
@@ -954,6 +1042,11 @@ class LongSink:
         return None  # a view of the rebuilt rows will do: nothing is kept from it
 
     def take(self, stream: str, layer: int, captured: Captured) -> None:
+        if captured.withheld is not None:
+            self.withheld = self.withheld or captured.withheld
+        if captured.positions is not None:
+            self._take_rows(layer, captured)
+            return
         weights = captured.weights
         assert weights is not None  # named
         qb, kb = self.bounds[stream]
@@ -974,6 +1067,12 @@ class LongSink:
         pooled[..., : len(cols)] += analysis.block_row_sums(weights, lo, qb, cols)
         first += weights[:, :, 0].sum(axis=-1, dtype=np.float64)
         entropy += analysis.row_entropy_sums(weights)
+        norm = captured.mixing.norm if captured.mixing is not None else None
+        if norm is not None:  # the norm measure of the same rows, pooled the same way
+            if lo == 0:
+                self._norm_sums = np.zeros((heads, len(qb), len(kb)))
+            assert self._norm_sums is not None
+            self._norm_sums[..., : len(cols)] += analysis.block_row_sums(norm, lo, qb, cols)
         for r, pos in enumerate(self.positions.get(stream, ())):
             if lo <= pos < hi:
                 self.rows[stream][r, layer, :, :nk] = weights[:, pos - lo, :]
@@ -984,6 +1083,39 @@ class LongSink:
             self.overview[stream][layer] = pooled / sizes[:, None]
             self.first_share[stream][layer] = first / nq
             self.entropy[stream][layer] = entropy / nq
+            if self._norm_sums is not None:
+                if self.norm_overview is None:
+                    self.norm_overview = np.empty_like(self.overview[stream])
+                self.norm_overview[layer] = self._norm_sums / sizes[:, None]
+                self._norm_sums = None
+
+    def _take_rows(self, layer: int, captured: Captured) -> None:
+        """One layer's measures at the exact rows (self stream), in `positions`' order."""
+        m = captured.mixing
+        if m is None:
+            return
+        count, heads = self.layers[SELF], self.overview[SELF].shape[1]
+        for name in self.measures:
+            value = getattr(m, name)  # norm [heads, rows, n]; per layer [rows, n]
+            if value is None:
+                continue
+            value = value.transpose(1, 0, 2) if value.ndim == 3 else value[:, None, :]
+            arr = self.measure_rows.get(name)
+            if arr is None:
+                shape = (value.shape[0], count, heads if name == mixing.NORM else 1)
+                arr = np.zeros((*shape, value.shape[-1]), np.float32)
+                self.measure_rows[name] = arr
+            arr[:, layer] = value
+
+    def long_measures(self) -> LongMeasures | None:
+        """The self stream's measures, once every layer has passed; None when none were
+        named or the self-check withheld them."""
+        if not self.measures or self.withheld is not None:
+            return None
+        return LongMeasures(
+            norm_overview=self.norm_overview,
+            rows=tuple((name, self.measure_rows[name]) for name in self.measures),
+        )
 
     def result(self, layout: MapLayout) -> LongAttention:
         """The reduced record of one stream, once every layer has passed."""
@@ -1004,6 +1136,7 @@ class LongSink:
             first_share=self.first_share[stream],
             entropy=self.entropy[stream],
             causal=layout.causal,
+            measures=self.long_measures() if stream == SELF else None,
         )
 
 
@@ -1037,22 +1170,27 @@ def extract_long(
     loaded, encoded, warnings = _prepare(batch, config, loaded, log, encoded)
 
     def make(item: SentenceInput, seqs: Sequences, layers: dict[str, int]) -> LayerSink:
-        return LongSink(layers, row_positions(item, seqs), blocks)
+        return LongSink(layers, row_positions(item, seqs), blocks, measures=config.measures)
 
     kind = loaded.info.kind
     results: list[LongResult | None] = [None] * len(batch.items)
+    withheld: str | None = None
     for i, (sink, seqs, next_tokens) in stream_attention(
         loaded, batch.items, encoded, config, make, progress
     ):
         assert isinstance(sink, LongSink)
+        withheld = withheld or sink.withheld
         results[i] = LongResult(
             item=batch.items[i],
             maps=tuple(sink.result(layout) for layout in map_layout(kind, seqs)),
             truncated=len(encoded[i][0]["input_ids"]) < encoded[i][1],
             next_tokens=next_tokens,
         )
+    kept = tuple(r for r in results if r is not None)
+    if withheld is not None:  # one model, one answer, as extract's
+        kept = tuple(
+            replace(r, maps=tuple(replace(m, measures=None) for m in r.maps)) for r in kept
+        )
     return LongExtraction(
-        model=loaded.info,
-        results=tuple(r for r in results if r is not None),
-        warnings=tuple(warnings),
+        model=loaded.info, results=kept, warnings=tuple(warnings), measures_withheld=withheld
     )

@@ -60,6 +60,9 @@ LONG_ROW_CHUNK = 256
 # One chunk's scores, its softmax in place, the causal mask and the reduction's float64
 # temporaries (pooled sums, entropy's logs), in bytes per value of heads x rows x n.
 CHUNK_BYTES_PER_VALUE = 24
+# With the norm measure on a long input, each chunk's norm rows and their normalised copy
+# (extract.LongSink pools them like the weights), bytes per value of heads x rows x n.
+NORM_CHUNK_BYTES_PER_VALUE = 8
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,12 @@ def map_values(shape: ModelShape, n: int, m: int | None = None) -> int:
     return values
 
 
-def long_values(shape: ModelShape, n: int, m: int | None = None) -> int:
+def long_values(
+    shape: ModelShape, n: int, m: int | None = None, measures: tuple[str, ...] = ()
+) -> int:
     """Values a long-input page carries for one input: the block-pooled overview and the
-    exact rows of every head (``LongAttention``), per map."""
+    exact rows of every head (``LongAttention``), per map; with `measures`, norm's
+    overview and every measure's exact rows (``LongMeasures``)."""
 
     def reduced(layers: int, nq: int, nk: int, rows: int) -> int:
         return (
@@ -114,6 +120,11 @@ def long_values(shape: ModelShape, n: int, m: int | None = None) -> int:
         )
 
     values = reduced(shape.layers, n, n, LONG_ROWS)
+    for name in measures:
+        if name == "norm":
+            values += reduced(shape.layers, n, n, LONG_ROWS)
+        else:  # a per-layer measure: exact rows only, one map a layer
+            values += shape.layers * LONG_ROWS * n
     if shape.kind == "encoder-decoder":
         m = n if m is None else m
         values += reduced(shape.decoder_layers, m, m, 1) + reduced(shape.decoder_layers, m, n, 1)
@@ -121,17 +132,23 @@ def long_values(shape: ModelShape, n: int, m: int | None = None) -> int:
 
 
 def estimate(
-    shape: ModelShape, lengths: Sequence[int], batch_size: int, *, long: bool = False
+    shape: ModelShape,
+    lengths: Sequence[int],
+    batch_size: int,
+    *,
+    long: bool = False,
+    measures: tuple[str, ...] = (),
 ) -> tuple[Estimate, int]:
     """The memory `lengths` need (and the GPU's share of the forward pass, 0 on CPU).
 
     `long`: the long-input page, whose maps are reduced as they stream (only the reduced
-    records are kept; reducing a layer adds its temporaries to the forward pass).
+    records are kept; reducing a layer adds its temporaries to the forward pass), with
+    the context-mixing `measures` named (the short page's are within its map budget).
     """
     if not lengths:
         return Estimate(0, 0, 0), 0
     if long:
-        return _long_estimate(shape, lengths, batch_size)
+        return _long_estimate(shape, lengths, batch_size, measures)
     values = [map_values(shape, n) for n in lengths]
     maps = 4 * sum(values)
     forward = _forward_bytes(shape, lengths, batch_size)
@@ -167,9 +184,9 @@ def _forward_bytes(
 
 
 def _long_estimate(
-    shape: ModelShape, lengths: Sequence[int], batch_size: int
+    shape: ModelShape, lengths: Sequence[int], batch_size: int, measures: tuple[str, ...]
 ) -> tuple[Estimate, int]:
-    values = [long_values(shape, n) for n in lengths]
+    values = [long_values(shape, n, measures=measures) for n in lengths]
     n = max(lengths)
     report = PACK_BYTES_PER_VALUE * max(values)
     if shape.eager:
@@ -183,6 +200,12 @@ def _long_estimate(
         # mask may take the math kernel: one n x n score copy a head); the capture rebuilds
         # LONG_ROW_CHUNK query rows at a time and reduces them at once.
         reduce = CHUNK_BYTES_PER_VALUE * shape.heads * min(n, LONG_ROW_CHUNK) * n
+        if "norm" in measures:
+            reduce += NORM_CHUNK_BYTES_PER_VALUE * shape.heads * min(n, LONG_ROW_CHUNK) * n
+        if set(measures) - {"norm"}:
+            # The exact rows' per-layer measures: every key's value through every head
+            # (heads x n x d) and a few rows' n x d contributions (mixing.layer_measures).
+            reduce += 4 * shape.heads * n * shape.hidden + 12 * LONG_ROWS * n * shape.hidden
         forward = _forward_bytes(shape, lengths, batch_size, attention_copies=0)
         if shape.kind != "causal":
             forward += 4 * shape.heads * n * n
@@ -279,13 +302,15 @@ def check_fits(
     available: int | None,
     gpu_free: int | None = None,
     weights: int = 0,
+    measures: tuple[str, ...] = (),
 ) -> bool:
     """Refuse, in one line, an input this machine or a page cannot carry; else say
     whether it takes the long-input page (over the page budget in full).
 
     `available` is this machine's free memory in bytes (None: unknown, not checked);
     `gpu_free` the GPU's, when the model runs there; `weights` what the weights will take
-    there (the check runs before they load). Raises :class:`InputError` naming what it
+    there (the check runs before they load); `measures` the context-mixing measures
+    named (a long input's cost them too). Raises :class:`InputError` naming what it
     needs, what there is, and the `--max-tokens` that would fit.
     """
     machine_free = available
@@ -302,7 +327,7 @@ def check_fits(
         return [min(n, limit) for n in lengths]
 
     def need_of(ls: Sequence[int]) -> tuple[Estimate, int]:
-        return estimate(shape, ls, batch_size, long=is_long(shape, ls))
+        return estimate(shape, ls, batch_size, long=is_long(shape, ls), measures=measures)
 
     def host_fits(limit: int) -> bool:
         return available is None or need_of(cut(limit))[0].host <= available
@@ -336,7 +361,7 @@ def check_fits(
     if long:
         # Over the budget in full, each input becomes a reduced long-input view; only
         # many long inputs together can still be too much for one page.
-        reduced = sum(long_values(shape, n) for n in lengths)
+        reduced = sum(long_values(shape, n, measures=measures) for n in lengths)
         if reduced > PAGE_BUDGET_VALUES:
             raise InputError(
                 f"these {len(lengths)} inputs' reduced attention is {reduced / 1e6:.0f}M "
@@ -407,7 +432,9 @@ def gpu_free_memory(loaded: Any) -> int | None:
     return int(free)
 
 
-def check_input(spec: Any, lengths: Sequence[int], batch_size: int) -> bool:
+def check_input(
+    spec: Any, lengths: Sequence[int], batch_size: int, measures: tuple[str, ...] = ()
+) -> bool:
     """:func:`check_fits` for an opened model (its weights not loaded yet) on this
     machine, before the forward pass: True when the input takes the long-input page."""
     shape = model_shape(spec)
@@ -418,4 +445,5 @@ def check_input(spec: Any, lengths: Sequence[int], batch_size: int) -> bool:
         available=available_memory(),
         gpu_free=gpu_free_memory(spec),
         weights=weight_bytes(shape, spec.dtype),
+        measures=measures,
     )

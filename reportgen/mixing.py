@@ -126,10 +126,11 @@ def tolerance(dtype: Any) -> float:
 class LayerInputs:
     """One layer of a padded batch (right padding): what the measures are computed from.
 
-    `alpha` ``(batch, heads, n, n)``, zero on padded keys; `value` ``(batch, kv_heads, n,
-    d_head)``; `x` the residual entering the block ``(batch, n, d)``; `attn_out` the output
-    projection's output ``(batch, n, d)``; `y` the block's LayerNorm output (post-norm
-    only) ``(batch, n, d)``; `lengths` each item's real tokens.
+    `alpha` ``(batch, heads, q, n)``, zero on padded keys: every query row (q = n), or
+    only the rows at `positions`; `value` ``(batch, kv_heads, n, d_head)``; `x` the
+    residual entering the block ``(batch, n, d)``; `attn_out` the output projection's
+    output ``(batch, n, d)``; `y` the block's LayerNorm output (post-norm only) ``(batch,
+    n, d)``; `lengths` each item's real tokens.
     """
 
     alpha: Any
@@ -139,17 +140,24 @@ class LayerInputs:
     y: Any
     block: Block
     lengths: tuple[int, ...]
+    positions: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
 class LayerMeasures:
     """What the measures give for one item's layer (float32 numpy, None when not named),
-    and how far the decomposition is from the block's own output (relative)."""
+    and how far the decomposition is from the block's own output (relative).
+
+    Maps are ``[heads, q, n]`` (norm) and ``[q, n]`` (the per-layer ones), over every
+    query row or, where the inputs named `positions`, over those rows in their order.
+    `rows` says which query rows a norm chunk covers (the long path's row chunks,
+    :func:`norm_chunk`); None: those of the inputs."""
 
     norm: Any
     norm_layer: Any
     alti: Any
     error: float
+    rows: tuple[int, int] | None = None
 
 
 def _rows(m: Any) -> Any:
@@ -164,30 +172,65 @@ def _rows(m: Any) -> Any:
 STEP_VALUES = 1 << 24
 
 
+def _heads_value(value: Any, heads: int) -> Any:
+    """Values per query head: with grouped-query attention head h reads kv head h // g."""
+    value = value.float()
+    if value.shape[1] != heads:
+        value = value.repeat_interleave(heads // value.shape[1], dim=1)
+    return value
+
+
+def value_norms(value: Any, block: Block, heads: int) -> Any:
+    """``||f_h(x_j)||`` for every key: ``(batch, heads, n)``.
+
+    ``||W_O[:, h] v||^2 = v^T (W_h^T W_h) v``: through each head's d_head x d_head Gram
+    matrix, without forming every f (Kobayashi et al. 2020 take the same norm)."""
+    import torch
+
+    value = _heads_value(value, heads)
+    weight, _ = out_matrix(block.out)
+    w = weight.float().reshape(weight.shape[0], heads, -1)
+    gram = torch.einsum("dhk,dhl->hkl", w, w)
+    return ((value @ gram) * value).sum(dim=-1).clamp_min(0).sqrt()
+
+
+def norm_chunk(alpha: Any, norms: Any) -> Any:
+    """The norm measure of some query rows: ``alpha (heads, rows, k)`` times the keys'
+    value norms ``(heads, >= k)``, rows normalised; float32 on alpha's device."""
+    k = alpha.shape[-1]
+    return _rows(alpha.float() * norms[:, None, :k])
+
+
 def layer_measures(inp: LayerInputs, names: frozenset[str]) -> list[LayerMeasures]:
     """The named measures of one layer for every item of the batch at once (one set of
     kernels per layer, not per sentence), in float32 on the layer's device.
 
     Padded keys carry zero weight, so they add nothing to any item's rows; padded query
-    rows are computed and dropped."""
+    rows are computed and dropped. With `positions` only those query rows are computed
+    and checked (a long input's exact rows: a few rows of n x d each)."""
     import torch
 
     alpha = inp.alpha.float()
-    batch, heads, n, _ = alpha.shape
-    value = inp.value.float()
-    if value.shape[1] != heads:  # grouped-query attention: head h reads kv head h // g
-        value = value.repeat_interleave(heads // value.shape[1], dim=1)
+    batch, heads, nq, n = alpha.shape
+    value = _heads_value(inp.value, heads)
     weight, bias = out_matrix(inp.block.out)
     d_model = weight.shape[0]
     w = weight.float().reshape(d_model, heads, -1)
-    x = inp.x.float()
-    b = bias.float() if bias is not None else torch.zeros(d_model, device=x.device)
+    device = alpha.device
+    where = (
+        torch.arange(n, device=device)
+        if inp.positions is None
+        else torch.tensor(inp.positions, device=device, dtype=torch.long)
+    )
+    x_all = inp.x.float()
+    x = x_all[:, where]  # the residual at the query rows
+    b = bias.float() if bias is not None else torch.zeros(d_model, device=device)
     # The self-check: sum_j of the pieces plus the bias must be the block's own output.
     # By linearity sum_j alpha_ij f_h(x_j) = W_O[:, h] (sum_j alpha_ij v^h_j): the heads'
     # mixed values through the projection, as the model computes it (fewer operations
     # than through every f at sentence lengths).
     mixed = torch.nn.functional.linear(
-        (alpha @ value).transpose(1, 2).reshape(batch, n, -1), weight.float()
+        (alpha @ value).transpose(1, 2).reshape(batch, nq, -1), weight.float()
     )
     if inp.block.post:
         norm = inp.block.norm
@@ -196,37 +239,35 @@ def layer_measures(inp: LayerInputs, names: frozenset[str]) -> list[LayerMeasure
         sigma = torch.sqrt(z.var(dim=-1, unbiased=False, keepdim=True) + norm.eps)
         gamma = norm.weight.float()
         beta = norm.bias.float() if norm.bias is not None else 0.0
-        rebuilt, observed = gamma * (z - mean) / sigma + beta, inp.y.float()
+        rebuilt, observed = gamma * (z - mean) / sigma + beta, inp.y.float()[:, where]
     else:
-        rebuilt, observed = mixed + b, inp.attn_out.float()
-    lengths = torch.tensor(inp.lengths, device=x.device)
-    real = torch.arange(n, device=x.device)[None, :] < lengths[:, None]  # (batch, n)
+        rebuilt, observed = mixed + b, inp.attn_out.float()[:, where]
+    lengths = torch.tensor(inp.lengths, device=device)
+    real = where[None, :] < lengths[:, None]  # (batch, q): real tokens, not padding
     off = ((rebuilt - observed).abs().amax(-1) * real).amax(-1)
     scale = (observed.abs().amax(-1) * real).amax(-1).clamp_min(1.0)
     errors = (off / scale).tolist()
     out_norm = out_layer = out_alti = None
     if NORM in names:
-        # ||f_h(x_j)||^2 = v^T (W_h^T W_h) v: through each head's d_head x d_head Gram
-        # matrix, without forming every f (Kobayashi et al. 2020 take the same norm).
-        gram = torch.einsum("dhk,dhl->hkl", w, w)
-        sq = ((value @ gram) * value).sum(dim=-1).clamp_min(0)
-        out_norm = _rows(alpha * sq.sqrt()[:, :, None, :]).cpu().numpy()
+        out_norm = _rows(alpha * value_norms(inp.value, inp.block, heads)[:, :, None, :])
+        out_norm = out_norm.cpu().numpy()
     if NORM_LAYER in names or ALTI in names:
+        layer_rows = torch.empty(batch, nq, n) if NORM_LAYER in names else None
+        alti_rows = torch.empty(batch, nq, n) if ALTI in names else None
+        # The output each row's pieces are measured against (see the module's doc).
+        y = inp.y.float()[:, where] if inp.block.post else x + inp.attn_out.float()[:, where]
         # f[b, h, j] = W_O[:, h] v^h_j: every token's value through every head.
         f = torch.einsum("bhjk,dhk->bhjd", value, w)
-        layer_rows = torch.empty(batch, n, n) if NORM_LAYER in names else None
-        alti_rows = torch.empty(batch, n, n) if ALTI in names else None
-        y = inp.y.float() if inp.block.post else x + inp.attn_out.float()
         step = max(1, STEP_VALUES // (batch * n * d_model))
-        for start in range(0, n, step):
-            stop = min(n, start + step)
+        for start in range(0, nq, step):
+            stop = min(nq, start + step)
             # T[b, i, j] = sum_h alpha_ij f_h(x_j) for the step's query rows.
             t = torch.einsum("bhij,bhjd->bijd", alpha[:, :, start:stop], f)
             if layer_rows is not None:
                 layer_rows[:, start:stop] = t.norm(dim=-1).cpu()
             if alti_rows is not None:
-                rows = torch.arange(start, stop, device=t.device)
-                t[:, rows - start, rows] += x[:, start:stop]
+                rows = torch.arange(start, stop, device=device)
+                t[:, rows - start, where[start:stop]] += x[:, start:stop]
                 if inp.block.post:
                     t = gamma * (t - t.mean(dim=-1, keepdim=True)) / sigma[:, start:stop, None]
                 yi = y[:, start:stop, None, :]
@@ -238,7 +279,10 @@ def layer_measures(inp: LayerInputs, names: frozenset[str]) -> list[LayerMeasure
             out_alti = _rows(alti_rows).numpy()
 
     def item(m: Any, b: int, k: int) -> Any:
-        return None if m is None else np.ascontiguousarray(m[b, ..., :k, :k])
+        if m is None:
+            return None
+        rows = m[b, ..., :k, :k] if inp.positions is None else m[b, ..., :k]
+        return np.ascontiguousarray(rows)
 
     return [
         LayerMeasures(item(out_norm, b, k), item(out_layer, b, k), item(out_alti, b, k), e)

@@ -243,18 +243,14 @@ def plan_run(
             cfg.batch_size,
             available=memory.available_memory(),
             gpu_free=memory.gpu_free_memory(spec),
+            measures=cfg.measures,
         )
     else:
-        long = memory.check_input(spec, sizes, cfg.batch_size)
+        long = memory.check_input(spec, sizes, cfg.batch_size, cfg.measures)
     hint = "use --max-tokens N to bring the input under the page budget"
     if long and needs_full_maps is not None:
         raise InputError(
             f"{needs_full_maps} draws full heatmaps, which a long-input page does not keep; " + hint
-        )
-    if long and cfg.measures:
-        raise InputError(
-            "the context-mixing measures (--measures) are shown on full maps, which a "
-            "long-input page does not keep; " + hint
         )
     if long and cfg.qk:
         raise InputError(

@@ -64,9 +64,13 @@ page budget, see ``reportgen.memory``): :class:`LongSentenceRecord`
     ``data``: packed ``float[layers, heads, n_key]``, that position's exact row in every
     head, ``scale``); ``first_share``: ``[layers][heads]`` mean attention to position
     0; ``entropy``: ``[layers][heads]`` mean row entropy in nats; ``sinks``: the key
-    blocks that the colour scale leaves out by default, :func:`reportgen.figures.sink_columns`);
-    ``figures``: name ->
-    Plotly figure (``first_share``, ``entropy``).
+    blocks that the colour scale leaves out by default, :func:`reportgen.figures.sink_columns`;
+    ``measures``: list of :class:`LongMeasureRecord`, the self map's context-mixing
+    measures (``id``: "norm", "norm_layer" or "alti"; ``heads``: the map's, 1 for the
+    per-layer ones; ``overview``: packed as the weights' (norm only), or null: not
+    computed on a long input; ``scale``; ``rows``: as the weights' rows, at the same
+    positions; ``sinks``: of the measure's own overview), empty when weights only);
+    ``figures``: name -> Plotly figure (``first_share``, ``entropy``).
 
 The head atlas page (``reportgen --atlas``, its views in ``templates/js/atlas.js``):
 
@@ -290,6 +294,18 @@ class LongRowRecord:
 
 
 @dataclass(frozen=True)
+class LongMeasureRecord:
+    """One context-mixing measure of a long input's self map (config.LongMeasures)."""
+
+    id: str
+    heads: int  # the map's heads; 1 for a per-layer measure
+    overview: str | None  # packed as the weights' overview; None: not computed (per layer)
+    scale: int
+    rows: tuple[LongRowRecord, ...]
+    sinks: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class LongMapRecord:
     """One attention map of a long input, reduced: overview, exact rows, statistics."""
 
@@ -310,6 +326,7 @@ class LongMapRecord:
     first_share: tuple[tuple[float, ...], ...]  # [layers][heads]
     entropy: tuple[tuple[float, ...], ...]  # [layers][heads], nats
     sinks: tuple[int, ...] = ()  # key blocks the colour scale leaves out by default
+    measures: tuple[LongMeasureRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -349,7 +366,39 @@ def long_map_record(amap: Any, *, query_seq: int, key_seq: int, decimals: int = 
         first_share=_rounded_grid(amap.first_share, decimals),
         entropy=_rounded_grid(amap.entropy, decimals),
         sinks=sink_columns(amap.overview),
+        measures=_long_measures(amap),
     )
+
+
+def _long_measures(amap: Any) -> tuple[LongMeasureRecord, ...]:
+    """Pack a long map's measures (``LongAttention.measures``), in their order."""
+    m = amap.measures
+    if m is None:
+        return ()
+    out = []
+    for name, rows in m.rows:
+        overview = m.norm_overview if name == "norm" else None
+        data, scale = (
+            (None, LONG_SCALE) if overview is None else pack_attention(overview, LONG_SCALE)
+        )
+        out.append(
+            LongMeasureRecord(
+                id=name,
+                heads=int(rows.shape[2]),
+                overview=data,
+                scale=scale,
+                rows=tuple(
+                    LongRowRecord(
+                        r.position,
+                        amap.query.display[r.position],
+                        *pack_attention(rows[i], LONG_SCALE),
+                    )
+                    for i, r in enumerate(amap.rows)
+                ),
+                sinks=() if overview is None else sink_columns(overview),
+            )
+        )
+    return tuple(out)
 
 
 def _rounded_grid(values: ArrayLike, decimals: int) -> tuple[tuple[float, ...], ...]:

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from reportgen import memory
 from reportgen.cli import main
 from reportgen.errors import InputError
 from reportgen.pipeline import build_report
@@ -185,17 +184,121 @@ def test_bad_measure_options_are_refused_in_one_line(tiny_bert: Path, tmp_path: 
     ]
 
 
-def test_measures_on_a_long_input_are_refused_before_the_weights_load(
-    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import reportgen.models
+@pytest.fixture(scope="module")
+def long_measured(tiny_model: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Over the page budget with every measure: the tiny Llama over ~2,400 tokens."""
+    from transformers import AutoTokenizer
 
-    monkeypatch.setattr(memory, "check_input", lambda *_: True)
-    monkeypatch.setattr(
-        reportgen.models, "load_weights", lambda *_: pytest.fail("the weights loaded")
+    from .test_streaming import _long_text
+
+    folder = tiny_model("llama", context=4096)
+    text = _long_text(AutoTokenizer.from_pretrained(folder), 2400)
+    report = build_report(
+        [text], str(folder), focus="street", measures=("norm", "norm_layer", "alti")
     )
-    with pytest.raises(InputError, match="measures.*long-input page.*--max-tokens"):
-        build_report([LAB], str(tiny_bert), measures=("norm",))
+    path = tmp_path_factory.mktemp("long-measures") / "long.html"
+    report.save(path)
+    return report, path
+
+
+def _unpack_long(data: str, scale: int, shape: tuple[int, ...]) -> np.ndarray:
+    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
+    half = planes.size // 2
+    values = planes[:half].astype(np.uint32) | (planes[half:].astype(np.uint32) << 8)
+    return (values / scale).reshape(shape)
+
+
+def test_a_long_input_carries_norms_overview_and_every_measures_exact_rows(
+    long_measured: Any,
+) -> None:
+    """The long page's measure records against the extraction (one quantisation step),
+    norm's overview pooled like the weights', per-layer measures without an overview."""
+    report, _ = long_measured
+    amap = report.extraction.results[0].maps[0]
+    assert amap.measures is not None
+    page = _parse(report.html)
+    assert [m["id"] for m in page.data["rg-config"]["measures"]] == [
+        "weights",
+        "norm",
+        "norm_layer",
+        "alti",
+    ]
+    record = page.data["rg-data-s1"]["maps"][0]
+    measures = {m["id"]: m for m in record["measures"]}
+    assert list(measures) == ["norm", "norm_layer", "alti"]
+    layers, heads = amap.first_share.shape
+    blocks = (len(amap.query_blocks), len(amap.key_blocks))
+    norm = measures["norm"]
+    got = _unpack_long(norm["overview"], norm["scale"], (layers, heads, *blocks))
+    assert np.abs(got - amap.measures.norm_overview).max() <= 1 / norm["scale"] + 1e-6
+    assert measures["norm_layer"]["overview"] is None and measures["alti"]["overview"] is None
+    rows = dict(amap.measures.rows)
+    n = len(amap.query.tokens)
+    for name, m in measures.items():
+        assert [r["position"] for r in m["rows"]] == [r.position for r in amap.rows]
+        h = heads if name == "norm" else 1
+        assert m["heads"] == h
+        for i, r in enumerate(m["rows"]):
+            got = _unpack_long(r["data"], r["scale"], (layers, h, n))
+            assert np.abs(got - rows[name][i]).max() <= 1 / r["scale"] + 1e-6, name
+    # The export has them at full precision.
+    from reportgen.export import long_export_data
+
+    item = json.loads(json.dumps(long_export_data(report.extraction)))["items"][0]
+    np.testing.assert_allclose(
+        item["measures"]["norm"]["overview"], amap.measures.norm_overview, atol=1e-6
+    )
+    assert len(item["measures"]["alti"]["rows"]) == len(amap.rows)
+
+
+@pytest.mark.browser
+def test_the_measure_choice_redraws_a_long_page(browser: Any, long_measured: Any) -> None:
+    report, path = long_measured
+    amap = report.extraction.results[0].maps[0]
+    assert amap.measures is not None
+    rows = dict(amap.measures.rows)
+    page, log = open_report(browser, path)
+    try:
+        sec = page.locator("section.rg-long").first
+        overview = sec.locator('[data-plot="long-overview"]')
+        row = sec.locator('[data-plot="long-row"]')
+        note = sec.locator("[data-scale-note]")
+        layer = int(sec.locator('[data-control="layer"]').input_value())
+        head = int(sec.locator('[data-control="head"]').input_value())
+        seen = {}
+        for measure in ("norm", "alti", "weights"):
+            page.select_option("#rg-measure", measure)
+            page.wait_for_timeout(400)
+            z = np.array(overview.evaluate("el => el.data[0].z"), dtype=float)
+            y = np.array(row.evaluate("el => el.data[0].y"), dtype=float)
+            seen[measure] = (
+                overview.locator(".gtitle").text_content() or "",
+                row.locator(".gtitle").text_content() or "",
+                note.text_content() or "",
+            )
+            last = len(amap.rows) - 1  # the row select starts at the first exact row
+            if measure == "weights":
+                want_row = amap.rows[0].attention[layer, head]
+                want = amap.overview[layer, head]
+            elif measure == "norm":
+                want_row = rows["norm"][0][layer, head]
+                want = amap.measures.norm_overview[layer, head]
+            else:
+                want_row = rows["alti"][0][layer, 0]
+                want = amap.overview[layer, head]  # no overview: the weights'
+            assert last >= 0
+            assert np.abs(y - want_row).max() <= 2e-4, measure
+            shown = np.where(np.isnan(z), want, z)
+            assert np.abs(shown - want).max() <= 2e-4, measure
+        assert seen["norm"][0].endswith("· Norm") and seen["norm"][1].endswith("· Norm")
+        assert "ALTI (per layer: no heads)" in seen["alti"][1]
+        assert "Head" not in seen["alti"][1].split("·")[0]
+        assert "show the weights" in seen["alti"][2] and "·" not in seen["alti"][0][-12:]
+        assert "show the weights" not in seen["norm"][2]
+        assert not seen["weights"][1].endswith("Norm")
+        assert log.errors == []
+    finally:
+        page.context.close()
 
 
 @pytest.mark.browser

@@ -105,6 +105,23 @@ def test_the_long_path_counts_a_chunk_of_rows_or_a_whole_eager_layer() -> None:
     assert fast.host < 1.2 * 1024**3 < 9 * 1024**3 < slow.host
 
 
+def test_the_long_path_counts_the_measures_it_is_asked_for() -> None:
+    """Norm adds its chunk rows and a second overview and rows on the page; a per-layer
+    measure every key's value through every head and its exact rows (mixing.py)."""
+    n = 8192
+    plain, _ = estimate(SMOL, [n], 1, long=True)
+    norm, _ = estimate(SMOL, [n], 1, long=True, measures=("norm",))
+    alti, _ = estimate(SMOL, [n], 1, long=True, measures=("alti",))
+    chunk = memory.NORM_CHUNK_BYTES_PER_VALUE * 9 * memory.LONG_ROW_CHUNK * n
+    assert norm.forward == plain.forward + chunk
+    assert norm.maps == 2 * plain.maps
+    assert alti.forward == plain.forward + 4 * 9 * n * 576 + 12 * memory.LONG_ROWS * n * 576
+    assert alti.maps == plain.maps + 4 * 30 * memory.LONG_ROWS * n
+    # SmolLM2's full context with every measure still fits a few GB.
+    everything, _ = estimate(SMOL, [n], 1, long=True, measures=("norm", "norm_layer", "alti"))
+    assert everything.host < 2 * 1024**3
+
+
 def test_nothing_fits_suggests_a_smaller_model() -> None:
     with pytest.raises(InputError, match="use a smaller model"):
         check_fits(SMOL, [50], 1, available=1024)

@@ -273,3 +273,73 @@ def test_smollm2_matches_the_definitions() -> None:
     for layer, want in enumerate(_reference("llama", loaded, text)):
         np.testing.assert_allclose(got.norm[layer], want["norm"], atol=1e-5)
         np.testing.assert_allclose(got.alti[layer], want["alti"], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------
+# Long inputs: the same measures, streamed in chunks of query rows
+# ---------------------------------------------------------------------------------------
+
+
+def _pooled(att: np.ndarray, qb: Any, kb: Any) -> np.ndarray:
+    """Mean over each query block, sum over each key block (the overview's pooling)."""
+    rows = np.stack([att[..., s:e, :].mean(-2) for s, e in qb], axis=-2)
+    return np.stack([rows[..., s:e].sum(-1) for s, e in kb], axis=-1)
+
+
+@pytest.mark.parametrize("family", ["llama", "bert"])
+def test_long_inputs_measures_equal_the_full_maps(
+    family: str, tiny_model: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long input's norm overview and every measure's exact rows, streamed 100 query
+    rows at a time, equal the full maps of the same input (pre-norm rotary GQA Llama and
+    post-norm BERT)."""
+    from .conftest import save_bert
+
+    folder = (
+        tiny_model("llama", context=1024)
+        if family == "llama"
+        else save_bert(tmp_path, layers=2, heads=2, max_length=1024)
+    )
+    config = ReportConfig(model=str(folder), measures=ALL)
+    loaded = load_model(config)
+    text = " ".join([TEXT] * 40)
+    item = SentenceInput(text, focus="suitcase", source="long")
+    batch = InputBatch(items=(item,))
+    full = extract.extract(batch, config, loaded).results[0].maps[0].measures
+    assert full is not None and full.norm is not None
+    monkeypatch.setattr(extract, "LONG_ROW_CHUNK", 100)
+    long = extract.extract_long(batch, config, loaded, blocks=16)
+    assert long.measures_withheld is None
+    amap = long.results[0].maps[0]
+    got = amap.measures
+    assert got is not None and got.norm_overview is not None
+    n = len(amap.query.tokens)
+    assert n > 300 and len(amap.query_blocks) == 16
+    np.testing.assert_allclose(
+        got.norm_overview, _pooled(full.norm, amap.query_blocks, amap.key_blocks), atol=1e-5
+    )
+    np.testing.assert_allclose(got.norm_overview.sum(-1), 1.0, atol=1e-5)
+    positions = [r.position for r in amap.rows]
+    rows = dict(got.rows)
+    assert set(rows) == set(ALL)
+    np.testing.assert_allclose(
+        rows["norm"], full.norm[:, :, positions].transpose(2, 0, 1, 3), atol=1e-5
+    )
+    for name in ("norm_layer", "alti"):
+        want = getattr(full, name)[:, positions][:, :, None].transpose(1, 0, 2, 3)
+        np.testing.assert_allclose(rows[name], want, atol=1e-4, err_msg=name)
+
+
+def test_long_inputs_withhold_measures_a_block_does_not_rebuild(tiny_bert: Path) -> None:
+    config = ReportConfig(model=str(tiny_bert), measures=ALL)
+    loaded = load_model(config)
+    ln = loaded.model.encoder.layer[1].attention.output.LayerNorm
+    altered = _NoCentre(ln.normalized_shape, eps=ln.eps)
+    altered.load_state_dict(ln.state_dict())
+    loaded.model.encoder.layer[1].attention.output.LayerNorm = altered
+    long = extract.extract_long(
+        InputBatch(items=(SentenceInput(TEXT, source="a"),)), config, loaded
+    )
+    assert long.measures_withheld is not None and "in layer 2" in long.measures_withheld
+    assert all(m.measures is None for r in long.results for m in r.maps)
+    assert long.results[0].maps[0].overview.shape[0] == 2  # the weights are unaffected

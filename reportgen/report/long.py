@@ -10,6 +10,7 @@ import numpy as np
 from reportgen import analysis, figures, store
 from reportgen.config import LongExtraction, LongResult, ReportConfig, TokenSeq
 from reportgen.nexttoken import Prediction, visible
+from reportgen.report.contributions import MEASURES, MeasureInfo
 from reportgen.report.document import ReportDocument, figure_specs
 from reportgen.report.heads import choose_head
 from reportgen.report.sentence import seq_indexer, seq_record
@@ -83,6 +84,15 @@ def long_sentence_doc(number: int, result: LongResult) -> LongSentenceDoc:
     )
 
 
+def long_measures(extraction: LongExtraction) -> tuple[MeasureInfo, ...]:
+    """The Measure choice of a long page: weights and the measures its first input's self
+    map carries (no ALTI rollout: it needs every layer's full map)."""
+    if not extraction.results or extraction.results[0].maps[0].measures is None:
+        return ()
+    kept = {name for name, _ in extraction.results[0].maps[0].measures.rows}
+    return tuple(m for m in MEASURES if m.id == "weights" or m.id in kept)
+
+
 def build_long_document(
     extraction: LongExtraction, config: ReportConfig, version: str
 ) -> ReportDocument:
@@ -102,4 +112,6 @@ def build_long_document(
         long_sentences=tuple(
             long_sentence_doc(i, r) for i, r in enumerate(extraction.results, start=1)
         ),
+        measures=long_measures(extraction) if config.measures else (),
+        measures_withheld=extraction.measures_withheld,
     )

@@ -4,23 +4,60 @@
  * control (RG.state.leaveOutSinks, on by default here) leaves the sink columns that
  * Python found (figures.sink_columns) out of the colour range, so the page opens readable.
  * Only the shown head is drawn; a section decodes its overview and rows once (blocks^2
- * and a few rows of n values per head), never a full n x n map. */
+ * and a few rows of n values per head), never a full n x n map. Under the page's Measure
+ * choice (RG.state.measure, main.js) the exact rows are the measure's and, where the
+ * measure has one (norm), so is the overview; a per-layer measure has one "head". */
 "use strict";
 (function () {
   const RG = window.reportgen;
 
-  /** A section's maps, decoded once: {meta, overview: Float32Array, rows: [Float32Array]}. */
+  async function decodedRows(rows) {
+    return (await Promise.all(rows.map((r) => RG.decodeMap({ data: r.data, scale: r.scale })))).map((r) => r.values);
+  }
+
+  /** A section's maps, decoded once: {meta, overview: Float32Array, rows: [Float32Array],
+   * measures: {id: {heads, overview: Float32Array or null, rows, sinks}}}. */
   async function decodedLong(entry) {
     if (!entry.long) {
       entry.long = Promise.all(
         entry.data.maps.map(async function (m) {
           const overview = await RG.decodeMap({ data: m.overview, scale: m.scale });
-          const rows = await Promise.all(m.rows.map((r) => RG.decodeMap({ data: r.data, scale: r.scale })));
-          return { meta: m, overview: overview.values, rows: rows.map((r) => r.values) };
+          const measures = {};
+          for (const x of m.measures) {
+            measures[x.id] = {
+              heads: x.heads,
+              overview: x.overview === null ? null : (await RG.decodeMap({ data: x.overview, scale: x.scale })).values,
+              rows: await decodedRows(x.rows),
+              sinks: x.sinks,
+            };
+          }
+          return { meta: m, overview: overview.values, rows: await decodedRows(m.rows), measures: measures };
         }),
       );
     }
     return entry.long;
+  }
+
+  /** What map `d` shows under the Measure choice: the exact rows (`rows`, `heads`) and the
+   * overview (`overview`, `overviewHeads`, `sinks`), each the measure's where it has them,
+   * else the weights'; `label` names the measure ("" for weights), `overviewOf` it or
+   * "weights". */
+  function measured(d) {
+    const x = d.measures[RG.state.measure];
+    const weights = { heads: d.meta.heads, overview: d.overview, rows: d.rows, sinks: d.meta.sinks };
+    if (!x) return Object.assign(weights, { overviewHeads: d.meta.heads, label: "", overviewOf: "weights" });
+    const choice = RG.page.measures.find((c) => c.id === RG.state.measure);
+    const label = choice.label + (choice.per_layer ? " (per layer: no heads)" : "");
+    const own = x.overview !== null;
+    return {
+      heads: x.heads,
+      rows: x.rows,
+      overview: own ? x.overview : d.overview,
+      overviewHeads: own ? x.heads : d.meta.heads,
+      sinks: own ? x.sinks : d.meta.sinks,
+      label: label,
+      overviewOf: own ? choice.label : "weights",
+    };
   }
 
   function fill(root, name, labels) {
@@ -59,19 +96,23 @@
     const maps = await decodedLong(entry);
     const d = maps[Math.min(mi, maps.length - 1)];
     const m = d.meta;
+    const shown = measured(d);
     const seqs = entry.data.seqs;
     const q = blockAxis(m.query_blocks, seqs[m.query_seq].tokens, true, null);
-    const k = blockAxis(m.key_blocks, seqs[m.key_seq].tokens, false, new Set(m.sinks));
+    const k = blockAxis(m.key_blocks, seqs[m.key_seq].tokens, false, new Set(shown.sinks));
     const nq = m.query_blocks.length;
     const nk = m.key_blocks.length;
+    const heads = shown.overviewHeads;
     return {
       meta: m,
       layers: m.layers,
-      heads: m.heads,
+      heads: heads,
+      overviewOf: shown.overviewOf,
+      sinks: shown.sinks,
       at: function (layer, head) {
-        const base = (layer * m.heads + head) * nq * nk;
+        const base = (layer * heads + head) * nq * nk;
         const rows = [];
-        for (let i = 0; i < nq; i++) rows.push(Array.from(d.overview.subarray(base + i * nk, base + (i + 1) * nk)));
+        for (let i = 0; i < nq; i++) rows.push(Array.from(shown.overview.subarray(base + i * nk, base + (i + 1) * nk)));
         return { rows: rows, q: q, k: k };
       },
     };
@@ -106,23 +147,27 @@
     fig.layout.yaxis.ticktext = yt.map((i) => range(qb[i]));
     fig.layout.yaxis.title = { text: "Query block (token positions)" };
     fig.layout.height = 640;
+    const what = shown.overviewOf === "weights" ? "" : " · " + shown.overviewOf;
     fig.layout.title.text = RG.plotText(
       "Layer " + (layer + 1) + ", Head " + (head + 1) + " · pooled overview, " + qb.length + " × " + kb.length + " blocks" +
-        (m.id !== "self" ? " · " + m.name : ""),
+        (m.id !== "self" ? " · " + m.name : "") + what,
     );
     return Plotly.react(div, fig.data, fig.layout, RG.plotConfig("overview-L" + (layer + 1) + "-H" + (head + 1)));
   }
 
-  /** Whether token position `p` lies in a sink block of map `m`. */
-  function inSink(m, p) {
-    return m.sinks.some((j) => m.key_blocks[j][0] <= p && p < m.key_blocks[j][1]);
+  /** Whether token position `p` lies in one of map `m`'s key blocks `sinks`. */
+  function inSink(m, sinks, p) {
+    return sinks.some((j) => m.key_blocks[j][0] <= p && p < m.key_blocks[j][1]);
   }
 
   function drawRow(div, d, seqs, r, layer, head, stretch) {
     const m = d.meta;
+    const shown = measured(d);
+    const sinks = shown.sinks;
     const row = m.rows[r];
     const n = m.n_key;
-    const values = d.rows[r].subarray((layer * m.heads + head) * n, (layer * m.heads + head + 1) * n);
+    const h = Math.min(head, shown.heads - 1); // a per-layer measure has one "head"
+    const values = shown.rows[r].subarray((layer * shown.heads + h) * n, (layer * shown.heads + h + 1) * n);
     const tokens = seqs[m.key_seq].tokens;
     const block = stretch > 0 ? m.key_blocks[stretch - 1] : [0, n];
     const xs = [];
@@ -133,8 +178,8 @@
       ys.push(values[p]);
       labels.push(RG.plotText(tokens[p]));
     }
-    const leaveOut = RG.state.leaveOutSinks && m.sinks.length > 0;
-    const top = RG.largest([ys], leaveOut ? (_, j) => inSink(m, xs[j]) : null);
+    const leaveOut = RG.state.leaveOutSinks && sinks.length > 0;
+    const top = RG.largest([ys], leaveOut ? (_, j) => inSink(m, sinks, xs[j]) : null);
     const close = block[1] - block[0] <= 160;
     const trace = {
       type: close ? "bar" : "scatter",
@@ -144,18 +189,19 @@
       customdata: labels,
       marker: { color: "#3b6ea5" },
       line: { color: "#3b6ea5", width: 1 },
-      hovertemplate: "Key %{x}: %{customdata}<br>weight %{y:.4f}<extra></extra>",
+      hovertemplate: "Key %{x}: %{customdata}<br>" + (shown.label ? "share" : "weight") + " %{y:.4f}<extra></extra>",
     };
     const layout = {
       title: {
         text: RG.plotText(
-          "Layer " + (layer + 1) + ", Head " + (head + 1) + " · exact row of position " + row.position + " (" + row.token + ")",
+          (shown.heads > 1 ? "Layer " + (layer + 1) + ", Head " + (head + 1) : "Layer " + (layer + 1)) +
+            " · exact row of position " + row.position + " (" + row.token + ")" + (shown.label ? " · " + shown.label : ""),
         ),
       },
       height: 360,
       margin: { l: 60, r: 20, t: 50, b: close ? 110 : 50 },
       xaxis: { title: { text: "Key (token position attended to)" }, range: [block[0] - 0.5, block[1] - 0.5] },
-      yaxis: { title: { text: "weight" }, rangemode: "tozero" },
+      yaxis: { title: { text: shown.label ? "share" : "weight" }, rangemode: "tozero" },
       bargap: 0.1,
     };
     if (close) {
@@ -164,18 +210,24 @@
       layout.xaxis.ticktext = labels;
       layout.xaxis.tickangle = -60;
     }
-    if (leaveOut && xs.some((p) => inSink(m, p)) && top > 0) layout.yaxis.range = [0, top * 1.05];
+    if (leaveOut && xs.some((p) => inSink(m, sinks, p)) && top > 0) layout.yaxis.range = [0, top * 1.05];
     return Plotly.react(div, [trace], layout, RG.plotConfig("row-" + row.position + "-L" + (layer + 1) + "-H" + (head + 1)));
   }
 
   /** What the colour scale shows, beside it, with the sink control's state. */
-  function scaleNote(root, m, kTokens, share) {
-    const sinks = m.sinks.map((j) => blockText(m.key_blocks[j], kTokens)).join(", ");
-    const plural = m.sinks.length > 1 ? "s" : "";
+  function scaleNote(root, m, shown, kTokens, share) {
+    const columns = shown.sinks;
+    const sinks = columns.map((j) => blockText(m.key_blocks[j], kTokens)).join(", ");
+    const plural = columns.length > 1 ? "s" : "";
+    // Under a per-layer measure the overview stays on the weights: say so first.
+    const which =
+      RG.state.measure !== "weights" && shown.overviewOf === "weights"
+        ? "The pooled overview and the grid show the weights: a per-layer measure has no overview on a long input (every row's contributions take n × d values a layer), only the exact rows below. "
+        : "";
     const first = " This head gives position 0 " + (100 * share).toFixed(1) + "% of its attention on average.";
     const leaveOut = RG.state.leaveOutSinks; // the page's one sink control
     let text;
-    if (!m.sinks.length) {
+    if (!columns.length) {
       text = "Colour scale: linear from 0 to the largest pooled weight; no column of this page is a sink (rule below)." + first;
     } else if (leaveOut) {
       text = "Colour scale leaves out the sink column" + plural + " at " + sinks +
@@ -184,9 +236,9 @@
     } else {
       text = "Colour scale: linear from 0 to the largest pooled weight, the sink column" + plural + " at " + sinks + " included." + first;
     }
-    root.querySelector("[data-scale-note]").textContent = text;
+    root.querySelector("[data-scale-note]").textContent = which + text;
     const button = root.querySelector("[data-sink-toggle]");
-    button.hidden = !m.sinks.length;
+    button.hidden = !columns.length;
     button.textContent = leaveOut ? "Show them" : "Leave them out";
   }
 
@@ -202,7 +254,8 @@
     const kTokens = seqs[m.key_seq].tokens;
     fill(root, "stretch", ["all " + m.n_key + " positions"].concat(m.key_blocks.map((b) => blockText(b, kTokens))));
     const overviewDiv = root.querySelector('[data-plot="long-overview"]');
-    await drawOverview(overviewDiv, await RG.shownMaps(entry, mi), layer, head);
+    const shownMaps = await RG.shownMaps(entry, mi);
+    await drawOverview(overviewDiv, shownMaps, layer, Math.min(head, shownMaps.heads - 1));
     if (!overviewDiv.dataset.clickWired) {
       // Clicking a block opens the close-up of its key tokens in the exact row below.
       overviewDiv.on("plotly_click", function (ev) {
@@ -213,7 +266,7 @@
       });
       overviewDiv.dataset.clickWired = "1";
     }
-    scaleNote(root, m, kTokens, m.first_share[layer][head]);
+    scaleNote(root, m, shownMaps, kTokens, m.first_share[layer][head]);
     if (root.dataset.figuresDrawn !== "1") {
       await RG.drawFigures(root, entry.data.figures); // layers x heads grids, built in Python
       root.dataset.figuresDrawn = "1";
@@ -227,12 +280,13 @@
     }
     const stretch = RG.controlValue(root, "stretch", 0);
     await drawRow(rowDiv, d, seqs, r, layer, head, stretch);
-    const at0 = d.rows[r][(layer * m.heads + head) * m.n_key];
-    const leftOut = RG.state.leaveOutSinks && m.sinks.length > 0;
+    const shown = measured(d);
+    const at0 = shown.rows[r][(layer * shown.heads + Math.min(head, shown.heads - 1)) * m.n_key];
+    const leftOut = RG.state.leaveOutSinks && shown.sinks.length > 0;
     note.textContent =
-      "Exact weights of one query position over every key, stored to 1/65535. " +
+      (shown.label ? "Exact " + shown.label + " shares" : "Exact weights") + " of one query position over every key, stored to 1/65535. " +
       (stretch > 0 ? "Close-up on " + blockText(m.key_blocks[stretch - 1], kTokens) + ". " : "Choose a close-up to read token labels. ") +
-      (leftOut ? "The y-axis leaves the sink column" + (m.sinks.length > 1 ? "s'" : "'s") + " tokens out of its range. " : "") +
-      "Position 0 has weight " + at0.toFixed(3) + ".";
+      (leftOut ? "The y-axis leaves the sink column" + (shown.sinks.length > 1 ? "s'" : "'s") + " tokens out of its range. " : "") +
+      "Position 0 has " + (shown.label ? "a share of " : "weight ") + at0.toFixed(3) + ".";
   });
 })();
