@@ -288,6 +288,14 @@ def test_the_panel_explains_weights_only(browser: Any, tiny_bert: Path, tmp_path
     page.select_option("#rg-measure", "norm")
     page.wait_for_selector("#s1 [data-qk-note] >> text=/explains attention weights only/")
     assert page.locator("#s1 [data-qk-body]").is_hidden()
+    # A line of the head view (now drawing the norms) chooses the head and pair all the
+    # same, and the panel keeps saying why it cannot explain them.
+    page.wait_for_selector('#s1[data-rg-rendered="1"]', state="attached")
+    _click_line(page, "s1", 3, 1)
+    page.wait_for_selector("#s1 [data-qk-from-lines] >> text=/^Opened in/", state="attached")
+    page.wait_for_selector('#s1 [data-view="qk"][data-rg-rendered="1"]', state="attached")
+    assert "explains attention weights only" in page.locator("#s1 [data-qk-note]").inner_text()
+    assert page.locator("#s1 [data-qk-body]").is_hidden()
     assert log.errors == []
 
 
@@ -413,6 +421,38 @@ def test_a_head_view_line_opens_the_panel(browser: Any, minilm_report: Any, tmp_
     assert panel.locator("[data-qk-table] tr").count() == 2  # a new pick: one key
     cells = panel.locator("[data-qk-table] tr").nth(1).locator("th, td").all_text_contents()
     assert abs(float(cells[-2]) - weights[best]) < 1e-6
+    assert log.errors == []
+
+
+@pytest.mark.browser
+def test_a_head_view_line_maps_back_through_pair_filters_and_hidden_specials(
+    browser: Any, tmp_path: Path
+) -> None:
+    """bertviz's "Sentence B -> Sentence A" filter draws a slice of the drawn axis, which
+    leaves the special tokens out here: its line a -> c is query B's a-th shown token,
+    key A's c-th, in the sentence's own positions."""
+    report = build_report(["The cat sat."], pair="It was tired.")
+    path = tmp_path / "pair.html"
+    report.save(path)
+    page, log = open_report(browser, path)
+    page.check("#rg-hide-special")
+    page.wait_for_selector('#s1[data-rg-rendered="1"]', state="attached")
+    page.select_option("#s1 .rg-bertviz #filter", "4")  # bertviz's B -> A (PAIR_FILTERS)
+    seq = page_data(report.html)["rg-data-s1"]["seqs"][0]
+    shown = [p for p, special in enumerate(seq["special"]) if not special]
+    a, c = 1, 2
+    query = [p for p in shown if p >= seq["b_start"]][a]
+    key = [p for p in shown if p < seq["b_start"]][c]
+    _click_line(page, "s1", a, c)
+    word = f"'{seq['tokens'][query]}' \\[{query}\\] → key '{seq['tokens'][key]}' \\[{key}\\]"
+    _panel_shows(page, "s1", f"/· query {word}/")
+    status = page.locator("#s1 [data-qk-from-lines]").inner_text()
+    assert (
+        f"query '{seq['tokens'][query]}' [{query}] → key '{seq['tokens'][key]}' [{key}]" in status
+    )
+    assert (
+        "renormalised without special tokens" in page.locator("#s1 [data-qk-formula]").inner_text()
+    )
     assert log.errors == []
 
 
