@@ -394,6 +394,8 @@ def test_a_head_view_line_opens_the_panel(browser: Any, minilm_report: Any, tmp_
     assert abs(z - shown) < 1e-6
     status = page.locator("#s1 [data-qk-from-lines]").inner_text()
     assert status.startswith(f"Opened in Why this weight above: Layer {layer + 1}, Head {head + 1}")
+    page.click("#s1 [data-qk-goto]")  # the panel is above: one click brings it to the top
+    assert abs(panel.evaluate("el => el.getBoundingClientRect().top")) < 2
 
     # Shift on another key of the same query: both scores, each q.k * scaling.
     _click_line(page, "s1", i, j2, shift=True)
