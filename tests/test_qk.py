@@ -288,4 +288,185 @@ def test_the_panel_explains_weights_only(browser: Any, tiny_bert: Path, tmp_path
     page.select_option("#rg-measure", "norm")
     page.wait_for_selector("#s1 [data-qk-note] >> text=/explains attention weights only/")
     assert page.locator("#s1 [data-qk-body]").is_hidden()
+    # A line of the head view (now drawing the norms) chooses the head and pair all the
+    # same, and the panel keeps saying why it cannot explain them.
+    page.wait_for_selector('#s1[data-rg-rendered="1"]', state="attached")
+    _click_line(page, "s1", 3, 1)
+    page.wait_for_selector("#s1 [data-qk-from-lines] >> text=/^Opened in/", state="attached")
+    page.wait_for_selector('#s1 [data-view="qk"][data-rg-rendered="1"]', state="attached")
+    assert "explains attention weights only" in page.locator("#s1 [data-qk-note]").inner_text()
+    assert page.locator("#s1 [data-qk-body]").is_hidden()
+    assert log.errors == []
+
+
+# The head view (bertviz): a clicked line opens the panel for its layer, head and pair.
+
+LINE_POINT = """([anchor, i, j]) => {
+  // A point of the pair's line where a line of that pair is the topmost element (client
+  // coordinates), or null: lines cross, and the click lands on the one on top.
+  const box = document.querySelector('#' + anchor + ' .rg-bertviz');
+  const same = (el) => el && el.getAttribute('left-token-index') === String(i) &&
+    el.getAttribute('right-token-index') === String(j);
+  const line = Array.from(box.querySelectorAll('#attention line')).find(
+    (l) => same(l) && l.getAttribute('stroke-opacity') !== '0');
+  line.scrollIntoView({ block: 'center' });
+  const svg = line.ownerSVGElement.getBoundingClientRect();
+  const [x1, y1, x2, y2] = ['x1', 'y1', 'x2', 'y2'].map((a) => +line.getAttribute(a));
+  for (let k = 1; k < 20; k++) {
+    const t = 0.5 + (k % 2 ? 1 : -1) * Math.floor(k / 2) * 0.05;
+    const x = svg.left + x1 + t * (x2 - x1), y = svg.top + y1 + t * (y2 - y1);
+    if (same(document.elementFromPoint(x, y))) return [x, y];
+  }
+  return null;
+}"""
+
+
+def unpack_weights(data: str, scale: int, shape: tuple[int, ...]) -> np.ndarray:
+    """store.py's packed weights, read here without reportgen: uint16 in two byte planes."""
+    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
+    half = planes.size // 2
+    u = planes[:half].astype(np.int64) | (planes[half:].astype(np.int64) << 8)
+    return u.reshape(shape) / scale
+
+
+def _click_line(page: Any, anchor: str, i: int, j: int, shift: bool = False) -> None:
+    """A real mouse click on the head view's line from query i to key j."""
+    point = page.evaluate(LINE_POINT, [anchor, i, j])
+    assert point is not None, f"no point of line {i} -> {j} is on top"
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.click(*point)
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def _panel_shows(page: Any, anchor: str, text: str) -> None:
+    page.wait_for_selector(f"#{anchor} [data-qk-note] >> text={text}", state="attached")
+    page.wait_for_selector(f'#{anchor} [data-view="qk"][data-rg-rendered="1"]', state="attached")
+
+
+@pytest.fixture(scope="module")
+def minilm_report() -> Any:
+    """One short sentence on the embedded model (MiniLM: 6 layers x 12 heads)."""
+    return build_report([WINOGRAD[0]])
+
+
+@pytest.mark.browser
+def test_a_head_view_line_opens_the_panel(browser: Any, minilm_report: Any, tmp_path: Path) -> None:
+    report = minilm_report
+    path = tmp_path / "hv.html"
+    report.save(path)
+    page, log = open_report(browser, path)
+    rec = page_data(report.html)["rg-data-s1"]
+    qk, m = rec["qk"], rec["maps"][0]
+    L, H, n = qk["layers"], qk["heads"], qk["n"]
+    tokens = rec["seqs"][m["query_seq"]]["tokens"]
+    i, j, j2 = tokens.index("it"), tokens.index("animal"), tokens.index("street")
+    layer, head = 2, 5
+    amap = report.extraction.results[0].maps[0]
+    stored = unpack_weights(m["data"], m["scale"], (L, H, n, n))
+    assert np.abs(stored - amap.attention).max() <= 1 / m["scale"]  # the page's rounding
+    q = unpack_half(qk["q"], (L, H, n, qk["head_dim"]))
+    k = unpack_half(qk["k"], (L, qk["kv_heads"], n, qk["head_dim"]))
+
+    # bertviz's own controls: its layer select, and a double-click on a head's square
+    # (the last group of its SVG) to show that head alone.
+    page.select_option("#s1 .rg-bertviz #layer", str(layer))
+    page.locator("#s1 .rg-bertviz svg > g:last-child > rect").nth(head).dblclick()
+    _click_line(page, "s1", i, j)
+    _panel_shows(page, "s1", f"/^Layer {layer + 1}, Head {head + 1} · query 'it' \\[{i}\\]/")
+    panel = page.locator('#s1 [data-view="qk"]')
+    note = panel.locator("[data-qk-note]").inner_text()
+    assert f"key 'animal' [{j}]" in note and "head view's line of this head" in note
+    cells = panel.locator("[data-qk-table] tr").nth(1).locator("th, td").all_text_contents()
+    recomputed, shown = float(cells[-3]), float(cells[-2])
+    assert abs(shown - stored[layer, head, i, j]) < 1e-6  # the page's weight, to 6 places
+    assert abs(shown - float(amap.attention[layer, head, i, j])) <= 1 / m["scale"]
+    assert abs(recomputed - float(amap.attention[layer, head, i, j])) <= qk["error"] + 1e-6
+    # The heatmap above was turned to that head: its hover value is the panel's.
+    heads = page.locator('#s1 [data-view="head"]')
+    assert heads.locator('[data-control="layer"]').input_value() == str(layer)
+    assert heads.locator('[data-control="head"]').input_value() == str(head)
+    z = page.evaluate(
+        "([sel, i, j]) => document.querySelector(sel).data[0].z[i][j]",
+        ['#s1 [data-plot="head"]', i, j],
+    )
+    assert abs(z - shown) < 1e-6
+    status = page.locator("#s1 [data-qk-from-lines]").inner_text()
+    assert status.startswith(f"Opened in Why this weight above: Layer {layer + 1}, Head {head + 1}")
+    page.click("#s1 [data-qk-goto]")  # the panel is above: one click brings it to the top
+    assert abs(panel.evaluate("el => el.getBoundingClientRect().top")) < 2
+
+    # Shift on another key of the same query: both scores, each q.k * scaling.
+    _click_line(page, "s1", i, j2, shift=True)
+    page.wait_for_selector("#s1 [data-qk-contrast] >> text=/^Scores:/", state="visible")
+    page.wait_for_selector('#s1 [data-view="qk"][data-rg-rendered="1"]', state="attached")
+    assert panel.locator("[data-qk-table] tr").count() == 3
+    assert page.locator('#s1 [data-control="compare"]').input_value() == str(j2)
+    contrast = panel.locator("[data-qk-contrast]").inner_text()
+    found = re.match(r"Scores: 'animal' \[\d+\] (-?[\d.]+), 'street' \[\d+\] (-?[\d.]+)", contrast)
+    assert found is not None, contrast
+    for key, text in ((j, found.group(1)), (j2, found.group(2))):
+        score = q[layer, head, i] @ k[layer, head, key] * qk["scaling"][layer]
+        assert abs(float(text) - score) < 1e-3
+
+    # All heads shown again (bertviz: double-click the only one): the pair's lines lie on
+    # top of each other, so the head is the one of largest weight there, and it says so.
+    page.locator("#s1 .rg-bertviz svg > g:last-child > rect").nth(head).dblclick()
+    j3 = tokens.index("tired")
+    weights = stored[layer, :, i, j3]
+    best = int(np.argmax(weights))  # the first of equals, as bertviz.js takes it
+    _click_line(page, "s1", i, j3)
+    _panel_shows(page, "s1", f"/^Layer {layer + 1}, Head {best + 1} · query 'it'/")
+    note = panel.locator("[data-qk-note]").inner_text()
+    assert f"the largest of the {int((weights > 0).sum())} there" in note, note
+    assert panel.locator("[data-qk-table] tr").count() == 2  # a new pick: one key
+    cells = panel.locator("[data-qk-table] tr").nth(1).locator("th, td").all_text_contents()
+    assert abs(float(cells[-2]) - weights[best]) < 1e-6
+    assert log.errors == []
+
+
+@pytest.mark.browser
+def test_a_head_view_line_maps_back_through_pair_filters_and_hidden_specials(
+    browser: Any, tmp_path: Path
+) -> None:
+    """bertviz's "Sentence B -> Sentence A" filter draws a slice of the drawn axis, which
+    leaves the special tokens out here: its line a -> c is query B's a-th shown token,
+    key A's c-th, in the sentence's own positions."""
+    report = build_report(["The cat sat."], pair="It was tired.")
+    path = tmp_path / "pair.html"
+    report.save(path)
+    page, log = open_report(browser, path)
+    page.check("#rg-hide-special")
+    page.wait_for_selector('#s1[data-rg-rendered="1"]', state="attached")
+    page.select_option("#s1 .rg-bertviz #filter", "4")  # bertviz's B -> A (PAIR_FILTERS)
+    seq = page_data(report.html)["rg-data-s1"]["seqs"][0]
+    shown = [p for p, special in enumerate(seq["special"]) if not special]
+    a, c = 1, 2
+    query = [p for p in shown if p >= seq["b_start"]][a]
+    key = [p for p in shown if p < seq["b_start"]][c]
+    _click_line(page, "s1", a, c)
+    word = f"'{seq['tokens'][query]}' \\[{query}\\] → key '{seq['tokens'][key]}' \\[{key}\\]"
+    _panel_shows(page, "s1", f"/· query {word}/")
+    status = page.locator("#s1 [data-qk-from-lines]").inner_text()
+    assert (
+        f"query '{seq['tokens'][query]}' [{query}] → key '{seq['tokens'][key]}' [{key}]" in status
+    )
+    assert (
+        "renormalised without special tokens" in page.locator("#s1 [data-qk-formula]").inner_text()
+    )
+    assert log.errors == []
+
+
+@pytest.mark.browser
+def test_a_head_view_line_does_nothing_new_without_queries_and_keys(
+    browser: Any, tmp_path: Path
+) -> None:
+    report = build_report([WINOGRAD[0]], qk=False)
+    path = tmp_path / "none.html"
+    report.save(path)
+    page, log = open_report(browser, path)
+    _click_line(page, "s1", 3, 1)
+    assert page.locator('#s1 [data-view="qk"], #s1 [data-qk-from-lines]').count() == 0
+    assert page.locator("#s1 [data-qk-none]").count() == 1
     assert log.errors == []

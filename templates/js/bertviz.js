@@ -1,6 +1,7 @@
 /* Everything bertviz's head view needs, in one place: the two-line require.js stand-in
  * its script calls, its parameters, its fixed element ids (#layer, #filter, #vis inside
- * the root div) and its 0-based layer labels, renamed the report's way. */
+ * the root div), its 0-based layer labels, renamed the report's way, and what its lines
+ * are: a clicked line is told as an "rg-headview-pick" event (qk.js listens). */
 "use strict";
 (function () {
   const RG = window.reportgen;
@@ -16,19 +17,23 @@
 
   /** bertviz's parameters. Its `attention` list holds one self-attention map (with the
    * five sentence-pair filters when the input is a pair), or, for an encoder-decoder
-   * model, bertviz's own encoder-decoder form: "Encoder", "Decoder" and "Cross". */
+   * model, bertviz's own encoder-decoder form: "Encoder", "Decoder" and "Cross".
+   * `axes`, one per item of that list: its map and the sentence position of each of its
+   * left (query) and right (key) tokens. */
   function params(shown, layers, domId, chosen) {
-    const one = function (name, s) {
+    const axes = [];
+    const one = function (name, s, mi) {
       const t = s.at(0, 0);
       const attn = layers.map((l) => Array.from({ length: s.heads }, (_, h) => s.at(l, h).rows));
+      axes.push({ map: mi, q: t.q.positions, k: t.k.positions });
       return { view: t, item: { name: name, attn: attn, left_text: t.q.labels, right_text: t.k.labels } };
     };
     const names = { encoder_self: "Encoder", decoder_self: "Decoder", cross: "Cross" };
     const attention = [];
     if (shown.length > 1) {
-      for (const s of shown) attention.push(one(names[s.meta.id] || s.meta.name, s).item);
+      shown.forEach((s, mi) => attention.push(one(names[s.meta.id] || s.meta.name, s, mi).item));
     } else {
-      const first = one(null, shown[0]);
+      const first = one(null, shown[0], 0);
       attention.push(first.item);
       const b = first.view.q.boundary;
       if (shown[0].meta.query_seq === shown[0].meta.key_seq && b !== null) {
@@ -47,10 +52,11 @@
             left_text: labels.slice(qr[0], qr[1]),
             right_text: labels.slice(kr[0], kr[1]),
           });
+          axes.push({ map: 0, q: axes[0].q.slice(qr[0], qr[1]), k: axes[0].k.slice(kr[0], kr[1]) });
         });
       }
     }
-    return {
+    const bertviz = {
       attention: attention,
       default_filter: "0",
       root_div_id: domId,
@@ -58,6 +64,49 @@
       heads: chosen.head === null ? null : [chosen.head], // one head, when the grid chose it
       include_layers: layers,
     };
+    return { bertviz: bertviz, axes: axes };
+  }
+
+  /** Tell a click on a line of the head view, as an "rg-headview-pick" event on `root`
+   * ({map, layer, head, query, key, drawn, shift}: sentence positions). bertviz draws one
+   * line per head and token pair (<g class="headAttention" head-index> > <g> > <line
+   * left-token-index right-token-index stroke-opacity>), every head's line of a pair in
+   * the same place, so the clicked element is the topmost whatever its colour: the pair's
+   * head is the one whose line is strongest (stroke-opacity is weight / heads shown, 0 for
+   * a head not shown), ties to the lower head; `drawn` heads draw the pair. Delegated
+   * from our own box, which bertviz's redraws (layer, filter) leave in place. */
+  function wirePicks(root, box, axes) {
+    box.addEventListener("click", function (ev) {
+      const line = ev.target.closest("#attention line");
+      if (!line) return;
+      const i = line.getAttribute("left-token-index");
+      const j = line.getAttribute("right-token-index");
+      const same = '#attention line[left-token-index="' + i + '"][right-token-index="' + j + '"]';
+      let head = -1;
+      let best = 0;
+      let drawn = 0;
+      for (const l of box.querySelectorAll(same)) {
+        const opacity = +l.getAttribute("stroke-opacity");
+        if (!(opacity > 0)) continue;
+        drawn += 1;
+        if (opacity <= best) continue;
+        best = opacity;
+        head = +l.parentNode.parentNode.getAttribute("head-index");
+      }
+      if (head < 0) return; // a line no shown head draws (report.css lets clicks through)
+      const filter = box.querySelector("#filter");
+      const axis = axes[filter ? +filter.value : 0];
+      const detail = {
+        map: axis.map,
+        layer: +box.querySelector("#layer").value,
+        head: head,
+        query: axis.q[+i],
+        key: axis.k[+j],
+        drawn: drawn,
+        shift: ev.shiftKey,
+      };
+      root.dispatchEvent(new CustomEvent("rg-headview-pick", { bubbles: true, detail: detail }));
+    });
   }
 
   function button(text, onClick) {
@@ -94,7 +143,7 @@
       ? [Math.min(chosen.layer, d.meta.layers - 1)]
       : Array.from({ length: d.meta.layers }, (_, l) => l);
     const shown = await Promise.all(maps.map((_, i) => RG.shownMaps(entry, i))); // views.js
-    const p = params(shown, layers, domId, chosen);
+    const { bertviz: p, axes } = params(shown, layers, domId, chosen);
     // bertviz's markup contract: #root > select#layer (+ select#filter) and div#vis.
     holder.textContent = "";
     const box = document.createElement("div");
@@ -121,6 +170,7 @@
     box.append(vis);
     holder.append(box);
     window.reportgenHeadView(p);
+    wirePicks(root, box, axes);
     // bertviz labels layers 0-based; the report names them 1-based with the index in brackets.
     layerSelect.querySelectorAll("option").forEach((o) => (o.textContent = +o.value + 1 + " [" + o.value + "]"));
   }

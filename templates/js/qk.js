@@ -4,8 +4,10 @@
  * q.k * scaling (+ T5's position bias, + the causal mask), the row's scores before the
  * softmax, and the weight recomputed here in float64 beside the stored one. A second key
  * (shift-click, or the Compare select) shows both scores and the dimensions of
- * q_i * (k_a - k_b) that carry their difference. RG.qkRow and RG.qkContrast hold the
- * maths, DOM-free; tests/test_agreement.py checks them against numpy. */
+ * q_i * (k_a - k_b) that carry their difference. A clicked line of the head view
+ * (bertviz.js's "rg-headview-pick") opens the same panel for its layer, head and pair.
+ * RG.qkRow and RG.qkContrast hold the maths, DOM-free; tests/test_agreement.py checks
+ * them against numpy. */
 "use strict";
 (function () {
   const RG = window.reportgen;
@@ -82,13 +84,61 @@
     ].join(",");
   }
 
-  /** Clicks on the heatmap choose the cell; a redraw of it (its selects, the grid of all
-   * heads, a toggle) redraws the panel for the head now shown. Wired once per section. */
+  const tokenLabel = (seq, p) => "'" + seq.tokens[p] + "' [" + p + "]";
+
+  /** Set a select of the heatmap to `value` where it offers it; whether it changed. */
+  function turn(select, value) {
+    const v = String(value);
+    if (!select || select.value === v || !select.querySelector('option[value="' + v + '"]')) return false;
+    select.value = v;
+    return true;
+  }
+
+  /** A line of the head view was clicked (bertviz.js): its pair opens here, in the head
+   * that line stands for. The heatmap above is turned to that head first (its change
+   * redraws it, and its redraw this panel), so both show the same weight. Shift on
+   * another key of the same query compares the two in the panel's head. */
+  function fromHeadView(entry, root, headView, pick) {
+    const compare = root.querySelector('[data-control="compare"]');
+    const status = entry.section.querySelector("[data-qk-from-lines]");
+    const m = entry.data.maps[pick.map];
+    const qSeq = entry.data.seqs[m.query_seq];
+    const kSeq = entry.data.seqs[m.key_seq];
+    const last = entry.qkPick;
+    if (pick.shift && last && last.query === pick.query && last.key !== pick.key) {
+      compare.value = String(pick.key);
+      status.textContent = "Compared in Why this weight above: keys " + tokenLabel(kSeq, last.key) + " and " +
+        tokenLabel(kSeq, pick.key) + " of query " + tokenLabel(qSeq, pick.query) + ".";
+      RG.drawView(entry, root).catch(RG.fail); // lazy.js
+      return;
+    }
+    compare.value = "-1";
+    const turned = ["map", "layer", "head"].map((name) =>
+      turn(headView.querySelector('[data-control="' + name + '"]'), pick[name]),
+    );
+    // The rule that chose the head is stated while the panel shows what it chose.
+    entry.qkPick = { query: pick.query, key: pick.key, line: { drawn: pick.drawn, shown: shownKey(headView) } };
+    status.textContent = "Opened in Why this weight above: Layer " + (pick.layer + 1) + ", Head " + (pick.head + 1) +
+      ", query " + tokenLabel(qSeq, pick.query) + " → key " + tokenLabel(kSeq, pick.key) +
+      ". Shift-click another line of the same query to compare two keys.";
+    if (turned.some(Boolean)) {
+      headView.querySelector('[data-control="head"]').dispatchEvent(new Event("change")); // main.js
+    } else {
+      RG.drawView(entry, root).catch(RG.fail);
+    }
+  }
+
+  /** Clicks on the heatmap choose the cell, and so do clicks on the head view's lines; a
+   * redraw of the heatmap (its selects, the grid of all heads, a toggle) redraws the
+   * panel for the head now shown. Wired once per section. */
   function wire(entry, root, headView) {
     if (root.dataset.qkWired) return;
     const plot = headView.querySelector('[data-plot="head"]');
     if (typeof plot.on !== "function") return; // the heatmap is drawn first (page order)
     root.dataset.qkWired = "1";
+    entry.section.querySelector('[data-view="headview"]').classList.add("rg-qk-lines"); // report.css
+    entry.section.addEventListener("rg-headview-pick", (ev) => fromHeadView(entry, root, headView, ev.detail));
+    entry.section.querySelector("[data-qk-goto]").addEventListener("click", () => root.scrollIntoView({ block: "start" }));
     const compare = root.querySelector('[data-control="compare"]');
     plot.on("plotly_click", function (ev) {
       const p = ev.points && ev.points[0];
@@ -213,7 +263,7 @@
     const pick = entry.qkPick;
     const dq = await decodedQK(entry); // with the section, so that a click only draws
     if (why || !pick) {
-      note.textContent = why || "Click a cell of the heatmap above to see why it has its weight.";
+      note.textContent = why || "Click a cell of the heatmap above, or a line of the head view below, to see why it has its weight.";
       body.hidden = true;
       return;
     }
@@ -226,12 +276,19 @@
     const row = RG.qkRow(sl.q, sl.keys, scaling, sl.bias, m.causal ? i + 1 : r.n);
     const stored = (await RG.weightMaps(entry))[0];
     const storedAt = (j) => stored.values[((layer * m.heads + head) * m.n_query + i) * m.n_key + j];
-    const label = (seq, p) => "'" + seq.tokens[p] + "' [" + p + "]";
+    const label = tokenLabel;
+    const line = pick.line && pick.line.shown === root.dataset.qkShown ? pick.line : null;
 
     note.textContent =
       "Layer " + (layer + 1) + ", Head " + (head + 1) + " · query " + label(qSeq, i) + " → key " +
       keys.map((j) => label(kSeq, j)).join(" and ") +
-      (r.kv_heads < r.heads ? " · grouped-query attention: this head reads key head " + (sl.kvHead + 1) + " of " + r.kv_heads : "");
+      (r.kv_heads < r.heads ? " · grouped-query attention: this head reads key head " + (sl.kvHead + 1) + " of " + r.kv_heads : "") +
+      (line === null
+        ? ""
+        : line.drawn === 1
+          ? " · from the head view's line of this head"
+          : " · from the head view, where every head shown draws this pair's line in the same place: this head's weight is the largest of the " +
+            line.drawn + " there");
     const terms = ["score = q·k × scaling (" + scaling.toPrecision(4) + ")"];
     if (sl.bias) terms.push("+ T5's relative position bias");
     if (m.causal) terms.push("+ the causal mask (keys after the query: −∞)");
