@@ -330,6 +330,23 @@ def test_the_measure_choice_redraws_every_view(browser: Any, gpt2: Path, tmp_pat
             grid = sec.locator('[data-view="grid"]').evaluate("el => +el.dataset.gridHeads")
             pair = page.locator('#p1 [data-plot="pair-a"] .gtitle').text_content() or ""
             seen[measure] = (title, grid, pair)
+            # The focus grids are the measure's own variant, scored in Python (FocusView).
+            variant = sec.locator(f'[data-measure-variant="{measure}"]')
+            assert (
+                variant.is_visible() and sec.locator("[data-measure-variant]:visible").count() == 1
+            )
+            prefix = "" if measure == "weights" else f"{measure}:"
+            drawn = variant.locator(f'[data-figure="{prefix}focus_0"]').evaluate(
+                "el => el.data[0].z"
+            )
+            scores = next(
+                v.scores
+                for v in report.document.sentences[0].focus.views
+                if v.measure.id == measure
+            )
+            np.testing.assert_allclose(
+                np.array(drawn, dtype=float), scores[..., 0], atol=5e-5 + 1e-9
+            )
             if measure == "weights":
                 want = report.extraction.results[0].maps[0].attention[layer, head]
             else:

@@ -4,6 +4,7 @@ residual stream). What the page says about each measure is written here once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,16 +102,14 @@ class QuestionRow:
     total: int
 
 
-def question_rows(
-    amap: AttentionMap, focus: tuple[int, ...], candidates: tuple[tuple[int, ...], ...]
-) -> tuple[QuestionRow, ...]:
-    """The focus word's favourite candidate counted under every measure the map has."""
+def question_rows(scored: Sequence[tuple[MeasureInfo, np.ndarray]]) -> tuple[QuestionRow, ...]:
+    """The focus word's favourite candidate counted under every measure: `scored` holds
+    each measure's focus scores ``[L, H, candidates]`` (the focus section's, computed
+    once in :func:`reportgen.report.headstats.focus_doc`)."""
     rows = []
-    maps = measure_maps(amap)
-    for info in available(amap):
-        scores = analysis.focus_scores(maps[info.id], focus, candidates)
+    for info, scores in scored:
         winners = analysis.winner_grid(scores)
-        wins = tuple(int((winners == c).sum()) for c in range(len(candidates)))
+        wins = tuple(int((winners == c).sum()) for c in range(scores.shape[-1]))
         unit = "layers" if info.per_layer else "heads"
         rows.append(QuestionRow(info.id, info.label, unit, wins, int(winners.size)))
     return tuple(rows)

@@ -11,6 +11,7 @@ import numpy as np
 from reportgen import analysis, figures
 from reportgen.config import AttentionResult
 from reportgen.errors import InputError
+from reportgen.report.contributions import MeasureInfo, available, measure_maps
 from reportgen.report.text import quote, short
 
 
@@ -31,18 +32,41 @@ class HeadStats:
 
 
 @dataclass(frozen=True)
+class FocusView:
+    """The focus word's scores under one measure of the page's Measure choice."""
+
+    measure: MeasureInfo
+    scores: np.ndarray  # float64[layers, heads (1 per layer), candidates]
+    ranked: tuple[tuple[analysis.RankedHead, ...], ...]  # per candidate, best first
+    figures: dict[str, Any]  # "scores": one grid per candidate; "winner" with 2+
+
+
+@dataclass(frozen=True)
 class FocusDoc:
-    """Where the focus word looks: per-head scores for each candidate word."""
+    """Where the focus word looks: per-head scores for each candidate word, under the
+    weights and under every context-mixing measure the map carries (`views`, weights
+    first; computed once here, read by the focus section and the question table)."""
 
     word: str
     positions: tuple[int, ...]  # token positions of the focus word (first occurrence)
     candidates: tuple[str, ...]
     candidate_positions: tuple[tuple[int, ...], ...]
     notes: tuple[str, ...]  # e.g. "'it' appears 2 times; the first is used"
-    scores: np.ndarray  # float64[layers, heads, candidates]
-    ranked: tuple[tuple[analysis.RankedHead, ...], ...]  # per candidate, best first
-    figures: dict[str, Any]
+    views: tuple[FocusView, ...]
     answer: str | None = None  # the gold antecedent, one of `candidates`, when given
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The weights' scores, float64[layers, heads, candidates]."""
+        return self.views[0].scores
+
+    @property
+    def ranked(self) -> tuple[tuple[analysis.RankedHead, ...], ...]:
+        return self.views[0].ranked
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        return self.views[0].figures
 
 
 def head_stats(attention: np.ndarray) -> HeadStats:
@@ -98,42 +122,62 @@ def focus_doc(result: AttentionResult) -> FocusDoc | None:
 
     focus = locate(item.focus)
     cand_pos = tuple(locate(c) for c in item.candidates)
-    if cand_pos:
-        scores = analysis.focus_scores(result.maps[0].attention, focus, cand_pos)
-    else:
-        scores = np.zeros(result.maps[0].attention.shape[:2] + (0,))
-    ranked = tuple(analysis.ranked_heads(scores[..., c], k=5) for c in range(len(cand_pos)))
-    figs: dict[str, Any] = {
-        "scores": [
-            figures.grid_figure(
-                scores[..., c],
-                title=f"{quote(item.focus)} → {quote(word)}",
-                colorbar_title="weight",
-                zmin=0.0,
-                # One scale for every candidate, so the grids compare at a glance.
-                zmax=max(float(scores.max()), 0.01) if scores.size else 1.0,
-                hover_label="attention",
-            )
-            for c, word in enumerate(item.candidates)
-        ],
-    }
-    if len(cand_pos) >= 2:
-        winners = analysis.winner_grid(scores)
-        names = [[item.candidates[w] for w in row] for row in winners]
-        figs["winner"] = figures.winner_figure(
-            winners,
-            item.candidates,
-            names,
-            title=f"Which candidate {quote(item.focus)} attends to most, per head",
-        )
+    amap = result.maps[0]
+    maps = measure_maps(amap)
+    views = tuple(
+        _focus_view(info, maps[info.id], focus, cand_pos, item.focus, item.candidates)
+        for info in available(amap)
+    )
     return FocusDoc(
         word=item.focus,
         positions=focus,
         candidates=item.candidates,
         candidate_positions=cand_pos,
         notes=tuple(notes),
-        scores=scores,
-        ranked=ranked,
-        figures=figs,
+        views=views,
         answer=item.answer if item.answer in item.candidates else None,
     )
+
+
+def _focus_view(
+    info: MeasureInfo,
+    maps: np.ndarray,
+    focus: tuple[int, ...],
+    cand_pos: tuple[tuple[int, ...], ...],
+    word: str,
+    candidates: tuple[str, ...],
+) -> FocusView:
+    """Score every head (or layer) of one measure's ``[L, H, n, n]`` maps."""
+    if cand_pos:
+        scores = analysis.focus_scores(maps, focus, cand_pos)
+    else:
+        scores = np.zeros(maps.shape[:2] + (0,))
+    ranked = tuple(analysis.ranked_heads(scores[..., c], k=5) for c in range(len(cand_pos)))
+    weights = info.id == "weights"
+    under = "" if weights else f" · {info.label}" + (" (per layer)" if info.per_layer else "")
+    figs: dict[str, Any] = {
+        "scores": [
+            figures.grid_figure(
+                scores[..., c],
+                title=f"{quote(word)} → {quote(w)}{under}",
+                colorbar_title="weight" if weights else "share",
+                zmin=0.0,
+                # One scale for every candidate, so the grids compare at a glance.
+                zmax=max(float(scores.max()), 0.01) if scores.size else 1.0,
+                hover_label="attention" if weights else info.label,
+            )
+            for c, w in enumerate(candidates)
+        ],
+    }
+    if len(cand_pos) >= 2:
+        winners = analysis.winner_grid(scores)
+        names = [[candidates[w] for w in row] for row in winners]
+        figs["winner"] = figures.winner_figure(
+            winners,
+            candidates,
+            names,
+            title=f"Which candidate {quote(word)} attends to most, per "
+            + ("layer" if info.per_layer else "head")
+            + under,
+        )
+    return FocusView(info, scores, ranked, figs)

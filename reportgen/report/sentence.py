@@ -166,6 +166,12 @@ def sentence_record(
     )
 
 
+def focus_prefix(measure: str) -> str:
+    """The focus grids' figure names under a measure: "focus_0" for the weights,
+    "norm:focus_0" under norm (the page draws the variant the Measure choice names)."""
+    return "" if measure == "weights" else f"{measure}:"
+
+
 def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
     """Numbers and payload for one sentence's section."""
     primary = result.maps[0]
@@ -175,10 +181,12 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
     figs: dict[str, Any] = {"entropy": stats.figure}
     focus_record = None
     if focus is not None:
-        for c, fig in enumerate(focus.figures["scores"]):
-            figs[f"focus_{c}"] = fig
-        if "winner" in focus.figures:
-            figs["winner"] = focus.figures["winner"]
+        for view in focus.views:
+            prefix = focus_prefix(view.measure.id)
+            for c, fig in enumerate(view.figures["scores"]):
+                figs[f"{prefix}focus_{c}"] = fig
+            if "winner" in view.figures:
+                figs[f"{prefix}winner"] = view.figures["winner"]
         focus_record = FocusRecord(
             word=focus.word,
             positions=focus.positions,
@@ -204,7 +212,7 @@ def sentence_doc(number: int, result: AttentionResult) -> SentenceDoc:
         next=nxt,
         readable_tokens=primary.query.display,
         questions=(
-            question_rows(primary, focus.positions, focus.candidate_positions)
+            question_rows([(v.measure, v.scores) for v in focus.views])
             if focus is not None and primary.measures is not None
             else ()
         ),

@@ -88,6 +88,14 @@
   });
 
   const pythonFigures = (entry, root) => RG.drawFigures(root, entry.data.figures);
-  RG.registerView("focus", pythonFigures);
+  /** The focus grids and ranked table of the Measure choice's variant (the weights' where
+   * the section has no variant for it); the others stay hidden and undrawn. */
+  RG.registerView("focus", function (entry, root) {
+    const variants = Array.from(root.querySelectorAll("[data-measure-variant]"));
+    if (!variants.length) return Promise.resolve(); // no candidates: nothing to draw
+    const shown = variants.find((v) => v.dataset.measureVariant === RG.state.measure) || variants[0];
+    for (const v of variants) v.hidden = v !== shown;
+    return RG.drawFigures(shown, entry.data.figures);
+  });
   RG.registerView("stats", pythonFigures);
 })();
