@@ -479,6 +479,8 @@ def _write_from_export(
     log: Callable[[str], None],
 ) -> int:
     """`--from-export`: the page of an export file again, with no model; its size."""
+    from reportgen.config import LongExtraction
+    from reportgen.errors import InputError
     from reportgen.rerender import from_export
 
     if submission_dir is not None:
@@ -486,6 +488,12 @@ def _write_from_export(
 
         check_folder(submission_dir)
     report = from_export(source, title=config.title, layer=config.layer, head=config.head)
+    if submission_dir is not None and isinstance(report.extraction, LongExtraction):
+        # As a model run refuses it over the page budget (pipeline.plan_run), before writing.
+        raise InputError(
+            "--submission draws full heatmaps, which a long-input export does not keep; "
+            "run the model again with --max-tokens N to bring the input under the page budget"
+        )
     if export_json is not None:
         size = report.export_json(export_json)
         log(f"wrote {export_json} ({_human_size(size)})")
@@ -493,7 +501,7 @@ def _write_from_export(
         from reportgen.config import Extraction
         from reportgen.submission import write_submission
 
-        assert isinstance(report.extraction, Extraction)  # long exports are refused
+        assert isinstance(report.extraction, Extraction)  # long exports are refused above
         files = write_submission(report.document, report.extraction, submission_dir)
         log(f"wrote {len(files)} submission files into {submission_dir}")
     return report.save(output)

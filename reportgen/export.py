@@ -12,17 +12,21 @@ the extraction lays out its streams, ``extract.map_layout``): the primary map is
 (``decoder_attention`` for "decoder_self", ``cross_attention`` for "cross").
 
 Over the page budget the export is :func:`long_export_data`'s: what the long-input page
-holds (the overview per head and the exact rows), with no full ``attention`` array.
+holds (the overview per head and the exact rows), with no full ``attention`` array, at
+:data:`LONG_DECIMALS` (:func:`long_precision`: the page is built from the same values, so
+``--from-export`` rebuilds it byte for byte).
 
-A report's export also carries ``reportgen_export`` (:func:`render_record`, versioned):
-what ``--from-export`` (:mod:`reportgen.rerender`) needs beyond the numbers to build the
-same page again with no model.
+A report's export also carries ``reportgen_export`` (:func:`render_record`, versioned;
+:func:`long_render_record` for long inputs): what ``--from-export``
+(:mod:`reportgen.rerender`) needs beyond the numbers to build the same page again with no
+model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,7 @@ from reportgen.config import (
     Extraction,
     LongAttention,
     LongExtraction,
+    LongMeasures,
     ModelInfo,
     QueriesKeys,
     ReportConfig,
@@ -40,6 +45,7 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.render import write_atomic
+from reportgen.store import round_rows
 
 if TYPE_CHECKING:
     from reportgen.analysis import PairAnswer
@@ -50,13 +56,16 @@ if TYPE_CHECKING:
 # Keys of the secondary maps, by stable identifier.
 MAP_KEYS = {"decoder_self": "decoder_attention", "cross": "cross_attention"}
 
-# Decimals the long-input export keeps (see _rounded).
+# Decimals the long-input export keeps, and its page is built from (long_precision).
 LONG_DECIMALS = 6
 
 # The record `--from-export` re-renders a page from (reportgen.rerender): its key and the
 # version of its layout. A reader refuses any other version in one line.
 RECORD_KEY = "reportgen_export"
 RECORD_VERSION = 1
+# The long-input record's layout (``"long": true``, long_render_record). Its version 1
+# was a bare marker that recorded nothing to re-render from.
+LONG_RECORD_VERSION = 2
 
 
 def head_json(layer: int, head: int) -> dict[str, Any]:
@@ -364,20 +373,51 @@ def qk_json(qk: QueriesKeys) -> dict[str, Any]:
     return out
 
 
-def write_export(path: Path, data: dict[str, Any]) -> int:
-    """Write the export atomically; return its size in bytes."""
+def write_export(path: Path, data: dict[str, Any], compact: bool = False) -> int:
+    """Write the export atomically; return its size in bytes. `compact` leaves out the
+    spaces after separators (a long export: a byte saved on each of millions of values)."""
     # float32 values widened to Python floats keep every bit; json writes them exactly.
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    separators = (",", ":") if compact else None
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=separators)
     return write_atomic(path, text)
 
 
 def _rounded(values: Any) -> Any:
     """Nested lists of values rounded to 1e-6: about 8 characters a value in JSON instead
-    of 20, far inside the 0.002 a page's store keeps."""
+    of 20, far inside the 1.5e-5 a long page's store keeps. Values that
+    :func:`long_precision` rounded come out as it rounded them (float32 moves them by
+    under 0.06 steps)."""
     return np.round(np.asarray(values, dtype=np.float64), LONG_DECIMALS).tolist()
 
 
+def long_precision(amap: LongAttention) -> LongAttention:
+    """`amap` at the long export's precision (:data:`LONG_DECIMALS`), as float32: what
+    both its page and its export are built from, so that the page rebuilt from the export
+    is the same page byte for byte (the page quantises to 1/65535, and a value rounded to
+    1e-6 apart from the page's could fall on the other side of a step). The overview and
+    the exact rows keep each row's total (:func:`~reportgen.store.round_rows`); the
+    entropy is exported at full precision already. Idempotent."""
+
+    def rows(values: Any) -> Any:
+        return round_rows(values, LONG_DECIMALS).astype(np.float32)
+
+    m = amap.measures
+    return replace(
+        amap,
+        overview=rows(amap.overview),
+        rows=tuple(replace(r, attention=rows(r.attention)) for r in amap.rows),
+        first_share=np.round(amap.first_share.astype(np.float64), LONG_DECIMALS).astype(np.float32),
+        measures=None
+        if m is None
+        else LongMeasures(
+            norm_overview=None if m.norm_overview is None else rows(m.norm_overview),
+            rows=tuple((name, rows(values)) for name, values in m.rows),
+        ),
+    )
+
+
 def _long_map(amap: LongAttention) -> dict[str, Any]:
+    amap = long_precision(amap)
     out: dict[str, Any] = {
         "map": amap.id,
         "query_tokens": list(amap.query.tokens),
@@ -410,13 +450,17 @@ def _long_map(amap: LongAttention) -> dict[str, Any]:
     return out
 
 
-def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
+def long_export_data(
+    extraction: LongExtraction, config: ReportConfig | None = None
+) -> dict[str, Any]:
     """The export of long inputs: per item, the primary map's overview per head and its
     exact rows (``items[i]["rows"] = [{"position", "token", "attention": [L][H][n]}]``,
     always the last position, and the focus word's pieces when there is a focus); other
     maps of encoder-decoder models under ``decoder_attention`` and ``cross_attention``.
     No full ``attention`` array: a long input is over the page budget by definition.
-    Attention values are rounded to 1e-6 (``LONG_DECIMALS``).
+    Attention values are rounded to 1e-6 (``LONG_DECIMALS``, :func:`long_precision`: the
+    rows of the overview and the exact rows still sum to 1). ``reportgen_export``
+    (:func:`long_render_record`) holds what ``--from-export`` needs beyond them.
     """
     model = extraction.model
     items = []
@@ -445,9 +489,50 @@ def long_export_data(extraction: LongExtraction) -> dict[str, Any]:
         "model": _model_json(model),
         "items": items,
         "pairs": [],
-        # Marks a long-input export, which --from-export does not re-render yet.
-        RECORD_KEY: {"version": RECORD_VERSION, "long": True},
+        RECORD_KEY: long_render_record(extraction, config),
     }
     if extraction.measures_withheld is not None:
         out["measures_withheld"] = extraction.measures_withheld
     return out
+
+
+def long_render_record(
+    extraction: LongExtraction, config: ReportConfig | None = None
+) -> dict[str, Any]:
+    """What ``--from-export`` needs to build a long-input page beyond the numbers the
+    items hold: the options that shape it (a long page has no pairs or queries and keys),
+    the model record, the warnings, each input and its maps' tokens as the page labels
+    them. ``"long": true`` tells it from :func:`render_record`'s."""
+    cfg = config or ReportConfig()
+    items = [
+        {
+            "input": _item_json(result.item),
+            "truncated": result.truncated,
+            "maps": [
+                {
+                    "id": amap.id,
+                    "name": amap.name,
+                    "query": token_seq_json(amap.query),
+                    # None: the same tokens as the query's (self-attention).
+                    "key": None if amap.key == amap.query else token_seq_json(amap.key),
+                }
+                for amap in result.maps
+            ],
+        }
+        for result in extraction.results
+    ]
+    return {
+        "version": LONG_RECORD_VERSION,
+        "long": True,
+        "options": {
+            "title": cfg.title,
+            "layer": cfg.layer,
+            "head": cfg.head,
+            # The precision the model ran in: its rows sum to 1 within what it rounds.
+            "dtype": cfg.dtype,
+            "measures": list(cfg.measures),
+        },
+        "model": {**_model_json(extraction.model), "max_length": extraction.model.max_length},
+        "warnings": list(extraction.warnings),
+        "items": items,
+    }

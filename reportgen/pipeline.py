@@ -62,7 +62,8 @@ class Report:
         from reportgen.export import export_data, long_export_data, write_export
 
         if isinstance(self.extraction, LongExtraction):
-            return write_export(Path(path), long_export_data(self.extraction))
+            data = long_export_data(self.extraction, self.config)
+            return write_export(Path(path), data, compact=True)
         return write_export(
             Path(path),
             export_data(self.extraction, self.document, qk=self.export_qk, config=self.config),
@@ -453,8 +454,14 @@ def _long_report(
     )
     for warning in extraction.warnings:
         log(f"warning: {warning}")
-    document = build_long_document(extraction, cfg, __version__)
     log("rendering the report ...")
+    return report_from_long_extraction(extraction, cfg)
+
+
+def report_from_long_extraction(extraction: LongExtraction, cfg: ReportConfig) -> Report:
+    """The long-input page of a reduced extraction, from a model run or from its export
+    (``reportgen.rerender.from_export``): one document, one renderer."""
+    document = build_long_document(extraction, cfg, __version__)
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction, config=cfg)
 

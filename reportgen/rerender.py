@@ -9,6 +9,9 @@ typed :class:`~reportgen.config.Extraction` and renders it through the one rende
 (:func:`reportgen.pipeline.report_from_extraction`), so the same options give the same
 page byte for byte.
 
+A long-input export (``"long": true`` in its record) is read by
+:mod:`reportgen.rerender_long` into the long page's reduced extraction instead.
+
 A file from another version, or one edited into inconsistency (a missing field, a wrong
 type, shapes that disagree with the tokens or the model record, weights that are not
 probabilities) is refused with one :class:`~reportgen.errors.InputError` line naming the
@@ -44,7 +47,13 @@ from reportgen.errors import InputError
 from reportgen.export import MAP_KEYS, RECORD_KEY, RECORD_VERSION
 from reportgen.extract import ROW_SUM_TOLERANCE
 from reportgen.inputs import MAX_TITLE_CHARS, check_text
-from reportgen.pipeline import Report, _check_config, _check_items, report_from_extraction
+from reportgen.pipeline import (
+    Report,
+    _check_config,
+    _check_items,
+    report_from_extraction,
+    report_from_long_extraction,
+)
 from reportgen.report.pairs import PairQuery
 
 T = TypeVar("T")
@@ -463,8 +472,8 @@ def read_export(
     version = _field(record, "version", RECORD_KEY)
     if isinstance(record, dict) and record.get("long") is True:
         raise InputError(
-            "--from-export: this is a long-input export (over the page budget); long "
-            "exports cannot be re-rendered yet: run the model again"
+            "--from-export: this is a long-input export (over the page budget): read it "
+            "with reportgen.rerender_long.read_long_export"
         )
     if version != RECORD_VERSION:
         raise InputError(
@@ -565,5 +574,12 @@ def from_export(
     same page byte for byte, or with `title`, `layer` or `head` (1-based) changed. Bad
     files raise one-line :class:`~reportgen.errors.InputError` naming the field."""
     data = _load(Path(path))
+    # A long-input export (over the page budget) holds a reduced view, read on its own;
+    # that reader builds on this module's, so it is imported here, not above.
+    from reportgen import rerender_long
+
+    if rerender_long.is_long(data):
+        long, long_cfg = rerender_long.read_long_export(data, title, layer, head)
+        return report_from_long_extraction(long, long_cfg)
     extraction, cfg, batch, queries = read_export(data, title, layer, head)
     return report_from_extraction(extraction, cfg, batch.pairs, queries)

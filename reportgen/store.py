@@ -492,6 +492,15 @@ def _check_scale(scale: int) -> None:
 
 def _quantize_block(rows: NDArray[np.float64], scale: int) -> NDArray[np.uint16]:
     """Largest-remainder rounding of a ``[r, m]`` block of rows (values already >= 0)."""
+    q = _largest_remainder(rows, scale)
+    if q.max(initial=0.0) > np.iinfo(np.uint16).max:
+        raise ValueError(f"attention values too large to quantise with scale {scale}")
+    return q.astype(np.uint16)
+
+
+def _largest_remainder(rows: NDArray[np.float64], scale: float) -> NDArray[np.float64]:
+    """Each row of a ``[r, m]`` block (values >= 0) as whole numbers of ``1/scale``,
+    summing to the row's own rounded total, each within 1 of ``value * scale``."""
     scaled = rows * scale
     floors = np.floor(scaled)
     remainders = scaled - floors
@@ -506,10 +515,7 @@ def _quantize_block(rows: NDArray[np.float64], scale: int) -> NDArray[np.uint16]
     order = np.argsort(-remainders, axis=-1, kind="stable")
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(rows.shape[-1])[None, :], axis=-1)
-    q = floors + (rank < extra[:, None])
-    if q.max(initial=0.0) > np.iinfo(np.uint16).max:
-        raise ValueError(f"attention values too large to quantise with scale {scale}")
-    return q.astype(np.uint16)
+    return floors + (rank < extra[:, None])
 
 
 def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint16]:
@@ -536,6 +542,30 @@ def quantize_rows(attn: ArrayLike, scale: int = QUANT_SCALE) -> NDArray[np.uint1
     for start in range(0, flat.shape[0], step):
         block = np.clip(flat[start : start + step].astype(np.float64), 0.0, None)
         flat_out[start : start + step] = _quantize_block(block, scale)
+    return out
+
+
+def round_rows(values: ArrayLike, decimals: int) -> NDArray[np.float64]:
+    """Rows rounded to ``10**-decimals`` as :func:`quantize_rows` rounds them (largest
+    remainder): each value within ``10**-decimals`` of the original, each row's total
+    kept (a row summing to 1 still does, where plain rounding drifts by up to n/2 steps).
+
+    Idempotent through float32: rounding the float32 of a result gives it again (float32
+    moves a value <= 1 by under 0.06 steps at 6 decimals), which is what lets a page be
+    rebuilt from a long export's values bit for bit (``export.long_precision``)."""
+    a = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("cannot round non-finite attention values")
+    scale = 10.0**decimals
+    out = np.empty(a.shape, dtype=np.float64)
+    if a.size == 0:
+        return out
+    m = a.shape[-1]
+    flat, flat_out = a.reshape(-1, m), out.reshape(-1, m)
+    step = max(1, _QUANT_BLOCK_ELEMENTS // m)
+    for start in range(0, flat.shape[0], step):
+        block = np.clip(flat[start : start + step], 0.0, None)
+        flat_out[start : start + step] = _largest_remainder(block, scale) / scale
     return out
 
 

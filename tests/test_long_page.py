@@ -154,6 +154,16 @@ def test_the_long_export_rows_equal_the_models_attention(long_run: dict[str, Any
     assert long_run["export"]["model"]["name"] == "llama"  # a folder by its name only
 
 
+def test_the_long_export_rerenders_the_same_page(long_run: dict[str, Any], tmp_path: Path) -> None:
+    """Over the real page budget: `--from-export` writes the run's page byte for byte."""
+    export = tmp_path / "long.json"
+    export.write_text(json.dumps(long_run["export"]), encoding="utf-8")
+    out = tmp_path / "again.html"
+    result = CliRunner().invoke(main, ["-q", "--from-export", str(export), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == long_run["html"]
+
+
 def _weights_never_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plan refuses from the tokenised input: loading the weights would be a bug."""
     from reportgen import models as loading

@@ -406,3 +406,22 @@ def test_the_pair_under_each_measure_is_counted_independently(tiny_bert: Path) -
     table = [r for r in _parse(report.html).rows if len(r) == 6]
     assert [r[0] for r in table] == list(rows)
     assert table[2][2] == f"{rows['alti'].right_in_both} of {rows['alti'].total} layers"
+
+
+def test_a_long_export_with_measures_re_renders_byte_for_byte(
+    long_measured: Any, tmp_path: Path
+) -> None:
+    from reportgen.rerender import from_export
+
+    report, _ = long_measured
+    export = tmp_path / "long.json"
+    report.export_json(export)
+    again = from_export(export)
+    assert again.html == report.html
+    # The measures came back from the file: an edited measure row is refused, naming it.
+    data = json.loads(export.read_text(encoding="utf-8"))
+    data["items"][0]["measures"]["alti"]["rows"] = data["items"][0]["measures"]["alti"]["rows"][:1]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InputError, match=r"^items\[0\]\.measures\.alti\.rows: 1 rows, the map has"):
+        from_export(bad)

@@ -9,6 +9,7 @@ import numpy as np
 
 from reportgen import analysis, figures, store
 from reportgen.config import LongExtraction, LongResult, ReportConfig, TokenSeq
+from reportgen.export import long_precision
 from reportgen.nexttoken import Prediction, visible
 from reportgen.report.contributions import MEASURES, MeasureInfo
 from reportgen.report.document import ReportDocument, figure_specs
@@ -36,15 +37,16 @@ class LongSentenceDoc:
 
 
 def long_sentence_doc(number: int, result: LongResult) -> LongSentenceDoc:
-    """Records and facts for one long input's section."""
+    """Records and facts for one long input's section, from its values at the export's
+    precision (``export.long_precision``): the page its export rebuilds is this one."""
     seqs: list[TokenSeq] = []
     seq_index = seq_indexer(seqs)
-
+    reduced = tuple(long_precision(m) for m in result.maps)
     maps = tuple(
         store.long_map_record(m, query_seq=seq_index(m.query), key_seq=seq_index(m.key))
-        for m in result.maps
+        for m in reduced
     )
-    primary = result.maps[0]
+    primary = reduced[0]
     share_text = [[f"{v:.0%} to position 0" for v in row] for row in primary.first_share]
     figs = {
         "first_share": figures.grid_figure(
