@@ -142,7 +142,12 @@ def formula(n: int, layers: int, weights: int) -> int:
     from reportgen import memory
 
     forward = 4 * n * (4 * SHAPE["hidden"] + SHAPE["mlp"])
-    chunk = memory.CHUNK_BYTES_PER_VALUE * SHAPE["heads"] * min(n, memory.LONG_ROW_CHUNK) * n
+    chunk = (
+        memory.CHUNK_BYTES_PER_VALUE
+        * SHAPE["heads"]
+        * memory.chunk_rows(n, memory.OVERVIEW_BLOCKS)
+        * n
+    )
     return weights + forward + chunk
 
 

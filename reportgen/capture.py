@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 NAME = "reportgen"
@@ -44,6 +44,32 @@ class Site:
     scaling: float
     is_causal: bool | None
     position_bias: Any
+    # Each query row's log-sum-exp of its scores, ``(batch, heads, q)`` float32, where the
+    # call ran the kernel that returns it (a route that asks, see :func:`attention`).
+    lse: Any = None
+
+    def item(self, b: int, nq: int, nk: int) -> Site:
+        """Item `b` of the batch alone, cropped to its `nq` queries and `nk` keys (right
+        padding): batch 1, its mask and bias rows as they apply to it."""
+
+        def crop(t: Any, last: int) -> Any:
+            if t is None:
+                return None
+            t = t[b : b + 1] if t.shape[0] > 1 else t
+            t = t if t.shape[-2] == 1 else t[..., :nq, :]
+            return t[..., :last]
+
+        return Site(
+            self.module,
+            self.query[b : b + 1, :, :nq],
+            self.key[b : b + 1, :, :nk],
+            self.value[b : b + 1, :, :nk],
+            crop(self.mask, nk),
+            self.scaling,
+            self.is_causal,
+            crop(self.position_bias, nk),
+            None if self.lse is None else self.lse[b : b + 1, :, :nq],
+        )
 
     def weights(self, start: int = 0, stop: int | None = None, *, crop: bool = False) -> Any:
         """The layer's attention weights, float32 ``(batch, heads, q, k)``; with `start`
@@ -60,6 +86,7 @@ Deliver = Callable[[str, int, Site], None]
 class _Route:
     layers: dict[int, tuple[str, int]]  # id(module) -> (stream, layer)
     deliver: Deliver
+    lse: bool = False  # run the kernel that returns each row's log-sum-exp, where it can
 
 
 _ROUTE: ContextVar[_Route | None] = ContextVar("reportgen_capture", default=None)
@@ -70,7 +97,7 @@ def _rows(t: Any, start: int, stop: int) -> Any:
     return t if t.shape[-2] == 1 else t[..., start:stop, :]
 
 
-def _causal(site: Site) -> bool:
+def is_causal_call(site: Site) -> bool:
     """Whether sdpa reads the call as causal: no mask, and the call or module says so."""
     if site.mask is not None:
         return False
@@ -91,7 +118,7 @@ def rebuild_weights(
 
     stop = site.query.shape[-2] if stop is None else stop
     query, key = site.query[..., start:stop, :].float(), site.key.float()
-    if crop and _causal(site) and site.query.shape[-2] == site.key.shape[-2]:
+    if crop and is_causal_call(site) and site.query.shape[-2] == site.key.shape[-2]:
         key = key[..., :stop, :]
     groups = query.shape[1] // key.shape[1]
     if groups > 1:  # grouped-query attention: query head h reads key head h // groups
@@ -107,7 +134,7 @@ def rebuild_weights(
         # Upper-left aligned, as sdpa's is_causal (transformers crops longer keys): row i
         # (of the whole layer) keeps keys 0..i, so only keys from `start` on can be masked
         # in rows start..stop.
-        if _causal(site) and site.query.shape[-2] > 1 and start < nk:
+        if is_causal_call(site) and site.query.shape[-2] > 1 and start < nk:
             above = torch.ones(nq, nk - start, dtype=torch.bool, device=scores.device)
             scores[..., start:].masked_fill_(above.triu(1), low)
     elif mask.dtype == torch.bool:
@@ -115,6 +142,42 @@ def rebuild_weights(
     else:
         scores.add_(_rows(mask, start, stop).float())
     return torch.softmax(scores, dim=-1)
+
+
+def _lse_kernel_takes(site: Site, dropout: float) -> bool:
+    """Whether the call is one that torch's flash kernel for CPU computes exactly as sdpa
+    would (sdpa picks that kernel for it): float32 on the CPU, no mask or bias, no
+    dropout, queries and keys of one length (self-attention)."""
+    import torch
+
+    q = site.query
+    return (
+        q.device.type == "cpu"
+        and q.dtype == site.key.dtype == site.value.dtype == torch.float32
+        and site.mask is None
+        and site.position_bias is None
+        and not dropout
+        and q.shape[-2] == site.key.shape[-2]
+        and q.shape[-1] == site.value.shape[-1]
+    )
+
+
+def _with_lse(site: Site) -> tuple[Any, Any]:
+    """The call's output, as sdpa_attention_forward returns it (``(batch, q, heads, d)``),
+    and each row's log-sum-exp ``(batch, heads, q)``: the fast kernel, with the log-sum-exp
+    it computes anyway (issue 21: a tile's weights are then ``exp(q k^T * scale - lse)``)."""
+    import torch
+
+    groups = site.query.shape[1] // site.key.shape[1]
+    key, value = site.key, site.value
+    if groups > 1:  # grouped-query attention, as sdpa_attention_forward's repeat_kv
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    causal = is_causal_call(site) and site.query.shape[-2] > 1
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        site.query, key, value, 0.0, causal, scale=site.scaling
+    )[:2]
+    return out.transpose(1, 2).contiguous(), lse
 
 
 def attention(
@@ -139,6 +202,10 @@ def attention(
         if where is not None:
             scale = scaling if scaling is not None else query.shape[-1] ** -0.5
             site = Site(module, query, key, value, attention_mask, scale, is_causal, position_bias)
+            if route.lse and _lse_kernel_takes(site, dropout):
+                out, lse = _with_lse(site)
+                route.deliver(where[0], where[1], replace(site, lse=lse))
+                return out, None
             route.deliver(where[0], where[1], site)
     return sdpa_attention_forward(
         module,
@@ -199,9 +266,12 @@ def register() -> str:
 
 
 @contextmanager
-def routed(layers: dict[int, tuple[str, int]], deliver: Deliver) -> Iterator[None]:
-    """Within the block, every call from a module in `layers` is delivered."""
-    token = _ROUTE.set(_Route(layers, deliver))
+def routed(
+    layers: dict[int, tuple[str, int]], deliver: Deliver, lse: bool = False
+) -> Iterator[None]:
+    """Within the block, every call from a module in `layers` is delivered; with `lse`,
+    calls the flash kernel takes run it and are delivered with each row's log-sum-exp."""
+    token = _ROUTE.set(_Route(layers, deliver, lse))
     try:
         yield
     finally:

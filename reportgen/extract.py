@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from reportgen import analysis, capture, memory, mixing
+from reportgen import analysis, capture, memory, mixing, tiles
 from reportgen.config import (
     AttentionMap,
     AttentionResult,
@@ -44,8 +44,6 @@ Progress = Callable[[int, int], None]
 
 ROW_SUM_TOLERANCE = 1e-3
 TOP_NEXT_TOKENS = 5
-# Query rows of a long input's layer rebuilt and reduced at a time (memory.py counts it).
-LONG_ROW_CHUNK = memory.LONG_ROW_CHUNK
 # The streams of attention a model can have: one for encoder-only and causal models,
 # three for encoder-decoder models.
 SELF, DECODER, CROSS = "self", "decoder", "cross"
@@ -73,9 +71,8 @@ class Captured:
     # why they are withheld for this model.
     mixing: mixing.LayerMeasures | None = None
     withheld: str | None = None
-    # The query rows `weights` covers, [start, stop), when the sink takes a layer a few
-    # rows at a time (its `row_chunk`); None: the whole layer.
-    rows: tuple[int, int] | None = None
+    # The layer reduced (tiles.py), for a sink with a `plan`, in place of its weights.
+    reduced: tiles.Reduced | None = None
     # The query positions `mixing` holds, when it holds only some rows of the layer (a
     # long input's exact rows, after the chunks of its weights); None: every row.
     positions: tuple[int, ...] | None = None
@@ -90,11 +87,11 @@ class LayerSink(Protocol):
 
     `names` says what it reads from the pass (a subset of capture.NAMES); only that is
     computed and copied, as TransformerLens's ``run_with_cache(names_filter=...)``. A
-    sink with a `row_chunk` attribute (an int) that names only weights and measures takes
-    each layer that many query rows at a time (``Captured.rows``), so no layer's full
-    weights exist: the norm measure comes with each chunk, and every named measure once
-    more, after the layer, at the query rows its `positions` attribute names (``{stream:
-    positions}``), with the self-check's verdict.
+    sink with a ``plan(stream, nq, nk) -> tiles.Plan`` method that names only weights and
+    measures takes each layer reduced to that plan (``Captured.reduced``, made tile by
+    tile on the device, so no layer's full weights exist), norm's overview with it, and
+    every named measure once more, after the layer, at the query rows its `positions`
+    attribute names (``{stream: positions}``), with the self-check's verdict.
     """
 
     names: frozenset[str]
@@ -276,6 +273,27 @@ def _check_layer(
         raise ModelError(
             f"{label}: attention rows do not sum to 1 (off by up to {worst:.3g}, more than "
             f"rounding explains, {tol:.3g}), so reportgen cannot show them as weights"
+        )
+
+
+def _check_reduced(
+    label: str, layer: int, plan: tiles.Plan, reduced: tiles.Reduced, tol: float
+) -> None:
+    """:func:`_check_layer` for a layer that was reduced as it streamed: its values are
+    finite and every query block's rows sum to 1 on average (their summed rows, divided
+    by the block's size), as do the exact rows."""
+    sizes = np.array([hi - lo for lo, hi in plan.query_blocks], dtype=np.float64)
+    finite = np.isfinite(reduced.pooled).all() and np.isfinite(reduced.rows).all()
+    if not (finite and np.isfinite(reduced.entropy).all()):
+        raise ModelError(f"{label}: the model returned non-finite attention weights")
+    off = np.abs(reduced.pooled.sum(-1) / sizes - 1.0)
+    off_rows = np.abs(reduced.rows.sum(-1, dtype=np.float64) - 1.0)
+    worst = float(max(off.max(initial=0.0), off_rows.max(initial=0.0)))
+    if worst > tol:
+        raise ModelError(
+            f"{label}: layer {layer + 1}'s attention rows do not sum to 1 (off by up to "
+            f"{worst:.3g}, more than rounding explains, {tol:.3g}), so reportgen cannot show "
+            "them as weights"
         )
 
 
@@ -573,12 +591,10 @@ def forward_batch(
         weights: Any,
         site: capture.Site | None,
         mix: _Mix | None = None,
-        rows: tuple[int, int] | None = None,
-        norms: Any = None,
     ) -> None:
-        """Hand each item its unpadded slice of one layer (or of its query `rows`, with
-        the keys' value `norms` where norm is named): the weights (copied into the sink's
-        buffer and checked), the states and the measures it names."""
+        """Hand each item its unpadded slice of one layer: the weights (copied into the
+        sink's buffer and checked, or reduced for a sink that takes its layers reduced),
+        the states and the measures it names."""
         if weights is not None and getattr(weights, "ndim", 0) != 4:
             weights = None
         if weights is None and capture.WEIGHTS in wanted:
@@ -615,14 +631,16 @@ def forward_batch(
             tol = mixing.tolerance(site.value.dtype)
         for b, sink in enumerate(sinks):
             nq, nk = q_lens[b], k_lens[b]
-            lo, hi = (0, nq) if rows is None else (rows[0], min(rows[1], nq))
-            if lo >= hi:
-                continue  # the chunk is all padding for this item
+            if reducing:  # a whole layer all the same (eager attention): reduced here
+                plan = sink.plan(stream, nq, nk)  # type: ignore[attr-defined]
+                reduced = tiles.reduce_weights(weights[b, :, :nq, :nk], plan)
+                take_reduced(stream, layer, b, sink, plan, reduced, weights.dtype, False)
+                continue
             dest = None
             if capture.WEIGHTS in sink.names:
                 dest = sink.buffer(stream, layer, (int(weights.shape[1]), nq, nk))
                 if dest is None:
-                    view = weights[b, :, : hi - lo, :nk]
+                    view = weights[b, :, :nq, :nk]
                     if view.device.type != "cpu" or view.dtype != torch.float32:
                         view = view.to(device="cpu", dtype=torch.float32)
                     dest = view.numpy()
@@ -652,13 +670,7 @@ def forward_batch(
                 return row[:, :nq, :nk].to(device="cpu", dtype=torch.float32).numpy().copy()
 
             measured, withheld = None, None
-            if rows is not None:
-                if sink.names & measures and stream == SELF and layer not in blocks:
-                    withheld = mix_note or "its attention is not computed through the interface"
-                elif norms is not None and mixing.NORM in sink.names:
-                    chunk = mixing.norm_chunk(weights[b, :, : hi - lo, :nk], norms[b])
-                    measured = mixing.LayerMeasures(chunk.cpu().numpy(), None, None, 0.0, (lo, hi))
-            elif sink.names & measures and stream == SELF:
+            if sink.names & measures and stream == SELF:
                 if by_item is None:
                     withheld = mix_note or "its attention is not computed through the interface"
                 else:
@@ -676,7 +688,6 @@ def forward_batch(
                     values=state(capture.VALUES, site.value, nk) if site else None,
                     mixing=measured,
                     withheld=withheld,
-                    rows=None if rows is None else (lo, hi),
                     scaling=site.scaling if site and capture.QUERIES in sink.names else None,
                     bias=(
                         bias_of(site.position_bias, nq, nk)
@@ -685,6 +696,27 @@ def forward_batch(
                     ),
                 ),
             )
+
+    def take_reduced(
+        stream: str,
+        layer: int,
+        b: int,
+        sink: LayerSink,
+        plan: tiles.Plan,
+        reduced: tiles.Reduced,
+        dtype: Any,
+        measured: bool,
+    ) -> None:
+        """Check one item's reduced layer and hand it over, with why its measures are
+        withheld where they are (no block hooks saw it)."""
+        where = "" if stream == SELF else f" {stream}"
+        _check_reduced(
+            f"{info.name}{where} ({items[b].source})", layer, plan, reduced, _row_tolerance(dtype)
+        )
+        withheld = None
+        if sink.names & measures and stream == SELF and not measured:
+            withheld = mix_note or "its attention is not computed through the interface"
+        sink.take(stream, layer, Captured(None, withheld=withheld, reduced=reduced))
 
     handles = []
     # Each layer arrives through the capture seam (capture.py) when its module calls the
@@ -701,23 +733,24 @@ def forward_batch(
     blocks: dict[int, mixing.Block] = {}
     mix_note: str | None = None
 
-    row_chunk: int | None = None  # set once the sinks are known
+    reducing = False  # set once the sinks are known: every sink takes layers reduced
 
     def from_site(stream: str, layer: int, site: capture.Site) -> None:
         routed.add((stream, layer))
-        if row_chunk is not None:
-            # Rebuilt and handed on a few query rows at a time: a long input's layer never
-            # exists whole (sdpa computed the output without materialising it either).
-            nq = int(site.query.shape[-2])
+        if reducing:
+            # Reduced tile by tile on the device (tiles.py): a long input's layer never
+            # exists whole (the fast kernel computed the output without it either).
             mixed = stream == SELF and layer in blocks
-            norms = None
-            if mixed and mixing.NORM in wanted:
-                norms = mixing.value_norms(site.value, blocks[layer], int(site.query.shape[1]))
-            for start in range(0, nq, row_chunk):
-                stop = min(nq, start + row_chunk)
-                # Cropped: a causal layer's keys after the chunk's last row carry nothing.
-                weights = site.weights(start, stop, crop=True)
-                deliver(stream, layer, weights, site, rows=(start, stop), norms=norms)
+            q_lens, k_lens = sizes[stream]
+            for b, sink in enumerate(sinks):
+                one = site.item(b, q_lens[b], k_lens[b])
+                norms = None
+                if mixed and mixing.NORM in sink.names:
+                    norms = mixing.value_norms(one.value, blocks[layer], int(one.query.shape[1]))[0]
+                plan = sink.plan(stream, q_lens[b], k_lens[b])  # type: ignore[attr-defined]
+                lse = None if one.lse is None else one.lse[0]
+                reduced = tiles.reduce_site(one, plan, lse=lse, norms=norms)
+                take_reduced(stream, layer, b, sink, plan, reduced, one.query.dtype, mixed)
             if mixed:  # the exact rows' measures wait for the block's output
                 pending[layer] = (None, site)
             return
@@ -732,7 +765,7 @@ def forward_batch(
             return
         weights, site = pending.pop(layer)
         mix = _Mix(residual.pop(layer), attn_out.pop(layer), y, blocks[layer])
-        if row_chunk is not None:
+        if reducing:
             deliver_positions(layer, site, mix)
         else:
             deliver(SELF, layer, weights, site, mix)
@@ -819,14 +852,12 @@ def forward_batch(
                     make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
                 )
                 wanted.update(_names(sinks))
-                chunks = [getattr(sink, "row_chunk", None) for sink in sinks]
-                chunkable = {capture.WEIGHTS} | measures
-                if (
+                reducible = {capture.WEIGHTS} | measures
+                reducing = (
                     capture.WEIGHTS in wanted
-                    and wanted <= chunkable
-                    and all(isinstance(c, int) for c in chunks)
-                ):
-                    row_chunk = min(c for c in chunks if isinstance(c, int))
+                    and wanted <= reducible
+                    and all(callable(getattr(sink, "plan", None)) for sink in sinks)
+                )
                 if wanted & measures:
                     found = mixing.find_blocks(
                         loaded.model, {h.layer: h.name for h in hooked if h.stream == SELF}
@@ -845,7 +876,7 @@ def forward_batch(
                         deliver(h.stream, h.layer, w, None)
 
                     handles.append(h.module.register_forward_hook(hook))
-                with capture.routed(table, from_site):
+                with capture.routed(table, from_site, lse=reducing):
                     out = model(**inputs, **kwargs)
             else:
                 # No declared attention modules (an older or custom architecture): take the
@@ -986,14 +1017,13 @@ def _decoder_inputs(
 
 
 class LongSink:
-    """Reduces each layer to what a long input's page carries (see ``LongAttention``).
+    """Keeps what a long input's page carries of each layer (see ``LongAttention``).
 
-    Each layer arrives :data:`LONG_ROW_CHUNK` query rows at a time (rebuilt inside the
-    capture, so no layer's full weights exist) and is reduced as it streams: the pooled
-    overview's row sums, its exact rows, the attention to the first position and the
-    heads' row entropies are summed per layer, and nothing else of it is kept. Named
-    `measures` (mixing.py) are kept as ``LongMeasures``: norm's chunks pooled like the
-    weights', and every measure's exact rows.
+    It takes every layer reduced (its `plan` says to what: tiles.py), so no layer's full
+    weights exist: the pooled overview's row sums, its exact rows, the attention to the
+    first position and the heads' row entropies, summed on the model's device. Named
+    `measures` (mixing.py) are kept as ``LongMeasures``: norm's overview, reduced with the
+    weights, and every measure's exact rows (after the layer, ``Captured.positions``).
     """
 
     def __init__(
@@ -1001,45 +1031,36 @@ class LongSink:
         layers: dict[str, int],
         rows: dict[str, tuple[int, ...]],
         blocks: int,
-        row_chunk: int | None = None,
         measures: tuple[str, ...] = (),
     ) -> None:
         self.layers = layers
         self.positions = rows
         self.blocks = blocks
-        self.row_chunk = LONG_ROW_CHUNK if row_chunk is None else row_chunk
         self.names = frozenset({capture.WEIGHTS, *measures})
         self.measures = measures
         self.withheld: str | None = None
-        self.norm_overview: NDArray[np.float32] | None = None
-        self._norm_sums: NDArray[np.float64] | None = None
-        # measure -> [rows, layers, heads or 1, n], filled as each layer's rows arrive.
-        self.measure_rows: dict[str, NDArray[np.float32]] = {}
+        self.plans: dict[str, tiles.Plan] = {}
         self.overview: dict[str, NDArray[np.float32]] = {}
         self.rows: dict[str, NDArray[np.float32]] = {}
         self.first_share: dict[str, NDArray[np.float32]] = {}
         self.entropy: dict[str, NDArray[np.float64]] = {}
-        self.bounds: dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
-        # The layer being summed, per stream: pooled row sums, first-position and
-        # entropy sums (float64), and how many query rows have arrived.
-        self._sums: dict[
-            str, tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
-        ] = {}
-        self._seen: dict[str, int] = {}
+        self.norm_overview: NDArray[np.float32] | None = None
+        # measure -> [rows, layers, heads or 1, n], filled as each layer's rows arrive.
+        self.measure_rows: dict[str, NDArray[np.float32]] = {}
+
+    def plan(self, stream: str, nq: int, nk: int) -> tiles.Plan:
+        """What each layer of `stream` is reduced to: blocks of near-equal size a side and
+        the exact rows' positions (the same for every layer)."""
+        if stream not in self.plans:
+            self.plans[stream] = tiles.Plan(
+                tuple(analysis.block_bounds(nq, self.blocks)),
+                tuple(analysis.block_bounds(nk, self.blocks)),
+                self.positions.get(stream, ()),
+            )
+        return self.plans[stream]
 
     def buffer(self, stream: str, layer: int, shape: tuple[int, int, int]) -> None:
-        if stream not in self.bounds:
-            heads, nq, nk = shape
-            count = self.layers[stream]
-            qb, kb = analysis.block_bounds(nq, self.blocks), analysis.block_bounds(nk, self.blocks)
-            self.bounds[stream] = (qb, kb)
-            self.overview[stream] = np.empty((count, heads, len(qb), len(kb)), np.float32)
-            self.rows[stream] = np.empty(
-                (len(self.positions.get(stream, ())), count, heads, nk), np.float32
-            )
-            self.first_share[stream] = np.empty((count, heads), np.float32)
-            self.entropy[stream] = np.empty((count, heads), np.float64)
-        return None  # a view of the rebuilt rows will do: nothing is kept from it
+        return None  # never asked: the layers arrive reduced
 
     def take(self, stream: str, layer: int, captured: Captured) -> None:
         if captured.withheld is not None:
@@ -1047,47 +1068,27 @@ class LongSink:
         if captured.positions is not None:
             self._take_rows(layer, captured)
             return
-        weights = captured.weights
-        assert weights is not None  # named
-        qb, kb = self.bounds[stream]
-        heads, nq = self.overview[stream].shape[1], qb[-1][1]
-        lo, hi = captured.rows if captured.rows is not None else (0, nq)
-        if lo == 0:
-            self._sums[stream] = (
-                np.zeros((heads, len(qb), len(kb))),
-                np.zeros(heads),
-                np.zeros(heads),
+        reduced = captured.reduced
+        assert reduced is not None  # a sink with a plan gets its layers reduced
+        plan = self.plans[stream]
+        count = self.layers[stream]
+        heads, nq = reduced.pooled.shape[0], plan.query_blocks[-1][1]
+        if stream not in self.overview:
+            self.overview[stream] = np.empty((count, *reduced.pooled.shape), np.float32)
+            self.rows[stream] = np.empty(
+                (len(plan.positions), count, *reduced.rows.shape[1:]), np.float32
             )
-            self._seen[stream] = 0
-        pooled, first, entropy = self._sums[stream]
-        # A causal chunk may come cropped to its keys 0..hi (capture.rebuild_weights):
-        # the key blocks past them hold zeros.
-        nk = weights.shape[-1]
-        cols = [(s, min(e, nk)) for s, e in kb if s < nk]
-        pooled[..., : len(cols)] += analysis.block_row_sums(weights, lo, qb, cols)
-        first += weights[:, :, 0].sum(axis=-1, dtype=np.float64)
-        entropy += analysis.row_entropy_sums(weights)
-        norm = captured.mixing.norm if captured.mixing is not None else None
-        if norm is not None:  # the norm measure of the same rows, pooled the same way
-            if lo == 0:
-                self._norm_sums = np.zeros((heads, len(qb), len(kb)))
-            assert self._norm_sums is not None
-            self._norm_sums[..., : len(cols)] += analysis.block_row_sums(norm, lo, qb, cols)
-        for r, pos in enumerate(self.positions.get(stream, ())):
-            if lo <= pos < hi:
-                self.rows[stream][r, layer, :, :nk] = weights[:, pos - lo, :]
-                self.rows[stream][r, layer, :, nk:] = 0.0
-        self._seen[stream] += hi - lo
-        if self._seen[stream] == nq:  # the layer's last rows: its means
-            sizes = np.array([e - s for s, e in qb], dtype=np.float64)
-            self.overview[stream][layer] = pooled / sizes[:, None]
-            self.first_share[stream][layer] = first / nq
-            self.entropy[stream][layer] = entropy / nq
-            if self._norm_sums is not None:
-                if self.norm_overview is None:
-                    self.norm_overview = np.empty_like(self.overview[stream])
-                self.norm_overview[layer] = self._norm_sums / sizes[:, None]
-                self._norm_sums = None
+            self.first_share[stream] = np.empty((count, heads), np.float32)
+            self.entropy[stream] = np.empty((count, heads), np.float64)
+        sizes = np.array([hi - lo for lo, hi in plan.query_blocks], dtype=np.float64)
+        self.overview[stream][layer] = reduced.pooled / sizes[:, None]
+        self.rows[stream][:, layer] = reduced.rows
+        self.first_share[stream][layer] = reduced.first / nq
+        self.entropy[stream][layer] = reduced.entropy / nq
+        if reduced.norm_pooled is not None:  # the norm measure, pooled the same way
+            if self.norm_overview is None:
+                self.norm_overview = np.empty((count, *reduced.pooled.shape), np.float32)
+            self.norm_overview[layer] = reduced.norm_pooled / sizes[:, None]
 
     def _take_rows(self, layer: int, captured: Captured) -> None:
         """One layer's measures at the exact rows (self stream), in `positions`' order."""
@@ -1120,18 +1121,18 @@ class LongSink:
     def result(self, layout: MapLayout) -> LongAttention:
         """The reduced record of one stream, once every layer has passed."""
         stream, query = layout.stream, layout.query
-        qb, kb = self.bounds[stream]
-        positions = self.positions.get(stream, ())
+        plan = self.plans[stream]
         return LongAttention(
             id=layout.id,
             name=layout.name,
             query=query,
             key=layout.key,
-            query_blocks=tuple(qb),
-            key_blocks=tuple(kb),
+            query_blocks=plan.query_blocks,
+            key_blocks=plan.key_blocks,
             overview=self.overview[stream],
             rows=tuple(
-                ExactRow(p, query.display[p], self.rows[stream][r]) for r, p in enumerate(positions)
+                ExactRow(p, query.display[p], self.rows[stream][r])
+                for r, p in enumerate(plan.positions)
             ),
             first_share=self.first_share[stream],
             entropy=self.entropy[stream],
@@ -1163,7 +1164,7 @@ def extract_long(
     blocks: int = memory.OVERVIEW_BLOCKS,
 ) -> LongExtraction:
     """Like :func:`extract`, but every layer is reduced as it streams (see ``LongSink``):
-    memory beyond the model is LONG_ROW_CHUNK query rows of one layer, rebuilt while the
+    memory beyond the model is one tile of a layer at a time (tiles.py), made while the
     model keeps its fast kernel (a whole layer for models that need eager), plus the
     reduced records (memory.py counts both).
     """

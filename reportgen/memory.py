@@ -5,7 +5,7 @@ Two limits, both stated in one line with what to do when an input is over them:
   the report's packing, against what this machine (or its cgroup) has available;
 - the page: under PAGE_BUDGET_VALUES a report carries every value of every map. Over it
   the report is a long-input page (``extract.extract_long``): each layer is reduced as it
-  streams, LONG_ROW_CHUNK query rows at a time while the model keeps its fast kernel
+  streams, a chunk of query rows at a time while the model keeps its fast kernel
   (one layer's whole eager attention for the models that need eager), plus the reduced
   records (:func:`long_values`), and that is what is checked instead.
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import InputError
+from reportgen.tiles import chunk_rows
 
 # A page carries at most this many attention values in full (layers x heads x q x k,
 # summed over every map of every sentence). The issue's measurement: SmolLM2 at ~850
@@ -53,10 +54,10 @@ LONG_ROWS = 4
 # weights arrive whole): a head-averaged n x n float32 map and one head's logs and masks
 # for its entropy (bytes per n x n value).
 REDUCE_BYTES_PER_VALUE = 16
-# Elsewhere the model keeps its fast attention and the capture rebuilds a long input's
-# weights this many query rows at a time (extract.LongSink): at 8,192 tokens and 9 heads,
-# 256 rows of scores are 75 MB where the whole layer would be 2.4 GB.
-LONG_ROW_CHUNK = 256
+# Elsewhere the model keeps its fast attention and a long input's weights are made a
+# chunk of query rows at a time (tiles.chunk_rows: at 8,192 tokens 128 rows, over every
+# key where the call has a mask, else a few thousand keys a tile): at 8,192 tokens and 9
+# heads 128 rows of scores are 38 MB where the whole layer would be 2.4 GB.
 # One chunk's scores, its softmax in place, the causal mask and the reduction's float64
 # temporaries (pooled sums, entropy's logs), in bytes per value of heads x rows x n.
 CHUNK_BYTES_PER_VALUE = 24
@@ -197,11 +198,12 @@ def _long_estimate(
         forward = _forward_bytes(shape, lengths, batch_size)
     else:
         # The fast kernel never holds a layer's scores (a causal one; an encoder's padding
-        # mask may take the math kernel: one n x n score copy a head); the capture rebuilds
-        # LONG_ROW_CHUNK query rows at a time and reduces them at once.
-        reduce = CHUNK_BYTES_PER_VALUE * shape.heads * min(n, LONG_ROW_CHUNK) * n
+        # mask may take the math kernel: one n x n score copy a head); the weights are made
+        # a chunk of query rows at a time and reduced at once (tiles.py).
+        rows = chunk_rows(n, OVERVIEW_BLOCKS)
+        reduce = CHUNK_BYTES_PER_VALUE * shape.heads * rows * n
         if "norm" in measures:
-            reduce += NORM_CHUNK_BYTES_PER_VALUE * shape.heads * min(n, LONG_ROW_CHUNK) * n
+            reduce += NORM_CHUNK_BYTES_PER_VALUE * shape.heads * rows * n
         if set(measures) - {"norm"}:
             # The exact rows' per-layer measures: every key's value through every head
             # (heads x n x d) and a few rows' n x d contributions (mixing.layer_measures).

@@ -149,15 +149,12 @@ class LayerMeasures:
     and how far the decomposition is from the block's own output (relative).
 
     Maps are ``[heads, q, n]`` (norm) and ``[q, n]`` (the per-layer ones), over every
-    query row or, where the inputs named `positions`, over those rows in their order.
-    `rows` says which query rows a norm chunk covers (the long path's row chunks,
-    :func:`norm_chunk`); None: those of the inputs."""
+    query row or, where the inputs named `positions`, over those rows in their order."""
 
     norm: Any
     norm_layer: Any
     alti: Any
     error: float
-    rows: tuple[int, int] | None = None
 
 
 def _rows(m: Any) -> Any:
@@ -192,13 +189,6 @@ def value_norms(value: Any, block: Block, heads: int) -> Any:
     w = weight.float().reshape(weight.shape[0], heads, -1)
     gram = torch.einsum("dhk,dhl->hkl", w, w)
     return ((value @ gram) * value).sum(dim=-1).clamp_min(0).sqrt()
-
-
-def norm_chunk(alpha: Any, norms: Any) -> Any:
-    """The norm measure of some query rows: ``alpha (heads, rows, k)`` times the keys'
-    value norms ``(heads, >= k)``, rows normalised; float32 on alpha's device."""
-    k = alpha.shape[-1]
-    return _rows(alpha.float() * norms[:, None, :k])
 
 
 def layer_measures(inp: LayerInputs, names: frozenset[str]) -> list[LayerMeasures]:

@@ -73,7 +73,7 @@ def test_over_the_page_budget_the_input_takes_the_long_page() -> None:
 
 
 def test_a_4000_token_smollm2_input_fits_8_gb_and_an_impossible_one_is_refused() -> None:
-    """The long path's estimate: LONG_ROW_CHUNK query rows of one layer rebuilt at a time
+    """The long path's estimate: a chunk of query rows of one layer made at a time
     beside the fast kernel, and the reduced records."""
     long, _ = estimate(SMOL, [4000], 1, long=True)
     full, _ = estimate(SMOL, [4000], 1)
@@ -92,7 +92,7 @@ def test_a_4000_token_smollm2_input_fits_8_gb_and_an_impossible_one_is_refused()
 def test_the_long_path_counts_a_chunk_of_rows_or_a_whole_eager_layer() -> None:
     n = 8192
     fast, _ = estimate(SMOL, [n], 1, long=True)
-    chunk = memory.CHUNK_BYTES_PER_VALUE * 9 * memory.LONG_ROW_CHUNK * n
+    chunk = memory.CHUNK_BYTES_PER_VALUE * 9 * 128 * n  # tiles.chunk_rows: 64 + 8192 / 128
     activations = 4 * n * (4 * 576 + 1536) + 4 * 49152
     assert fast.forward == activations + chunk
     eager = ModelShape(
@@ -112,7 +112,7 @@ def test_the_long_path_counts_the_measures_it_is_asked_for() -> None:
     plain, _ = estimate(SMOL, [n], 1, long=True)
     norm, _ = estimate(SMOL, [n], 1, long=True, measures=("norm",))
     alti, _ = estimate(SMOL, [n], 1, long=True, measures=("alti",))
-    chunk = memory.NORM_CHUNK_BYTES_PER_VALUE * 9 * memory.LONG_ROW_CHUNK * n
+    chunk = memory.NORM_CHUNK_BYTES_PER_VALUE * 9 * 128 * n
     assert norm.forward == plain.forward + chunk
     assert norm.maps == 2 * plain.maps
     assert alti.forward == plain.forward + 4 * 9 * n * 576 + 12 * memory.LONG_ROWS * n * 576

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from reportgen import analysis, capture, extract, mixing
+from reportgen import analysis, capture, extract, mixing, tiles
 from reportgen.config import InputBatch, ReportConfig, SentenceInput
 from reportgen.models import load_model
 
@@ -286,13 +286,18 @@ def _pooled(att: np.ndarray, qb: Any, kb: Any) -> np.ndarray:
     return np.stack([rows[..., s:e].sum(-1) for s, e in kb], axis=-1)
 
 
+@pytest.mark.parametrize("path", ["lse", "rebuild"])
 @pytest.mark.parametrize("family", ["llama", "bert"])
 def test_long_inputs_measures_equal_the_full_maps(
-    family: str, tiny_model: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    family: str,
+    path: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A long input's norm overview and every measure's exact rows, streamed 100 query
-    rows at a time, equal the full maps of the same input (pre-norm rotary GQA Llama and
-    post-norm BERT)."""
+    """A long input's norm overview and every measure's exact rows, made in small tiles
+    (from the log-sum-exp, or rebuilt rows), equal the full maps of the same input
+    (pre-norm rotary GQA Llama and post-norm BERT)."""
     from .conftest import save_bert
 
     folder = (
@@ -307,7 +312,10 @@ def test_long_inputs_measures_equal_the_full_maps(
     batch = InputBatch(items=(item,))
     full = extract.extract(batch, config, loaded).results[0].maps[0].measures
     assert full is not None and full.norm is not None
-    monkeypatch.setattr(extract, "LONG_ROW_CHUNK", 100)
+    monkeypatch.setattr(tiles, "TILE_ROWS", 40)
+    monkeypatch.setattr(tiles, "TILE_KEYS", 100)
+    if path == "rebuild":
+        monkeypatch.setattr(capture, "_lse_kernel_takes", lambda *_: False)
     long = extract.extract_long(batch, config, loaded, blocks=16)
     assert long.measures_withheld is None
     amap = long.results[0].maps[0]

@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
-from reportgen import analysis, capture, extract
+from reportgen import analysis, capture, extract, tiles
 from reportgen.config import InputBatch, ReportConfig, SentenceInput
 from reportgen.export import long_export_data
 from reportgen.extract import attention_modules, extract_long
@@ -218,12 +218,17 @@ def test_head_entropies_equal_the_float64_reference(rng: np.random.Generator) ->
     np.testing.assert_allclose(layer, analysis.mean_entropy(analysis.head_average(att)), atol=1e-6)
 
 
-@pytest.mark.parametrize("chunk", [extract.LONG_ROW_CHUNK, 100])
+@pytest.mark.parametrize(
+    ("path", "tile_rows", "tile_keys"),
+    [("lse", tiles.TILE_ROWS, tiles.TILE_KEYS), ("lse", 40, 300), ("rebuild", 100, 300)],
+)
 def test_long_extraction_rows_overview_and_sinks_at_2k_tokens(
-    long_llama: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+    long_llama: Path, path: str, tile_rows: int, tile_keys: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each layer is rebuilt `chunk` query rows at a time (100 cuts across the overview's
-    32-row blocks), never whole, and reduces to the eager run's numbers all the same."""
+    """Each layer is made a tile at a time (from each row's log-sum-exp, or rebuilt a
+    chunk of rows at a time where the fast kernel that returns it does not take the call;
+    small tiles cut across the overview's 32-row blocks), never whole, and reduces to the
+    eager run's numbers all the same."""
     config = ReportConfig(model=str(long_llama))
     loaded = load_model(config)
     text = _long_text(loaded.tokenizer, LONG)
@@ -238,11 +243,18 @@ def test_long_extraction_rows_overview_and_sinks_at_2k_tokens(
         return out
 
     monkeypatch.setattr(capture, "rebuild_weights", spy)
-    monkeypatch.setattr(extract, "LONG_ROW_CHUNK", chunk)
+    monkeypatch.setattr(tiles, "TILE_ROWS", tile_rows)
+    monkeypatch.setattr(tiles, "TILE_KEYS", tile_keys)
+    if path == "rebuild":
+        monkeypatch.setattr(capture, "_lse_kernel_takes", lambda *_: False)
     long = extract_long(batch, config, loaded, blocks=64)
-    assert spans and max(rows for rows, _ in spans) == chunk
-    # Causal: each chunk's keys stop at its last row (capture.rebuild_weights' crop).
-    assert min(keys for _, keys in spans) <= chunk < max(keys for _, keys in spans)
+    if path == "lse":
+        assert spans == []  # every tile from the log-sum-exp: nothing rebuilt
+    else:
+        # Whole blocks of rows at a time (at least tile_rows), never the layer; causal:
+        # each chunk's keys stop at its last row (capture.rebuild_weights' crop).
+        assert spans and tile_rows <= max(rows for rows, _ in spans) < 2 * tile_rows
+        assert min(keys for _, keys in spans) < max(keys for _, keys in spans)
     amap = long.results[0].maps[0]
     n = len(amap.query.tokens)
     assert n >= LONG
@@ -290,4 +302,5 @@ def test_long_extraction_of_an_encoder_decoder_has_three_streams(family: dict[st
         np.testing.assert_allclose(lm.overview, reference, atol=1e-6)
         last = len(lm.query.tokens) - 1
         assert lm.rows[-1].position == last
-        np.testing.assert_allclose(lm.rows[-1].attention, fm.attention[:, :, last, :], atol=0)
+        # The same weights, made a tile at a time from the log-sum-exp: float32 rounding.
+        np.testing.assert_allclose(lm.rows[-1].attention, fm.attention[:, :, last, :], atol=1e-6)
