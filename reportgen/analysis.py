@@ -28,7 +28,6 @@ __all__ = [
     "alti_rollout",
     "block_bounds",
     "block_pool",
-    "block_row_sums",
     "drop_positions",
     "find_word",
     "word_in_text",
@@ -47,7 +46,6 @@ __all__ = [
     "rank_heads",
     "rollout",
     "row_entropy",
-    "row_entropy_sums",
     "winner_grid",
     "word_groups",
 ]
@@ -240,40 +238,6 @@ def block_pool(
             sums[..., -1] = mean_row[..., last_start:last_end].sum(axis=-1)
             out[..., i, :] = sums
     return out
-
-
-def block_row_sums(
-    rows: ArrayLike,
-    start: int,
-    blocks: Sequence[tuple[int, int]],
-    cols: Sequence[tuple[int, int]],
-) -> Float64Array:
-    """Query rows ``start..start+q`` of a ``[..., q, k]`` layer, summed into the pooled
-    grid ``[..., len(blocks), len(cols)]`` (float64): each row into its query block, its
-    keys summed over each key block. Summed over every chunk of a layer and divided by
-    the blocks' sizes, this is :func:`block_pool` of the whole layer, a chunk at a time."""
-    a = np.asarray(rows)
-    _require_min_ndim(a, 2, "attention")
-    stop = start + a.shape[-2]
-    col_starts = np.asarray([c[0] for c in cols], dtype=np.intp)
-    out = np.zeros((*a.shape[:-2], len(blocks), len(cols)), dtype=np.float64)
-    for i, (lo, hi) in enumerate(blocks):
-        lo, hi = max(lo, start), min(hi, stop)
-        if lo >= hi or not len(cols):
-            continue
-        total = a[..., lo - start : hi - start, :].sum(axis=-2, dtype=np.float64)
-        sums = np.add.reduceat(total, col_starts, axis=-1)
-        last_start, last_end = cols[-1]
-        sums[..., -1] = total[..., last_start:last_end].sum(axis=-1)
-        out[..., i, :] = sums
-    return out
-
-
-def row_entropy_sums(layer: ArrayLike) -> Float64Array:
-    """``[H, q, k]`` -> each head's sum of row entropies ``[H]`` (nats), head by head:
-    summed over a layer's chunks and divided by its rows, :func:`head_row_entropies`."""
-    a = _float_layer(layer)
-    return np.array([_row_entropies(head).sum() for head in a], dtype=np.float64).reshape(len(a))
 
 
 # ---------------------------------------------------------------------------------------
