@@ -24,6 +24,7 @@ from ..table import Row, fmt_mb
 SIZES = (900, 4000, 8000)  # tokens of prose; targets.LONG_PEAK and LONG_TIME hold one each
 EAGER_UP_TO = 4000  # eager over 8,000 tokens takes about 6.5 GB and 330 s: not run
 BASE_TOKENS = 45  # the short run whose time is subtracted: loading, imports, writing
+EXACT_AT = 900  # the size whose exact rows are checked against an eager run (issue 21)
 
 
 def rows(ctx: Context) -> list[Row]:
@@ -77,6 +78,8 @@ def rows(ctx: Context) -> list[Row]:
                 shown=f"{beyond:.2f}x",
             )
         )
+        if tokens == EXACT_AT:
+            out.append(exact_row(source, ctx.work / f"prose{tokens}.txt", n, ctx))
         report, export = targets.LONG_REPORT, targets.LONG_EXPORT
         out.append(
             Row(
@@ -90,6 +93,21 @@ def rows(ctx: Context) -> list[Row]:
     if ctx.browser:
         out.extend(browser_rows(pages))
     return out
+
+
+def exact_row(source: Path, text: Path, n: int, ctx: Context) -> Row:
+    """Issue 21: the exact rows the long path made on the fast kernel, against eager's."""
+    export = ctx.work / f"long{EXACT_AT}.json"
+    printed = output(script("exact_rows.py", source, text, export), "exact rows")
+    result = json.loads(printed.strip().splitlines()[-1])
+    say(f"  exact rows at {n} tokens: {result}")
+    return Row.check(
+        f"{n} tokens: exact rows (fast kernel) against an eager run, largest difference",
+        f"{result['worst']:.1e} over {result['rows']} rows x {result['layers']} layers",
+        "eager attention's rows",
+        targets.LONG_EXACT,
+        result["worst"],
+    )
 
 
 def browser_rows(pages: Sequence[tuple[int, Path]]) -> list[Row]:
