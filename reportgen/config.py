@@ -221,6 +221,9 @@ class LongAttention:
     entropy: NDArray[np.float64]  # [layers, heads]: mean row entropy, nats
     causal: bool = False
     measures: LongMeasures | None = None  # self-attention only, where named and kept
+    # At the long export's precision already (export.long_precision): the page and the
+    # export read the same values, rounded once.
+    rounded: bool = False
 
 
 @dataclass(frozen=True)

@@ -390,6 +390,16 @@ def _rounded(values: Any) -> Any:
     return np.round(np.asarray(values, dtype=np.float64), LONG_DECIMALS).tolist()
 
 
+def long_extraction_precision(extraction: LongExtraction) -> LongExtraction:
+    """Every map of `extraction` at the export's precision (:func:`long_precision`)."""
+    return replace(
+        extraction,
+        results=tuple(
+            replace(r, maps=tuple(long_precision(m) for m in r.maps)) for r in extraction.results
+        ),
+    )
+
+
 def long_precision(amap: LongAttention) -> LongAttention:
     """`amap` at the long export's precision (:data:`LONG_DECIMALS`), as float32: what
     both its page and its export are built from, so that the page rebuilt from the export
@@ -401,9 +411,12 @@ def long_precision(amap: LongAttention) -> LongAttention:
     def rows(values: Any) -> Any:
         return round_rows(values, LONG_DECIMALS).astype(np.float32)
 
+    if amap.rounded:
+        return amap
     m = amap.measures
     return replace(
         amap,
+        rounded=True,
         overview=rows(amap.overview),
         rows=tuple(replace(r, attention=rows(r.attention)) for r in amap.rows),
         first_share=np.round(amap.first_share.astype(np.float64), LONG_DECIMALS).astype(np.float32),

@@ -460,7 +460,11 @@ def _long_report(
 
 def report_from_long_extraction(extraction: LongExtraction, cfg: ReportConfig) -> Report:
     """The long-input page of a reduced extraction, from a model run or from its export
-    (``reportgen.rerender.from_export``): one document, one renderer."""
+    (``reportgen.rerender.from_export``): one document, one renderer. Its values are
+    rounded to the export's precision once, here: the page and the export read them."""
+    from reportgen.export import long_extraction_precision
+
+    extraction = long_extraction_precision(extraction)
     document = build_long_document(extraction, cfg, __version__)
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
     return Report(html=text, document=document, extraction=extraction, config=cfg)
