@@ -365,16 +365,8 @@ def _result(
     text = _str(item, "text", where)
     if text != sentence.text:
         raise InputError(f"{where}.text: not the text of {rwhere}.input")
-    map_records = _list(record, "maps", rwhere)
-    if not map_records:
-        raise InputError(f"{rwhere}.maps: empty")
     maps = []
-    for m, mrec in enumerate(map_records):
-        mwhere = f"{rwhere}.maps[{m}]"
-        mid = _str(mrec, "id", mwhere)
-        query = _token_seq(_field(mrec, "query", mwhere), f"{mwhere}.query")
-        key_rec = _field(mrec, "key", mwhere)
-        key = query if key_rec is None else _token_seq(key_rec, f"{mwhere}.key")
+    for m, (mwhere, mid, query, key, mrec) in enumerate(map_heads(record, rwhere)):
         if m == 0:
             if _str(item, "attention_map", where) != mid:
                 raise InputError(f"{where}.attention_map: not {mwhere}.id ({mid!r})")
@@ -463,6 +455,53 @@ def _load(path: Path) -> Any:
         raise InputError(f"--from-export: {path} nests too deep to be an export") from None
 
 
+def map_heads(record: Any, rwhere: str) -> list[tuple[str, str, TokenSeq, TokenSeq, Any]]:
+    """An item record's maps, each as its path, id, query and key tokens (the key's None
+    in the file: the query's own) and its record; at least one."""
+    map_records = _list(record, "maps", rwhere)
+    if not map_records:
+        raise InputError(f"{rwhere}.maps: empty")
+    out = []
+    for m, mrec in enumerate(map_records):
+        mwhere = f"{rwhere}.maps[{m}]"
+        query = _token_seq(_field(mrec, "query", mwhere), f"{mwhere}.query")
+        key_rec = _field(mrec, "key", mwhere)
+        key = query if key_rec is None else _token_seq(key_rec, f"{mwhere}.key")
+        out.append((mwhere, _str(mrec, "id", mwhere), query, key, mrec))
+    return out
+
+
+def checked_header(
+    data: Any, record: Any, cfg: ReportConfig, own_title: bool, unit: str
+) -> tuple[ModelInfo, list[Any], list[Any]]:
+    """What every export's reader checks first, short or long: the options `cfg` read from
+    the record (`own_title`: its title is the record's), the model record against the
+    export's own, the layer and head within it, and one record per item (one per `unit`)."""
+    ow = f"{RECORD_KEY}.options"
+    try:
+        _check_config(cfg)
+    except InputError as exc:
+        raise InputError(f"{ow}: {exc}") from None
+    check_text(cfg.title, f"{ow}.title" if own_title else "title", MAX_TITLE_CHARS, "title")
+    model = _model(_field(record, "model", RECORD_KEY), f"{RECORD_KEY}.model")
+    shared = _field(data, "model", "")
+    for key in ("name", "architecture", "kind", "layers", "heads"):
+        if _field(shared, key, "model") != getattr(model, key):
+            raise InputError(f"model.{key}: not the {RECORD_KEY}.model record's")
+    from reportgen.report.heads import choose_head
+
+    choose_head(model, cfg.layer, cfg.head)  # --layer/--head within the model
+    items = _list(data, "items", "")
+    records = _list(record, "items", RECORD_KEY)
+    if not items:
+        raise InputError(f"items: empty (an export holds one item per {unit})")
+    if len(records) != len(items):
+        raise InputError(
+            f"{RECORD_KEY}.items: {len(records)} entries, the export has {len(items)} items"
+        )
+    return model, items, records
+
+
 def read_export(
     data: Any, title: str | None = None, layer: int | None = None, head: int | None = None
 ) -> tuple[Extraction, ReportConfig, InputBatch, tuple[tuple[PairQuery, ...] | None, ...]]:
@@ -491,27 +530,7 @@ def read_export(
         measures=tuple(measures),
         dtype=_str(options, "dtype", ow),
     )
-    try:
-        _check_config(cfg)
-    except InputError as exc:
-        raise InputError(f"{ow}: {exc}") from None
-    check_text(cfg.title, f"{ow}.title" if title is None else "title", MAX_TITLE_CHARS, "title")
-    model = _model(_field(record, "model", RECORD_KEY), f"{RECORD_KEY}.model")
-    shared = _field(data, "model", "")
-    for key in ("name", "architecture", "kind", "layers", "heads"):
-        if _field(shared, key, "model") != getattr(model, key):
-            raise InputError(f"model.{key}: not the {RECORD_KEY}.model record's")
-    from reportgen.report.heads import choose_head
-
-    choose_head(model, cfg.layer, cfg.head)  # --layer/--head within the model
-    items = _list(data, "items", "")
-    records = _list(record, "items", RECORD_KEY)
-    if not items:
-        raise InputError("items: empty (an export holds one item per sentence)")
-    if len(records) != len(items):
-        raise InputError(
-            f"{RECORD_KEY}.items: {len(records)} entries, the export has {len(items)} items"
-        )
+    model, items, records = checked_header(data, record, cfg, title is None, "sentence")
     qk_in_item = any(isinstance(it, dict) and "qk" in it for it in items)
     if qk_in_item:  # written with --qk: so is its export again
         cfg = replace(cfg, qk=True)

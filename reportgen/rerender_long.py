@@ -36,9 +36,8 @@ from reportgen.config import (
 )
 from reportgen.errors import InputError
 from reportgen.export import LONG_RECORD_VERSION, MAP_KEYS, RECORD_KEY
-from reportgen.inputs import MAX_TITLE_CHARS, check_text
 from reportgen.mixing import ALTI, NORM, NORM_LAYER
-from reportgen.pipeline import _check_config, _check_items
+from reportgen.pipeline import _check_items
 from reportgen.rerender import (
     _array,
     _at,
@@ -47,14 +46,14 @@ from reportgen.rerender import (
     _field,
     _int,
     _list,
-    _model,
     _next_tokens,
     _opt_int,
     _opt_str,
     _sentence,
     _str,
     _str_value,
-    _token_seq,
+    checked_header,
+    map_heads,
     row_tolerance,
 )
 
@@ -305,16 +304,8 @@ def _result(
     truncated = _bool(record, "truncated", rwhere)
     if item.get("truncated", False) is not truncated:
         raise InputError(f"{where}.truncated: not {rwhere}.truncated ({truncated})")
-    map_records = _list(record, "maps", rwhere)
-    if not map_records:
-        raise InputError(f"{rwhere}.maps: empty")
     maps = []
-    for m, mrec in enumerate(map_records):
-        mwhere = f"{rwhere}.maps[{m}]"
-        mid = _str(mrec, "id", mwhere)
-        query = _token_seq(_field(mrec, "query", mwhere), f"{mwhere}.query")
-        key_rec = _field(mrec, "key", mwhere)
-        key = query if key_rec is None else _token_seq(key_rec, f"{mwhere}.key")
+    for m, (mwhere, mid, query, key, mrec) in enumerate(map_heads(record, rwhere)):
         if m == 0:
             source, swhere = item, where
             if _str(item, "attention_map", where) != mid:
@@ -368,27 +359,7 @@ def read_long_export(
         dtype=_str(options, "dtype", ow),
         measures=tuple(_each(_list(options, "measures", ow), f"{ow}.measures", _str_value)),
     )
-    try:
-        _check_config(cfg)
-    except InputError as exc:
-        raise InputError(f"{ow}: {exc}") from None
-    check_text(cfg.title, f"{ow}.title" if title is None else "title", MAX_TITLE_CHARS, "title")
-    model = _model(_field(record, "model", RECORD_KEY), f"{RECORD_KEY}.model")
-    shared = _field(data, "model", "")
-    for key in ("name", "architecture", "kind", "layers", "heads"):
-        if _field(shared, key, "model") != getattr(model, key):
-            raise InputError(f"model.{key}: not the {RECORD_KEY}.model record's")
-    from reportgen.report.heads import choose_head
-
-    choose_head(model, cfg.layer, cfg.head)  # --layer/--head within the model
-    items = _list(data, "items", "")
-    records = _list(record, "items", RECORD_KEY)
-    if not items:
-        raise InputError("items: empty (an export holds one item per input)")
-    if len(records) != len(items):
-        raise InputError(
-            f"{RECORD_KEY}.items: {len(records)} entries, the export has {len(items)} items"
-        )
+    model, items, records = checked_header(data, record, cfg, title is None, "input")
     tolerance = row_tolerance(cfg.dtype) + ROUNDING_SLACK
     withheld = data.get("measures_withheld") if isinstance(data, dict) else None
     if withheld is not None and not isinstance(withheld, str):

@@ -233,13 +233,18 @@ class _NoCentre(torch.nn.LayerNorm):
         return self.weight * x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.eps) + self.bias
 
 
-def test_a_block_it_does_not_cover_is_withheld_not_shown_wrong(tiny_bert: Path) -> None:
-    config = ReportConfig(model=str(tiny_bert), measures=ALL)
-    loaded = load_model(config)
+def _altered(loaded: Any) -> Any:
+    """The model with layer 2's LayerNorm swapped for the variant above, same parameters."""
     ln = loaded.model.encoder.layer[1].attention.output.LayerNorm
     altered = _NoCentre(ln.normalized_shape, eps=ln.eps)
     altered.load_state_dict(ln.state_dict())
     loaded.model.encoder.layer[1].attention.output.LayerNorm = altered
+    return loaded
+
+
+def test_a_block_it_does_not_cover_is_withheld_not_shown_wrong(tiny_bert: Path) -> None:
+    config = ReportConfig(model=str(tiny_bert), measures=ALL)
+    loaded = _altered(load_model(config))
     ex = extract.extract(InputBatch(items=(SentenceInput(TEXT, source="a"),)), config, loaded)
     assert ex.measures_withheld is not None and "in layer 2" in ex.measures_withheld
     assert all(m.measures is None for r in ex.results for m in r.maps)
@@ -340,11 +345,7 @@ def test_long_inputs_measures_equal_the_full_maps(
 
 def test_long_inputs_withhold_measures_a_block_does_not_rebuild(tiny_bert: Path) -> None:
     config = ReportConfig(model=str(tiny_bert), measures=ALL)
-    loaded = load_model(config)
-    ln = loaded.model.encoder.layer[1].attention.output.LayerNorm
-    altered = _NoCentre(ln.normalized_shape, eps=ln.eps)
-    altered.load_state_dict(ln.state_dict())
-    loaded.model.encoder.layer[1].attention.output.LayerNorm = altered
+    loaded = _altered(load_model(config))
     long = extract.extract_long(
         InputBatch(items=(SentenceInput(TEXT, source="a"),)), config, loaded
     )
