@@ -162,3 +162,28 @@ def test_a_soft_capped_model_runs_eager_and_says_so(
     with torch.inference_mode():
         own = loaded.model(**enc, output_attentions=True).attentions
     np.testing.assert_allclose(ex.results[0].maps[0].attention, torch.cat(own).numpy(), atol=1e-6)
+
+
+def test_a_soft_capped_models_long_path_reduces_eagers_whole_layers(
+    tiny_model: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the long path a model that needs eager hands each layer whole (its hook); the
+    layer is reduced as the tiles are (tiles.reduce_weights), to eager's own numbers."""
+    from reportgen import analysis, tiles
+
+    monkeypatch.setattr(tiles, "TILE_ROWS", 3)  # several chunks even on a short input
+    folder = tiny_model("gemma2")
+    config = ReportConfig(model=str(folder))
+    loaded = load_model(config)
+    batch = InputBatch(items=(SentenceInput(TEXT, source="a"),))
+    full = extract.extract(batch, config, loaded).results[0].maps[0]
+    long = extract.extract_long(batch, config, loaded, blocks=4).results[0].maps[0]
+    att = full.attention.astype(np.float64)
+    qb, kb = long.query_blocks, long.key_blocks
+    pooled = np.stack(
+        [np.stack([att[..., a:b, c:d].sum((-1, -2)) / (b - a) for c, d in kb], -1) for a, b in qb],
+        -2,
+    )
+    np.testing.assert_allclose(long.overview, pooled, atol=1e-6)
+    np.testing.assert_allclose(long.entropy, analysis.mean_entropy(full.attention), atol=1e-5)
+    np.testing.assert_allclose(long.rows[-1].attention, att[:, :, -1], atol=1e-7)
