@@ -241,6 +241,18 @@ def test_the_same_tokens_give_only_the_word() -> None:
     a, _ = _winograd_seqs()
     (only,) = pair_queries(a, a, "it", causal=True)
     assert only.at == "word" and only.note is None
+    # An explicit choice is kept (last) or said to be impossible (first-diff), never dropped.
+    (last,) = pair_queries(a, a, "it", True, "last")
+    assert last.at == "last" and last.positions == ((9,), (9,))
+    assert last.note == (
+        "asked at the last token, '.' (--focus-at last); A and B are the same tokens, so "
+        "every head's difference is 0"
+    )
+    (word,) = pair_queries(a, a, "it", False, "first-diff")
+    assert word.at == "word" and word.note == (
+        "A and B are the same tokens, so every head's difference is 0: there is no first "
+        "difference to ask at, so it is asked at the focus word (--focus-at first-diff)"
+    )
 
 
 def test_explicit_focus_at_is_honoured() -> None:

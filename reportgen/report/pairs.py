@@ -185,8 +185,27 @@ def pair_queries(
     pos_a, _ = analysis.find_word(seq_a.text, seq_a.offsets, focus)
     pos_b, _ = analysis.find_word(seq_b.text, seq_b.offsets, focus)
     word = PairQuery("word", (tuple(pos_a), tuple(pos_b)), (focus, focus), "the focus word")
+    last_a, last_b = _last(seq_a), _last(seq_b)
+    last = PairQuery(
+        "last",
+        ((last_a,), (last_b,)),
+        (seq_a.display[last_a], seq_b.display[last_b]),
+        "the last token",
+    )
     diff = first_difference(seq_a, seq_b)
     if diff is None:  # the same tokens: every query gives the same rows in A and B
+        same = "A and B are the same tokens, so every head's difference is 0"
+        if focus_at == "last":
+            return (
+                replace(
+                    last, note=f"asked at the last token, {last.label} (--focus-at last); {same}"
+                ),
+            )
+        if focus_at == "first-diff":
+            note = (
+                f"{same}: there is no first difference to ask at, so it is asked at the focus word"
+            )
+            return (replace(word, note=f"{note} (--focus-at first-diff)"),)
         return (word,)
     changed = _first_diff(seq_a, seq_b, diff)
     # A decoder's focus row cannot differ when every piece of it precedes the difference.
@@ -201,13 +220,6 @@ def pair_queries(
             note = f"{cannot_see}: every head's difference is 0 here (--focus-at word)"
             return (replace(word, note=note),)
         return (word,)
-    last_a, last_b = _last(seq_a), _last(seq_b)
-    last = PairQuery(
-        "last",
-        ((last_a,), (last_b,)),
-        (seq_a.display[last_a], seq_b.display[last_b]),
-        "the last token",
-    )
     if at == "last":
         return (replace(last, note=f"asked at the last token, {last.label} (--focus-at last)"),)
     if focus_at == "auto":
