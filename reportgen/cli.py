@@ -18,6 +18,7 @@ from reportgen.errors import ReportgenError
 if TYPE_CHECKING:
     from reportgen.atlas import AtlasOptions
     from reportgen.config import ReportConfig
+    from reportgen.pipeline import Report
 
 EPILOG = """\b
 Examples:
@@ -428,7 +429,6 @@ def _write_report(
     quiet: bool,
 ) -> int:
     """The per-sentence report (and its export and hand-in files); the report's size."""
-    from reportgen.config import Extraction
     from reportgen.inputs import MAX_SENTENCES, collect_inputs, split_candidates
     from reportgen.pipeline import build_report
 
@@ -458,13 +458,28 @@ def _write_report(
             # The plan refuses a long input before the weights load.
             needs_full_maps="--submission" if submission_dir is not None else None,
         )
+    return _write_outputs(report, output, export_json, submission_dir, log)
+
+
+def _write_outputs(
+    report: Report,
+    output: Path,
+    export_json: Path | None,
+    submission_dir: Path | None,
+    log: Callable[[str], None],
+) -> int:
+    """A finished report's files: the export and the submission where asked, then the page
+    (written last, so a page on disk means the run finished); the page's size."""
+    from reportgen.config import Extraction
+
     if export_json is not None:
         size = report.export_json(export_json)
         log(f"wrote {export_json} ({_human_size(size)})")
     if submission_dir is not None:
         from reportgen.submission import write_submission
 
-        assert isinstance(report.extraction, Extraction)  # the plan saw to it
+        # Long inputs are refused before this (pipeline.plan_run, _write_from_export).
+        assert isinstance(report.extraction, Extraction)
         files = write_submission(report.document, report.extraction, submission_dir)
         log(f"wrote {len(files)} submission files into {submission_dir}")
     return report.save(output)
@@ -494,17 +509,7 @@ def _write_from_export(
             "--submission draws full heatmaps, which a long-input export does not keep; "
             "run the model again with --max-tokens N to bring the input under the page budget"
         )
-    if export_json is not None:
-        size = report.export_json(export_json)
-        log(f"wrote {export_json} ({_human_size(size)})")
-    if submission_dir is not None:
-        from reportgen.config import Extraction
-        from reportgen.submission import write_submission
-
-        assert isinstance(report.extraction, Extraction)  # long exports are refused above
-        files = write_submission(report.document, report.extraction, submission_dir)
-        log(f"wrote {len(files)} submission files into {submission_dir}")
-    return report.save(output)
+    return _write_outputs(report, output, export_json, submission_dir, log)
 
 
 def _write_atlas(

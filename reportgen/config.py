@@ -58,7 +58,7 @@ class ReportConfig:
     # Context-mixing measures to compute beside the weights (mixing.MEASURES).
     measures: tuple[str, ...] = ()
     # Queries and keys of the first map for the page's "why this weight" panel (--qk):
-    # None decides by size (pipeline.QK_PAGE_TOKENS), True also puts them in the export
+    # None decides by size (report.document.QK_PAGE_TOKENS), True also puts them in the export
     # at float32, False never captures them.
     qk: bool | None = None
 

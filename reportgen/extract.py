@@ -282,7 +282,7 @@ def _check_reduced(
     """:func:`_check_layer` for a layer that was reduced as it streamed: its values are
     finite and every query block's rows sum to 1 on average (their summed rows, divided
     by the block's size), as do the exact rows."""
-    sizes = np.array([hi - lo for lo, hi in plan.query_blocks], dtype=np.float64)
+    sizes = plan.query_sizes
     finite = np.isfinite(reduced.pooled).all() and np.isfinite(reduced.rows).all()
     if not (finite and np.isfinite(reduced.entropy).all()):
         raise ModelError(f"{label}: the model returned non-finite attention weights")
@@ -613,7 +613,7 @@ def forward_batch(
         # The measures, for the whole batch in one set of kernels (mixing.layer_measures).
         by_item: list[mixing.LayerMeasures] | None = None
         tol = 0.0
-        named = set().union(*(sink.names for sink in sinks)) & measures
+        named = wanted & measures
         if named and stream == SELF and mix is not None and site is not None:
             width = max(q_lens)
             by_item = mixing.layer_measures(
@@ -852,12 +852,7 @@ def forward_batch(
                     make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
                 )
                 wanted.update(_names(sinks))
-                reducible = {capture.WEIGHTS} | measures
-                reducing = (
-                    capture.WEIGHTS in wanted
-                    and wanted <= reducible
-                    and all(callable(getattr(sink, "plan", None)) for sink in sinks)
-                )
+                reducing = _reduces(sinks, wanted)
                 if wanted & measures:
                     found = mixing.find_blocks(
                         loaded.model, {h.layer: h.name for h in hooked if h.stream == SELF}
@@ -907,6 +902,7 @@ def forward_batch(
                     make_sink(item, seq, layers) for item, seq in zip(items, seqs, strict=True)
                 )
                 wanted.update(_names(sinks))
+                reducing = _reduces(sinks, wanted)  # whole layers, reduced all the same
                 for stream, atts in stacked.items():
                     for layer, w in enumerate(atts):
                         deliver(stream, layer, w, None)
@@ -927,6 +923,15 @@ def forward_batch(
             next_tokens = _top_tokens(tok, row)
         results.append((sink, item_seqs, next_tokens))
     return results
+
+
+def _reduces(sinks: Sequence[LayerSink], wanted: set[str]) -> bool:
+    """Whether every sink takes its layers reduced (a `plan`): weights and measures only."""
+    return (
+        capture.WEIGHTS in wanted
+        and wanted <= {capture.WEIGHTS, *mixing.MEASURES}
+        and all(callable(getattr(sink, "plan", None)) for sink in sinks)
+    )
 
 
 def _not_rebuilt(layer: int, error: float, tol: float) -> str | None:
@@ -1080,7 +1085,7 @@ class LongSink:
             )
             self.first_share[stream] = np.empty((count, heads), np.float32)
             self.entropy[stream] = np.empty((count, heads), np.float64)
-        sizes = np.array([hi - lo for lo, hi in plan.query_blocks], dtype=np.float64)
+        sizes = plan.query_sizes
         self.overview[stream][layer] = reduced.pooled / sizes[:, None]
         self.rows[stream][:, layer] = reduced.rows
         self.first_share[stream][layer] = reduced.first / nq

@@ -45,7 +45,7 @@ from reportgen.config import (
 )
 from reportgen.errors import InputError
 from reportgen.extract import ROW_SUM_TOLERANCE, Sequences, map_layout
-from reportgen.inputs import split_candidates
+from reportgen.inputs import consecutive_pairs, split_candidates
 from reportgen.pipeline import Report, _asks, _check_config, _check_focus_at, _check_items
 from reportgen.report.pairs import PairQuery, pair_queries
 from reportgen.safety import public_name
@@ -719,7 +719,7 @@ def _check_budget(checked: Sequence[_Checked], layers: int, heads: int, kind: st
         name=GIVEN_MODEL, kind=kind, layers=layers, heads=heads, decoder_layers=decoder_layers
     )
     lengths = [len(c.seqs.input.tokens) for c in checked]
-    if total > memory.PAGE_BUDGET_VALUES or memory.is_long(shape, lengths):
+    if total > memory.PAGE_BUDGET_VALUES:  # counted exactly, every stream's own lengths
         raise InputError(
             f"the given attention holds {total / 1e6:.1f}M values, more than one page "
             f"carries in full ({memory.PAGE_BUDGET_VALUES / 1e6:.0f}M); the long-input page "
@@ -870,11 +870,7 @@ def from_attention(
                 )
             )
         results.append(AttentionResult(item=item, maps=tuple(maps)))
-    pairs: tuple[tuple[int, int], ...] = ()
-    if compare:
-        if len(items) % 2:
-            raise InputError(f"compare needs an even number of sentences, got {len(items)}")
-        pairs = tuple((i, i + 1) for i in range(0, len(items), 2))
+    pairs = consecutive_pairs(len(items), "compare") if compare else ()
     batch = InputBatch(items=tuple(items), pairs=pairs)
     _check_items(batch.items)
     _check_focus_at(cfg, batch)

@@ -273,6 +273,14 @@ def check_item(item: SentenceInput) -> None:
         check_text(word, where, MAX_WORD_CHARS, "candidate")
 
 
+def consecutive_pairs(count: int, option: str) -> tuple[tuple[int, int], ...]:
+    """Minimal pairs of consecutive sentences (`option` asked for them: --compare, or the
+    API's compare=True): 0 and 1, 2 and 3, ...; refused for an odd count."""
+    if count % 2:
+        raise InputError(f"{option} needs an even number of sentences, got {count}")
+    return tuple((i, i + 1) for i in range(0, count, 2))
+
+
 def split_candidates(value: str | None) -> tuple[str, ...]:
     """`--candidates animal,street` -> ("animal", "street")."""
     if not value:
@@ -362,7 +370,5 @@ def collect_inputs(
                 "--compare pairs consecutive sentences; the JSONL file already sets "
                 '"compare" pairs, so use one or the other'
             )
-        if len(items) % 2:
-            raise InputError(f"--compare needs an even number of sentences, got {len(items)}")
-        pairs = [(i, i + 1) for i in range(0, len(items), 2)]
+        pairs = list(consecutive_pairs(len(items), "--compare"))
     return InputBatch(items=tuple(items), pairs=tuple(pairs))

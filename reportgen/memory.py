@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import InputError
+from reportgen.mixing import NORM
 from reportgen.tiles import chunk_rows
 
 # A page carries at most this many attention values in full (layers x heads x q x k,
@@ -122,7 +123,7 @@ def long_values(
 
     values = reduced(shape.layers, n, n, LONG_ROWS)
     for name in measures:
-        if name == "norm":
+        if name == NORM:
             values += reduced(shape.layers, n, n, LONG_ROWS)
         else:  # a per-layer measure: exact rows only, one map a layer
             values += shape.layers * LONG_ROWS * n
@@ -202,9 +203,9 @@ def _long_estimate(
         # a chunk of query rows at a time and reduced at once (tiles.py).
         rows = chunk_rows(n, OVERVIEW_BLOCKS)
         reduce = CHUNK_BYTES_PER_VALUE * shape.heads * rows * n
-        if "norm" in measures:
+        if NORM in measures:
             reduce += NORM_CHUNK_BYTES_PER_VALUE * shape.heads * rows * n
-        if set(measures) - {"norm"}:
+        if set(measures) - {NORM}:
             # The exact rows' per-layer measures: every key's value through every head
             # (heads x n x d) and a few rows' n x d contributions (mixing.layer_measures).
             reduce += 4 * shape.heads * n * shape.hidden + 12 * LONG_ROWS * n * shape.hidden
@@ -437,8 +438,9 @@ def gpu_free_memory(loaded: Any) -> int | None:
 def check_input(
     spec: Any, lengths: Sequence[int], batch_size: int, measures: tuple[str, ...] = ()
 ) -> bool:
-    """:func:`check_fits` for an opened model (its weights not loaded yet) on this
-    machine, before the forward pass: True when the input takes the long-input page."""
+    """:func:`check_fits` for an opened model on this machine, before the forward pass:
+    True when the input takes the long-input page. Its weights are counted unless they are
+    loaded already (a caller's model object: the memory they take is taken)."""
     shape = model_shape(spec)
     return check_fits(
         shape,
@@ -446,6 +448,6 @@ def check_input(
         batch_size,
         available=available_memory(),
         gpu_free=gpu_free_memory(spec),
-        weights=weight_bytes(shape, spec.dtype),
+        weights=0 if spec.weights_loaded else weight_bytes(shape, spec.dtype),
         measures=measures,
     )

@@ -182,11 +182,16 @@ def value_norms(value: Any, block: Block, heads: int) -> Any:
 
     ``||W_O[:, h] v||^2 = v^T (W_h^T W_h) v``: through each head's d_head x d_head Gram
     matrix, without forming every f (Kobayashi et al. 2020 take the same norm)."""
-    import torch
-
-    value = _heads_value(value, heads)
     weight, _ = out_matrix(block.out)
     w = weight.float().reshape(weight.shape[0], heads, -1)
+    return _norms(_heads_value(value, heads), w)
+
+
+def _norms(value: Any, w: Any) -> Any:
+    """:func:`value_norms` from values already per query head and ``W_O`` as ``(d, heads,
+    d_head)``."""
+    import torch
+
     gram = torch.einsum("dhk,dhl->hkl", w, w)
     return ((value @ gram) * value).sum(dim=-1).clamp_min(0).sqrt()
 
@@ -239,7 +244,7 @@ def layer_measures(inp: LayerInputs, names: frozenset[str]) -> list[LayerMeasure
     errors = (off / scale).tolist()
     out_norm = out_layer = out_alti = None
     if NORM in names:
-        out_norm = _rows(alpha * value_norms(inp.value, inp.block, heads)[:, :, None, :])
+        out_norm = _rows(alpha * _norms(value, w)[:, :, None, :])
         out_norm = out_norm.cpu().numpy()
     if NORM_LAYER in names or ALTI in names:
         layer_rows = torch.empty(batch, nq, n) if NORM_LAYER in names else None

@@ -328,7 +328,6 @@ def _fit_tokenizer(tokenizer: Any, shape: _Shape) -> int | None:
 
 def _spec(
     *,
-    label: str,
     source: ModelSource,
     model_config: Any,
     shape: _Shape,
@@ -354,7 +353,7 @@ def _spec(
     info = ModelInfo(
         # Privacy where the name enters: a local folder is named by its last part only,
         # so no page, export or warning ever holds the maker's folders.
-        name=public_name(label),
+        name=public_name(source.label),
         architecture=model_class.__name__ if model_class is not None else str(architectures[0]),
         kind=shape.kind,
         layers=layers,
@@ -414,7 +413,6 @@ def open_model(config: ReportConfig, log: Log = _quiet_log) -> ModelSpec:
         raise ModelError(f"model '{source.label}' has no tokenizer files (no vocabulary)")
     max_length = _fit_tokenizer(tokenizer, shape)
     return _spec(
-        label=source.label,
         source=source,
         model_config=model_config,
         shape=shape,
@@ -524,7 +522,6 @@ def open_object(
     max_length = _fit_tokenizer(tokenizer, shape)
     log(f"using the loaded {type(model).__name__} ({public_name(label)}) on {device} ...")
     return _spec(
-        label=label,
         source=ModelSource(label, label, local=True),
         model_config=model_config,
         shape=shape,

@@ -18,7 +18,7 @@ from reportgen.config import (
     TokenSeq,
 )
 from reportgen.errors import InputError
-from reportgen.inputs import check_item, check_text, split_candidates
+from reportgen.inputs import check_item, check_text, consecutive_pairs, split_candidates
 from reportgen.mixing import MEASURES
 from reportgen.models import ModelSpec
 from reportgen.render import render_page, write_atomic
@@ -47,8 +47,6 @@ class Report:
     html: str
     document: ReportDocument = field(repr=False)
     extraction: Extraction | LongExtraction = field(repr=False)
-    # --qk: the export carries the queries and keys at float32 (export.export_data).
-    export_qk: bool = field(default=False, repr=False)
     # The options the page was built with, recorded in the export for `--from-export`.
     config: ReportConfig | None = field(default=None, repr=False)
 
@@ -66,7 +64,13 @@ class Report:
             return write_export(Path(path), data, compact=True)
         return write_export(
             Path(path),
-            export_data(self.extraction, self.document, qk=self.export_qk, config=self.config),
+            # --qk: the export carries the queries and keys at float32.
+            export_data(
+                self.extraction,
+                self.document,
+                qk=bool(self.config and self.config.qk),
+                config=self.config,
+            ),
         )
 
     def _repr_html_(self) -> str:
@@ -148,11 +152,7 @@ def _as_batch(
     if not items or any(not it.text.strip() for it in items):
         raise InputError("no sentences given (or an empty one)")
     _check_items(items)
-    pairs: tuple[tuple[int, int], ...] = ()
-    if compare:
-        if len(items) % 2:
-            raise InputError(f"--compare needs an even number of sentences, got {len(items)}")
-        pairs = tuple((i, i + 1) for i in range(0, len(items), 2))
+    pairs = consecutive_pairs(len(items), "--compare") if compare else ()
     return InputBatch(items=tuple(items), pairs=pairs)
 
 
@@ -236,18 +236,7 @@ def plan_run(
     from reportgen import memory
 
     sizes = [len(enc["input_ids"]) for enc, _ in encoded]
-    if spec.weights_loaded:
-        # The caller's loaded object: its weights already hold the memory they take.
-        long = memory.check_fits(
-            memory.model_shape(spec),
-            sizes,
-            cfg.batch_size,
-            available=memory.available_memory(),
-            gpu_free=memory.gpu_free_memory(spec),
-            measures=cfg.measures,
-        )
-    else:
-        long = memory.check_input(spec, sizes, cfg.batch_size, cfg.measures)
+    long = memory.check_input(spec, sizes, cfg.batch_size, cfg.measures)
     hint = "use --max-tokens N to bring the input under the page budget"
     if long and needs_full_maps is not None:
         raise InputError(
@@ -284,19 +273,14 @@ def plan_run(
 def wants_qk(spec: ModelSpec, lengths: Sequence[int], asked: bool | None) -> bool:
     """Whether the page carries queries and keys: as asked, else by size
     (:data:`QK_PAGE_TOKENS`, :data:`QK_PAGE_VALUES`)."""
-    from reportgen.models import count_field
+    from reportgen import memory
 
     if asked is not None:
         return asked
     if not lengths or max(lengths) > QK_PAGE_TOKENS:
         return False
-    hidden = count_field(spec.config, "hidden_size", "n_embd", "d_model") or 0
-    if not hidden:
-        try:
-            hidden = count_field(spec.config.get_text_config(), "hidden_size", "d_model") or 0
-        except (AttributeError, ValueError):
-            return False
-    return spec.info.layers * 2 * hidden * sum(lengths) <= QK_PAGE_VALUES
+    hidden = memory.model_shape(spec).hidden  # the one reading of a config's width
+    return bool(hidden) and spec.info.layers * 2 * hidden * sum(lengths) <= QK_PAGE_VALUES
 
 
 def build_report(
@@ -421,16 +405,8 @@ def _run(
         log(f"warning: {warning}")
     if cfg.qk and extraction.qk_withheld is not None:
         log(f"warning: no queries and keys (--qk): {extraction.qk_withheld}")
-    document = build_document(extraction, cfg, __version__, batch.pairs, plan.queries)
     log("rendering the report ...")
-    text = render_page("report", {"doc": document, "settings": page_settings(document)})
-    return Report(
-        html=text,
-        document=document,
-        extraction=extraction,
-        export_qk=bool(cfg.qk),
-        config=cfg,
-    )
+    return report_from_extraction(extraction, cfg, batch.pairs, plan.queries)
 
 
 def _long_report(
@@ -476,11 +452,9 @@ def report_from_extraction(
     pairs: tuple[tuple[int, int], ...] = (),
     queries: tuple[tuple[PairQuery, ...] | None, ...] = (),
 ) -> Report:
-    """Render an extraction made without a model run (``reportgen.given.from_attention``,
-    ``reportgen.rerender.from_export``) exactly as :func:`build_report` renders its own:
-    one document, one renderer."""
+    """The page of an extraction, from a model run (:func:`build_report`) or without one
+    (``reportgen.given.from_attention``, ``reportgen.rerender.from_export``): one document,
+    one renderer."""
     document = build_document(extraction, cfg, __version__, pairs, queries)
     text = render_page("report", {"doc": document, "settings": page_settings(document)})
-    return Report(
-        html=text, document=document, extraction=extraction, export_qk=bool(cfg.qk), config=cfg
-    )
+    return Report(html=text, document=document, extraction=extraction, config=cfg)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,11 @@ class Plan:
     key_blocks: tuple[tuple[int, int], ...]
     positions: tuple[int, ...]
 
+    @cached_property
+    def query_sizes(self) -> NDArray[np.float64]:
+        """Each query block's rows: the pooled sums over these are the overview's means."""
+        return np.array([hi - lo for lo, hi in self.query_blocks], dtype=np.float64)
+
 
 @dataclass(frozen=True)
 class Reduced:
@@ -87,8 +93,10 @@ def _groups(blocks: tuple[tuple[int, int], ...], least: int) -> list[tuple[int, 
     return out
 
 
-def _block_ids(blocks: tuple[tuple[int, int], ...], first: int, end: int, device: Any) -> Any:
-    """Each position of blocks ``first..end`` numbered by its block, from 0."""
+@lru_cache(maxsize=1024)
+def _block_ids(blocks: tuple[tuple[int, int], ...], first: int, end: int, device: str) -> Any:
+    """Each position of blocks ``first..end`` numbered by its block, from 0: made once per
+    run of blocks (every layer of an input has the same plan)."""
     import torch
 
     sizes = torch.tensor([hi - lo for lo, hi in blocks[first:end]], device=device)
@@ -108,14 +116,10 @@ class _Sums:
         self.first = torch.zeros(heads, dtype=torch.float64, device=device)
         self.entropy = torch.zeros(heads, dtype=torch.float64, device=device)
         self.rows = torch.zeros((len(plan.positions), heads, n_keys), device=device)
-        self._ids: dict[tuple[bool, int, int], Any] = {}  # each run's block numbers, made once
 
-    def ids(self, query: bool, first: int, end: int, device: Any) -> Any:
-        key = (query, first, end)
-        if key not in self._ids:
-            blocks = self.plan.query_blocks if query else self.plan.key_blocks
-            self._ids[key] = _block_ids(blocks, first, end, device)
-        return self._ids[key]
+    def ids(self, query: bool, first: int, end: int) -> Any:
+        blocks = self.plan.query_blocks if query else self.plan.key_blocks
+        return _block_ids(blocks, first, end, str(self.pooled.device))
 
     def add(
         self,
@@ -136,8 +140,8 @@ class _Sums:
         (r0, r1), (k0, k1) = rows, keys
         (qa, qz), (ka, kz) = blocks
         device = w.device
-        row_ids = self.ids(True, qa, qz, device)
-        key_ids = self.ids(False, ka, kz, device)
+        row_ids = self.ids(True, qa, qz)
+        key_ids = self.ids(False, ka, kz)
         heads = w.shape[0]
         # Rows into their query blocks, then keys into their key blocks: [heads, qb, kb].
         by_rows = torch.zeros((heads, qz - qa, k1 - k0), dtype=w.dtype, device=device)
@@ -167,7 +171,7 @@ class _Sums:
 
         qa, qz = blocks
         rows = by_keys / by_keys.sum(-1, keepdim=True).clamp_min(1e-30)
-        row_ids = self.ids(True, qa, qz, rows.device)
+        row_ids = self.ids(True, qa, qz)
         shape = (rows.shape[0], qz - qa, rows.shape[-1])
         pooled = torch.zeros(shape, dtype=rows.dtype, device=rows.device)
         assert self.norm_pooled is not None
@@ -183,9 +187,7 @@ class _Sums:
         )
 
 
-def _tiles(
-    plan: Plan, causal: bool
-) -> Iterator[tuple[tuple[int, int], list[tuple[tuple[int, int], tuple[int, int]]]]]:
+def _tiles(plan: Plan, causal: bool) -> Iterator[tuple[tuple[int, int], list[tuple[int, int]]]]:
     """Row chunks (query block runs) and, for each, its key tiles (key block runs) as
     ``(first, end)`` block index pairs. A causal layer's keys (its blocks are the query
     blocks: one sequence) stop at the chunk's last row's block: the rest are hidden."""
@@ -194,7 +196,7 @@ def _tiles(
         runs = key_runs
         if causal:
             runs = [(ka, min(kz, qz)) for ka, kz in key_runs if ka < qz]
-        yield (qa, qz), [((qa, qz), run) for run in runs]
+        yield (qa, qz), runs
 
 
 def reduce_site(site: Any, plan: Plan, *, lse: Any = None, norms: Any = None) -> Reduced:
@@ -235,7 +237,7 @@ def reduce_site(site: Any, plan: Plan, *, lse: Any = None, norms: Any = None) ->
         by_keys = None
         if norms is not None:
             by_keys = torch.zeros((heads, r1 - r0, len(kb)), device=q.device)
-        for _, (ka, kz) in tiles:
+        for ka, kz in tiles:
             k0, k1 = kb[ka][0], kb[kz - 1][1]
             # log w = q k^T * scaling - lse, in one pass; the diagonal's tile is masked.
             log_w = torch.baddbmm(minus, q, key_t[:, :, k0:k1], alpha=site.scaling)

@@ -178,12 +178,10 @@ def test_a_soft_capped_models_long_path_reduces_eagers_whole_layers(
     batch = InputBatch(items=(SentenceInput(TEXT, source="a"),))
     full = extract.extract(batch, config, loaded).results[0].maps[0]
     long = extract.extract_long(batch, config, loaded, blocks=4).results[0].maps[0]
+    from .test_streaming import _block_pool_reference
+
     att = full.attention.astype(np.float64)
-    qb, kb = long.query_blocks, long.key_blocks
-    pooled = np.stack(
-        [np.stack([att[..., a:b, c:d].sum((-1, -2)) / (b - a) for c, d in kb], -1) for a, b in qb],
-        -2,
-    )
+    pooled = _block_pool_reference(att, list(long.query_blocks), list(long.key_blocks))
     np.testing.assert_allclose(long.overview, pooled, atol=1e-6)
     np.testing.assert_allclose(long.entropy, analysis.mean_entropy(full.attention), atol=1e-5)
     np.testing.assert_allclose(long.rows[-1].attention, att[:, :, -1], atol=1e-7)

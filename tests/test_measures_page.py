@@ -4,8 +4,6 @@ following the choice in Chromium."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -21,6 +19,7 @@ from reportgen.errors import InputError
 from reportgen.pipeline import build_report
 
 from .conftest import open_report, render_all
+from .test_long_page import _unpack as _unpack_planes
 
 LAB = "The animal didn't cross the street because it was too tired."
 
@@ -71,12 +70,9 @@ def _parse(html: str) -> _Data:
 
 
 def _unpack(record: dict[str, Any]) -> np.ndarray:
-    """A packed map read back independently: base64, gzip, two byte planes."""
-    planes = np.frombuffer(gzip.decompress(base64.b64decode(record["data"])), dtype=np.uint8)
-    half = planes.size // 2
-    values = planes[:half].astype(np.uint32) | (planes[half:].astype(np.uint32) << 8)
+    """A packed MapRecord read back independently (test_long_page's reader)."""
     shape = (record["layers"], record["heads"], record["n_query"], record["n_key"])
-    return (values / record["scale"]).reshape(shape)
+    return _unpack_planes(record["data"], record["scale"], shape)
 
 
 @pytest.fixture(scope="module")
@@ -201,13 +197,6 @@ def long_measured(tiny_model: Callable[..., Path], tmp_path_factory: pytest.Temp
     return report, path
 
 
-def _unpack_long(data: str, scale: int, shape: tuple[int, ...]) -> np.ndarray:
-    planes = np.frombuffer(gzip.decompress(base64.b64decode(data)), dtype=np.uint8)
-    half = planes.size // 2
-    values = planes[:half].astype(np.uint32) | (planes[half:].astype(np.uint32) << 8)
-    return (values / scale).reshape(shape)
-
-
 def test_a_long_input_carries_norms_overview_and_every_measures_exact_rows(
     long_measured: Any,
 ) -> None:
@@ -229,7 +218,7 @@ def test_a_long_input_carries_norms_overview_and_every_measures_exact_rows(
     layers, heads = amap.first_share.shape
     blocks = (len(amap.query_blocks), len(amap.key_blocks))
     norm = measures["norm"]
-    got = _unpack_long(norm["overview"], norm["scale"], (layers, heads, *blocks))
+    got = _unpack_planes(norm["overview"], norm["scale"], (layers, heads, *blocks))
     assert np.abs(got - amap.measures.norm_overview).max() <= 1 / norm["scale"] + 1e-6
     assert measures["norm_layer"]["overview"] is None and measures["alti"]["overview"] is None
     rows = dict(amap.measures.rows)
@@ -239,7 +228,7 @@ def test_a_long_input_carries_norms_overview_and_every_measures_exact_rows(
         h = heads if name == "norm" else 1
         assert m["heads"] == h
         for i, r in enumerate(m["rows"]):
-            got = _unpack_long(r["data"], r["scale"], (layers, h, n))
+            got = _unpack_planes(r["data"], r["scale"], (layers, h, n))
             assert np.abs(got - rows[name][i]).max() <= 1 / r["scale"] + 1e-6, name
     # The export has them at full precision.
     from reportgen.export import long_export_data

@@ -16,6 +16,8 @@ from reportgen import analysis, capture, extract, mixing, tiles
 from reportgen.config import InputBatch, ReportConfig, SentenceInput
 from reportgen.models import load_model
 
+from .test_streaming import _block_pool_reference
+
 # A sentence that appears in no other test.
 TEXT = "The trophy would not fit in the brown suitcase because it was too big."
 ALL = mixing.MEASURES
@@ -285,12 +287,6 @@ def test_smollm2_matches_the_definitions() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _pooled(att: np.ndarray, qb: Any, kb: Any) -> np.ndarray:
-    """Mean over each query block, sum over each key block (the overview's pooling)."""
-    rows = np.stack([att[..., s:e, :].mean(-2) for s, e in qb], axis=-2)
-    return np.stack([rows[..., s:e].sum(-1) for s, e in kb], axis=-1)
-
-
 @pytest.mark.parametrize("path", ["lse", "rebuild"])
 @pytest.mark.parametrize("family", ["llama", "bert"])
 def test_long_inputs_measures_equal_the_full_maps(
@@ -329,7 +325,9 @@ def test_long_inputs_measures_equal_the_full_maps(
     n = len(amap.query.tokens)
     assert n > 300 and len(amap.query_blocks) == 16
     np.testing.assert_allclose(
-        got.norm_overview, _pooled(full.norm, amap.query_blocks, amap.key_blocks), atol=1e-5
+        got.norm_overview,
+        _block_pool_reference(full.norm, list(amap.query_blocks), list(amap.key_blocks)),
+        atol=1e-5,
     )
     np.testing.assert_allclose(got.norm_overview.sum(-1), 1.0, atol=1e-5)
     positions = [r.position for r in amap.rows]

@@ -177,6 +177,23 @@ def test_fallback_without_declared_modules_gives_the_same_maps(
             np.testing.assert_allclose(ma.attention, mb.attention, atol=ATOL)
 
 
+def test_the_long_path_without_declared_modules_reduces_the_stacked_layers(
+    family: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No declared attention modules: eager's stacked layers arrive whole and are reduced
+    as the tiles are, to the hooked long path's numbers (every stream of an encoder-decoder)."""
+    config = ReportConfig(model=str(family["bart"]))
+    batch = collect_inputs([models.CORPUS[0]])
+    hooked = extract_long(batch, config, blocks=4).results[0].maps
+    monkeypatch.setattr(extract, "attention_modules", lambda _model: [])
+    stacked = extract_long(batch, config, blocks=4).results[0].maps
+    assert [m.name for m in hooked] == [m.name for m in stacked]
+    for ma, mb in zip(hooked, stacked, strict=True):
+        np.testing.assert_allclose(ma.overview, mb.overview, atol=ATOL)
+        np.testing.assert_allclose(ma.rows[-1].attention, mb.rows[-1].attention, atol=ATOL)
+        np.testing.assert_allclose(ma.entropy, mb.entropy, atol=1e-5)
+
+
 def _block_pool_reference(
     att: np.ndarray, qb: list[tuple[int, int]], kb: list[tuple[int, int]]
 ) -> np.ndarray:

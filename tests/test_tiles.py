@@ -133,5 +133,5 @@ def test_chunks_span_whole_blocks_up_to_the_bound() -> None:
         for (qa, qz), runs in tiles._tiles(plan, causal=True):
             spans.append(blocks[qz - 1][1] - blocks[qa][0])
             # Causal: no tile starts after the chunk's last row.
-            assert all(blocks[ka][0] <= blocks[qz - 1][1] - 1 for _, (ka, _) in runs)
+            assert all(blocks[ka][0] <= blocks[qz - 1][1] - 1 for ka, _ in runs)
         assert sum(spans) == n and max(spans) <= tiles.chunk_rows(n, count)

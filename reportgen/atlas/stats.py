@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from reportgen import mixing
+
 # Order matters: it is the first axis of every [stat, ...] array.
 STATS: tuple[str, ...] = (
     "to_first",
@@ -563,7 +565,7 @@ def measure_accuracies(sums: AtlasSums) -> tuple[MeasureAccuracy, ...]:
     n = sums.coref_items
     if n == 0 or not sums.measure_right:
         return ()
-    order = ("norm", "norm_layer", "alti", "alti_rollout")
+    order = (*mixing.MEASURES, "alti_rollout")
     rows = [("weights", sums.coref_right)] + [
         (m, sums.measure_right[m]) for m in order if m in sums.measure_right
     ]
