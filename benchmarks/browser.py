@@ -133,6 +133,67 @@ class Browser:
         context.close()
         return out
 
+    def time_panel(
+        self, path: Path, cells: Sequence[tuple[int, int]], anchor: str = "s1"
+    ) -> dict[str, Any]:
+        """Seconds from a real mouse click on cell (i, j) of section `anchor`'s one-head
+        heatmap until the "why this weight" panel is drawn, once per cell in turn (the
+        first click also unpacks the page's queries and keys), in the page's own clock."""
+        context = self.browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        out: dict[str, Any] = {}
+        heatmap = f'#{anchor} [data-plot="head"]'
+        panel = f'#{anchor} [data-view="qk"]'
+        try:
+            page.goto(path.resolve().as_uri())
+            page.wait_for_selector(f"#{anchor}[data-rg-rendered='1']", state="attached")
+            page.locator(heatmap).scroll_into_view_if_needed()
+            times = []
+            for i, j in cells:
+                x, y = page.evaluate(CELL_POINT_JS, [heatmap, i, j])
+                page.evaluate(PANEL_WATCH_JS, panel)
+                page.mouse.click(x, y)
+                page.wait_for_selector(f'{panel}[data-rg-rendered="1"]', state="attached")
+                page.wait_for_function("() => window.__rgPanel.drawn !== undefined")
+                mark = page.evaluate("window.__rgPanel")
+                times.append((mark["drawn"] - mark["down"]) / 1000)
+            out["clicks"] = times
+            out["slowest"] = max(times)
+            out["median"] = statistics.median(times)
+        except Exception as exc:  # a timeout is a result here, not a crash
+            out["failed"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        out["errors"] = errors
+        context.close()
+        return out
+
+
+# Where a one-head heatmap draws cell (i, j), in page coordinates (plotly's own axes).
+CELL_POINT_JS = """([sel, i, j]) => {
+  const gd = document.querySelector(sel);
+  const r = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  return [r.left + xa._offset + xa.l2p(j), r.top + ya._offset + ya.l2p(i)];
+}"""
+
+# Before a click: the page's own times of the next mousedown and of the panel's next
+# data-rg-rendered="1" (lazy.js sets it once Plotly has drawn the panel's charts).
+PANEL_WATCH_JS = """(sel) => {
+  const panel = document.querySelector(sel);
+  delete panel.dataset.rgRendered;
+  window.__rgPanel = {};
+  document.addEventListener("mousedown", () => { window.__rgPanel.down = performance.now(); },
+    { capture: true, once: true });
+  new MutationObserver((records, observer) => {
+    if (panel.dataset.rgRendered === "1") {
+      window.__rgPanel.drawn = performance.now();
+      observer.disconnect();
+    }
+  }).observe(panel, { attributes: true, attributeFilter: ["data-rg-rendered"] });
+}"""
+
 
 def median_browser(
     browser: Browser, path: Path, reps: int, key: str, **kwargs: Any

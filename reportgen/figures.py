@@ -213,7 +213,9 @@ def heatmap_size(n: int, room: float | None = None) -> tuple[int, int, int]:
 
     `room` is the width available (None: unlimited); a narrower room shrinks the cells,
     but never below `min_cell`: past that the view scrolls sideways instead, so every
-    token keeps a label of at least `min_cell - 1` px that does not overlap its neighbours.
+    labelled token (each one up to 128, then every k-th: templates/js/handin.js
+    MAX_LABELS) keeps a label of at least `min_cell - 1` px that does not overlap its
+    neighbours.
     """
     s = HEATMAP_SIZE
     n = max(n, 1)

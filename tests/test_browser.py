@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 
-from .conftest import REPO, open_report, outside_requests
+from .conftest import REPO, open_report, outside_requests, save_bert
 
 pytestmark = pytest.mark.browser
 
@@ -236,3 +236,38 @@ def test_every_view_in_the_page_is_registered(demo_page: Any) -> None:
     # eight sentences together are over the budget of queries and keys that the "why this
     # weight" panel gets by default (report.document.QK_PAGE_VALUES; tests/test_qk.py).
     assert in_page == registered - {"next", "long", "qk"}
+
+
+def test_a_long_sentences_heatmap_labels_every_kth_token(browser: Any, tmp_path: Path) -> None:
+    """Past 128 tokens an axis labels every k-th token (k = n / 128 rounded up), by its
+    token, not all of them: Plotly lays out each label, so a 512-token page's labels in
+    full took most of its first screen (handin.js MAX_LABELS)."""
+    model = save_bert(tmp_path / "bert512", max_length=512)
+    words = " ".join(f"word{i % 7}" if i % 3 else "cat" for i in range(150))
+    source = tmp_path / "long.txt"
+    source.write_text(words + "\n", encoding="utf-8")
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["-i", str(source), "-m", str(model), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    page, log = open_report(browser, out)
+    try:
+        axes = page.locator('#s1 [data-plot="head"]').evaluate(
+            """el => ({
+              x: [el.layout.xaxis.tickvals, el.layout.xaxis.ticktext],
+              y: [el.layout.yaxis.tickvals, el.layout.yaxis.ticktext],
+              keys: el.data[0].customdata[0].map((c) => c[1]),
+              queries: el.data[0].customdata.map((row) => row[0][0]),
+              n: el.data[0].z.length,
+            })"""
+        )
+        drawn = page.locator('#s1 [data-plot="head"] .xtick text').all_text_contents()
+    finally:
+        page.context.close()
+    n = axes["n"]
+    assert 128 < n <= 256  # two labels a step; its hover still names every token
+    step = -(-n // 128)
+    for (vals, texts), labels in ((axes["x"], axes["keys"]), (axes["y"], axes["queries"])):
+        assert vals == list(range(0, n, step)) and len(vals) <= 128
+        assert texts == [labels[i] for i in vals]
+    assert drawn == axes["x"][1]
+    assert log.errors == []

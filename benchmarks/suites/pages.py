@@ -1,4 +1,5 @@
-"""Browser: headless Chromium draws the Winograd pair, 200 sentences and the 512-token report."""
+"""Browser: headless Chromium draws the Winograd pair (and its qk panel after a click), 200
+sentences and the 512-token report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from ..context import Context
 from ..fixtures import built, long_page, many_page, pair_page
 from ..measure import say
 from ..table import Row
+
+# Cells of the first sentence's one-head heatmap clicked in turn, (query, key): "it" (10)
+# on "animal" (2) and "street" (8) first, as the lab asks, then elsewhere.
+PANEL_CELLS = ((10, 2), (10, 8), (3, 2), (13, 5), (5, 0), (8, 8))
 
 
 def rows(ctx: Context) -> list[Row]:
@@ -32,6 +37,18 @@ def rows(ctx: Context) -> list[Row]:
                 r,
                 "everything",
                 targets.WINOGRAD_BROWSER,
+            )
+        )
+        r = browser.time_panel(pair_html, PANEL_CELLS)
+        say(f"  {pair_html.name}, panel: {r}")
+        slowest = f"; slowest {r['slowest'] * 1000:.0f} ms" if "slowest" in r else ""
+        out.append(
+            browser_row(
+                "Browser: Winograd pair, a heatmap click until the qk panel is drawn "
+                f"(median of {len(PANEL_CELLS)} clicks, the first unpacks q and k{slowest})",
+                r,
+                "median",
+                targets.QK_PANEL,
             )
         )
         r = median_browser(browser, many_html, ctx.reps, "first_screen", everything=False)

@@ -67,12 +67,7 @@
     fig.layout.xaxis.ticktext = kLabels;
     fig.layout.yaxis.tickvals = ys;
     fig.layout.yaxis.ticktext = qLabels;
-    fig.layout.height = Math.max(360, Math.min(900, 120 + 18 * Math.max(nq, nk)));
-    if (Math.max(nq, nk) > 80) {
-      fig.layout.xaxis.tickmode = "auto";
-      fig.layout.yaxis.tickmode = "auto";
-    }
-    RG.fitHeatmap(fig, nq, nk, div); // handin.js
+    RG.fitHeatmap(fig, nq, nk, div); // handin.js: size, font and which ticks are labelled
     const shapes = (fig.layout.shapes || []).concat(opts.shapes || []);
     // Sentence pairs: a line between segment A and segment B on each axis that has one.
     const edge = { color: "#e8590c", width: 2 };
