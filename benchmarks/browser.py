@@ -70,6 +70,15 @@ class Browser:
         self.browser.close()
         self._pw.stop()
 
+    def _open(self, height: int = 900) -> tuple[Any, Any, list[str]]:
+        """An offline context and page, and the console errors it will collect."""
+        context = self.browser.new_context(offline=True, viewport={"width": 1400, "height": height})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        return context, page, errors
+
     def time_report(
         self,
         path: Path,
@@ -86,12 +95,8 @@ class Browser:
         by a MutationObserver installed before the page runs), so Playwright's polling
         adds nothing to them.
         """
-        context = self.browser.new_context(offline=True, viewport={"width": 1400, "height": height})
-        page = context.new_page()
+        context, page, errors = self._open(height)
         page.add_init_script(RECORD_TIMES_JS)
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
         timeout = timeout_s * 1000
         out: dict[str, Any] = {}
 
@@ -137,13 +142,9 @@ class Browser:
         self, path: Path, cells: Sequence[tuple[int, int]], anchor: str = "s1"
     ) -> dict[str, Any]:
         """Seconds from a real mouse click on cell (i, j) of section `anchor`'s one-head
-        heatmap until the "why this weight" panel is drawn, once per cell in turn (the
-        first click also unpacks the page's queries and keys), in the page's own clock."""
-        context = self.browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        heatmap until the "why this weight" panel is drawn, once per cell in turn, in the
+        page's own clock (the section unpacked its queries and keys when it was drawn)."""
+        context, page, errors = self._open()
         out: dict[str, Any] = {}
         heatmap = f'#{anchor} [data-plot="head"]'
         panel = f'#{anchor} [data-view="qk"]'

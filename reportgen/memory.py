@@ -57,8 +57,8 @@ LONG_ROWS = 4
 REDUCE_BYTES_PER_VALUE = 16
 # Elsewhere the model keeps its fast attention and a long input's weights are made a
 # chunk of query rows at a time (tiles.chunk_rows: at 8,192 tokens 128 rows, over every
-# key where the call has a mask, else a few thousand keys a tile): at 8,192 tokens and 9
-# heads 128 rows of scores are 38 MB where the whole layer would be 2.4 GB.
+# key where the call has a mask, else tiles of tiles.TILE_KEYS keys): at 8,192 tokens
+# and 9 heads 128 rows of scores are 38 MB where the whole layer would be 2.4 GB.
 # One chunk's scores, its softmax in place, the causal mask and the reduction's float64
 # temporaries (pooled sums, entropy's logs), in bytes per value of heads x rows x n.
 CHUNK_BYTES_PER_VALUE = 24

@@ -45,7 +45,7 @@ def rows(ctx: Context) -> list[Row]:
         out.append(
             browser_row(
                 "Browser: Winograd pair, a heatmap click until the qk panel is drawn "
-                f"(median of {len(PANEL_CELLS)} clicks, the first unpacks q and k{slowest})",
+                f"(median of {len(PANEL_CELLS)} clicks{slowest})",
                 r,
                 "median",
                 targets.QK_PANEL,

@@ -35,7 +35,7 @@
       axis.tickmode = "array";
       axis.tickfont = { size: size.font };
       axis.automargin = true;
-      const step = Math.ceil((axis.tickvals || []).length / MAX_LABELS);
+      const step = Math.ceil(axis.tickvals.length / MAX_LABELS); // heatmap.js sets them
       if (step > 1) {
         axis.tickvals = axis.tickvals.filter((_, i) => i % step === 0);
         axis.ticktext = axis.ticktext.filter((_, i) => i % step === 0);
